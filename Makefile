@@ -1,0 +1,63 @@
+# hue-reports: the two commands a newcomer needs are `make run` and `make test`.
+# Both install what is missing (Debian packages as root, a virtual environment
+# from requirements.txt), then hand over to hue_reports/devstack.py, which runs
+# a project-local PostgreSQL+PostGIS and Redis under ./var unless DATABASE_URL /
+# REDIS_URL point elsewhere.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+VPY := $(VENV)/bin/python
+STAMP := $(VENV)/.requirements-installed
+
+# Debian packages the embedded stack needs. PostgreSQL 15's server package
+# carries the contrib extensions (unaccent); PostGIS is a separate package.
+DEBIAN_PACKAGES := postgresql-15 postgresql-15-postgis-3 redis-server
+
+.PHONY: help run test system-deps venv stop clean-var
+
+help:
+	@echo "make run    the whole system with Huế demo data on http://127.0.0.1:5000"
+	@echo "make test   the test suite against real PostgreSQL+PostGIS and Redis"
+	@echo "make stop   stop the project-local PostgreSQL and Redis under ./var"
+
+run: system-deps venv
+	$(VPY) -m hue_reports.devstack run
+
+# Extra pytest arguments: make test PYTEST_ARGS="-k seed -x"
+test: system-deps venv
+	$(VPY) -m hue_reports.devstack test $(PYTEST_ARGS)
+
+stop: venv
+	$(VPY) -m hue_reports.devstack stop
+
+system-deps:
+	@missing=""; \
+	for p in $(DEBIAN_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -z "$(PYTHON)" ]; then missing="$$missing python3 python3-venv"; \
+	elif ! $(PYTHON) -c 'import ensurepip, venv' 2>/dev/null; then missing="$$missing python3-venv"; fi; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" != 0 ]; then \
+	    echo "Missing Debian packages:$$missing. Run as root, or: sudo apt-get install$$missing" >&2; exit 1; \
+	  fi; \
+	  echo "Installing Debian packages:$$missing"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null || exit 1; \
+	fi
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt
+	@py="$(PYTHON)"; [ -n "$$py" ] || py=python3; \
+	"$$py" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || \
+	  { echo "hue-reports needs Python 3.11; found $$("$$py" --version)" >&2; exit 1; }; \
+	[ -x $(VPY) ] || "$$py" -m venv $(VENV) || exit 1; \
+	$(VPY) -m pip install --quiet --disable-pip-version-check -r requirements.txt || exit 1; \
+	touch $(STAMP)
+
+clean-var: stop
+	rm -rf var
