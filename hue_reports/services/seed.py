@@ -1,0 +1,275 @@
+"""Load a city's data set: wards and the city outline, categories, agencies, routing rules, demo accounts.
+
+Everything is an upsert keyed on the data's own codes that writes a row only when
+something differs, in one transaction: loading the same data twice changes
+nothing (not even a row version), and loading an edited file updates just what
+was edited. Rows the file does not mention are left alone (an admin may have
+added them).
+"""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import yaml
+from sqlalchemy import Table, func, literal_column, select, text, tuple_, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from ..extensions import db
+from ..models import SRID, Account, AdminArea, Agency, Category, CategoryGroup, City, RoutingRule
+from .passwords import hash_password
+
+Counts = dict[str, int]
+
+
+class SeedError(ValueError):
+    """The data set is inconsistent; the message names the file and the entry."""
+
+
+def _yaml(path: Path) -> Any:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return yaml.safe_load(fh)
+    except FileNotFoundError as exc:
+        raise SeedError(f"missing data file: {path}") from exc
+
+
+def ascii_name(text: str) -> str:
+    """'Phú Xuân' -> 'Phu Xuan' (English names drop the diacritics; đ becomes d)."""
+    text = text.replace("đ", "d").replace("Đ", "D")
+    decomposed = unicodedata.normalize("NFD", text)
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+def upsert(table: Table, rows: list[dict[str, Any]], keys: tuple[str, ...]) -> Counts:
+    """INSERT ... ON CONFLICT (keys) DO UPDATE, writing only rows whose values differ."""
+    if not rows:
+        return {"created": 0, "updated": 0, "unchanged": 0}
+    stmt = pg_insert(table).values(rows)
+    columns = [name for name in rows[0] if name not in keys]
+    changes = {name: stmt.excluded[name] for name in columns}
+    if "updated_at" in table.c:
+        changes["updated_at"] = func.now()
+    stmt = stmt.on_conflict_do_update(
+        index_elements=list(keys),
+        set_=changes,
+        where=tuple_(*(table.c[n] for n in columns)).is_distinct_from(
+            tuple_(*(stmt.excluded[n] for n in columns))),
+    ).returning(literal_column("xmax = 0").label("inserted"))
+    written = db.session.execute(stmt).all()
+    created = sum(1 for row in written if row.inserted)
+    return {"created": created, "updated": len(written) - created, "unchanged": len(rows) - len(written)}
+
+
+def _geometry_from_geojson(geometry: dict) -> Any:
+    """A valid MultiPolygon from GeoJSON, repaired with ST_MakeValid if needed."""
+    geom = func.ST_SetSRID(func.ST_GeomFromGeoJSON(json.dumps(geometry)), SRID)
+    return func.ST_Multi(func.ST_CollectionExtract(func.ST_MakeValid(geom), 3))
+
+
+# The city outline: the union of its wards, without the holes smaller than a
+# threshold. Wards simplified one by one leave slivers between them; a point in
+# one is in the city all the same. Holes at or above the threshold (an enclave)
+# are kept.
+OUTLINE_SQL = text("""
+    (SELECT ST_Multi(ST_Collect(ST_MakePolygon(ST_ExteriorRing(part.geom), ARRAY(
+        SELECT ST_ExteriorRing(ring.geom) FROM ST_DumpRings(part.geom) AS ring
+        WHERE ring.path[1] > 0 AND ST_Area(ring.geom::geography) >= :min_hole_m2))))
+     FROM ST_Dump((SELECT ST_Union(geom) FROM admin_areas
+                   WHERE code = ANY(:codes) AND valid_from = :valid_from)) AS part)
+""")
+
+
+def load_areas(data_dir: Path, city_cfg: dict) -> tuple[Counts, dict[str, AdminArea], AdminArea]:
+    """The wards of the data set's vintage and the city outline as their union."""
+    areas_cfg = city_cfg["areas"]
+    valid_from: date = areas_cfg["valid_from"]
+    levels: dict = areas_cfg["levels"]
+    with open(data_dir / areas_cfg["file"], encoding="utf-8") as fh:
+        features = json.load(fh)["features"]
+    rows = []
+    for feature in features:
+        props = dict(feature["properties"])
+        level = props["level"]
+        if level not in levels:
+            raise SeedError(f"{areas_cfg['file']}: {props.get('name')}: level {level!r} is not in city.yaml levels")
+        rows.append({
+            "code": str(props.pop("code")),
+            "valid_from": valid_from,
+            "name": props.pop("name"),
+            "name_en": f"{ascii_name(props['short_name'])} {levels[level]['en']}",
+            "level": level,
+            "tier": int(levels[level]["tier"]),
+            "geom": _geometry_from_geojson(feature["geometry"]),
+            "population": props.pop("population", None),
+            "area_km2": props.pop("area_km2", None),
+            "properties": props,
+        })
+    codes = [row["code"] for row in rows]
+    if len(set(codes)) != len(codes):
+        raise SeedError(f"{areas_cfg['file']}: duplicate ward codes")
+    counts = upsert(AdminArea.__table__, rows, ("code", "valid_from"))
+
+    table = AdminArea.__table__
+    wards_of_vintage = (table.c.code.in_(codes)) & (table.c.valid_from == valid_from)
+    outline = OUTLINE_SQL.bindparams(codes=codes, valid_from=valid_from,
+                                     min_hole_m2=float(areas_cfg.get("outline_fill_holes_below_km2", 0)) * 1e6)
+    city_area = city_cfg["area"]
+    city_counts = upsert(table, [{
+        "code": str(city_area["code"]), "valid_from": valid_from, "name": city_cfg["name"],
+        "name_en": city_cfg["name_en"], "level": city_area["level"], "tier": int(city_area["tier"]),
+        "geom": outline, "population": None, "area_km2": None, "properties": {},
+    }], ("code", "valid_from"))
+    for key in counts:
+        counts[key] += city_counts[key]
+
+    city = db.session.scalars(select(AdminArea).where(
+        AdminArea.code == str(city_area["code"]), AdminArea.valid_from == valid_from)).one()
+    db.session.execute(
+        update(table).where(wards_of_vintage, table.c.parent_id.is_distinct_from(city.id)).values(parent_id=city.id))
+    wards = {a.code: a for a in db.session.scalars(select(AdminArea).where(
+        AdminArea.code.in_(codes), AdminArea.valid_from == valid_from))}
+    return counts, wards, city
+
+
+def load_city_row(city_cfg: dict, city_area: AdminArea) -> Counts:
+    return upsert(City.__table__, [{
+        "code": str(city_cfg["code"]), "name": city_cfg["name"], "name_en": city_cfg["name_en"],
+        "timezone": city_cfg["timezone"], "report_code_prefix": city_cfg["report_code_prefix"],
+        "jurisdiction_id": city_cfg["jurisdiction_id"], "area_id": city_area.id,
+    }], ("code",))
+
+
+def load_categories(data_dir: Path) -> tuple[Counts, Counts]:
+    groups = _yaml(data_dir / "categories.yaml")["groups"]
+    group_rows = [{"code": g["code"], "name": g["name"], "name_en": g["name_en"], "sort_order": i}
+                  for i, g in enumerate(groups)]
+    group_counts = upsert(CategoryGroup.__table__, group_rows, ("code",))
+    group_ids = dict(db.session.execute(select(CategoryGroup.code, CategoryGroup.id)).tuples().all())
+    rows = []
+    for group in groups:
+        for i, cat in enumerate(group["categories"]):
+            if not float(cat["sla_hours"]) > 0:
+                raise SeedError(f"categories.yaml: {cat['code']}: sla_hours must be positive")
+            rows.append({
+                "code": cat["code"], "group_id": group_ids[group["code"]],
+                "name": cat["name"], "name_en": cat["name_en"],
+                "description": cat.get("description", ""), "description_en": cat.get("description_en", ""),
+                "sla_hours": cat["sla_hours"], "urgent": bool(cat.get("urgent", False)),
+                "keywords": list(cat.get("keywords", [])), "attributes": list(cat.get("attributes", [])),
+                "active": bool(cat.get("active", True)), "sort_order": i,
+            })
+    return group_counts, upsert(Category.__table__, rows, ("code",))
+
+
+def ward_committee_code(template: dict, ward: AdminArea) -> str:
+    return template["code"].format(area_code=ward.code)
+
+
+def load_agencies(data_dir: Path, wards: dict[str, AdminArea]) -> Counts:
+    cfg = _yaml(data_dir / "agencies.yaml")
+    rows = [{
+        "code": a["code"], "name": a["name"], "name_en": a["name_en"], "kind": a["kind"],
+        "is_dispatcher": bool(a.get("is_dispatcher", False)), "area_id": None,
+        "contact_email": a.get("contact_email"), "contact_phone": a.get("contact_phone"),
+        "webhook_url": a.get("webhook_url"), "active": bool(a.get("active", True)),
+    } for a in cfg["agencies"]]
+    if sum(row["is_dispatcher"] for row in rows) != 1:
+        raise SeedError("agencies.yaml: exactly one agency must have is_dispatcher: true")
+    template = cfg.get("ward_committees")
+    if template:
+        for ward in sorted(wards.values(), key=lambda w: w.code):
+            values = {"area_code": ward.code, "short_name": ward.properties.get("short_name", ward.name),
+                      "level_vi": str(ward.properties.get("level_vi", "")).lower(), "name_en": ward.name_en}
+            rows.append({
+                "code": ward_committee_code(template, ward), "name": template["name"].format(**values),
+                "name_en": template["name_en"].format(**values), "kind": template["kind"],
+                "is_dispatcher": False, "area_id": ward.id, "contact_email": None, "contact_phone": None,
+                "webhook_url": None, "active": True,
+            })
+    return upsert(Agency.__table__, rows, ("code",))
+
+
+def load_routing(data_dir: Path, wards: dict[str, AdminArea], city_area: AdminArea) -> Counts:
+    cfg = _yaml(data_dir / "routing.yaml")
+    committee = _yaml(data_dir / "agencies.yaml").get("ward_committees")
+    categories = dict(db.session.execute(select(Category.code, Category.id)).tuples().all())
+    agencies = dict(db.session.execute(select(Agency.code, Agency.id)).tuples().all())
+    rows: dict[tuple, dict] = {}
+    for n, rule in enumerate(cfg["rules"], 1):
+        where = f"routing.yaml rule {n} ({rule.get('category')})"
+        if rule["category"] not in categories:
+            raise SeedError(f"{where}: unknown category {rule['category']!r}")
+        if rule["area"] == "city":
+            targets = [(city_area, rule["agency"])]
+        elif rule["area"] == "each_ward":
+            if rule["agency"] == "ward_committee":
+                if not committee:
+                    raise SeedError(f"{where}: agency ward_committee needs ward_committees in agencies.yaml")
+                targets = [(w, ward_committee_code(committee, w)) for w in wards.values()]
+            else:
+                targets = [(w, rule["agency"]) for w in wards.values()]
+        else:
+            raise SeedError(f"{where}: area must be `city` or `each_ward`, not {rule['area']!r}")
+        for area, agency_code in targets:
+            if agency_code not in agencies:
+                raise SeedError(f"{where}: unknown agency {agency_code!r}")
+            key = (categories[rule["category"]], area.id, int(rule.get("priority", 100)))
+            if key in rows:
+                raise SeedError(f"{where}: duplicate rule for the same category, area and priority")
+            rows[key] = {"category_id": key[0], "area_id": key[1], "priority": key[2],
+                         "agency_id": agencies[agency_code], "active": bool(rule.get("active", True))}
+    return upsert(RoutingRule.__table__, list(rows.values()), ("category_id", "area_id", "priority"))
+
+
+def demo_password(data_dir: Path) -> str:
+    return str(_yaml(data_dir / "demo_accounts.yaml")["password"])
+
+
+def demo_usernames(data_dir: Path) -> list[str]:
+    return [a["username"] for a in _yaml(data_dir / "demo_accounts.yaml")["accounts"]]
+
+
+def load_demo_accounts(data_dir: Path) -> Counts:
+    """Create the demo accounts that do not exist yet; existing accounts are never touched."""
+    cfg = _yaml(data_dir / "demo_accounts.yaml")
+    existing = set(db.session.scalars(select(Account.username)))
+    agencies = dict(db.session.execute(select(Agency.code, Agency.id)).tuples().all())
+    counts = {"created": 0, "updated": 0, "unchanged": 0}
+    for entry in cfg["accounts"]:
+        username = entry["username"].lower()
+        if username in existing:
+            counts["unchanged"] += 1
+            continue
+        agency = entry.get("agency")
+        if agency is not None and agency not in agencies:
+            raise SeedError(f"demo_accounts.yaml: {username}: unknown agency {agency!r}")
+        db.session.add(Account(
+            username=username, display_name=entry["display_name"], role=entry["role"],
+            agency_id=agencies.get(agency), password_hash=hash_password(str(cfg["password"]))))
+        counts["created"] += 1
+    db.session.flush()
+    return counts
+
+
+def load_city(data_dir: Path, *, demo: bool = False) -> dict[str, Counts]:
+    """Load the whole data set in `data_dir` in one transaction; return counts per table."""
+    city_cfg = _yaml(data_dir / "city.yaml")
+    try:
+        summary: dict[str, Counts] = {}
+        summary["admin_areas"], wards, city_area = load_areas(data_dir, city_cfg)
+        summary["cities"] = load_city_row(city_cfg, city_area)
+        summary["category_groups"], summary["categories"] = load_categories(data_dir)
+        summary["agencies"] = load_agencies(data_dir, wards)
+        summary["routing_rules"] = load_routing(data_dir, wards, city_area)
+        if demo:
+            summary["accounts"] = load_demo_accounts(data_dir)
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
+    return summary
