@@ -1,0 +1,36 @@
+"""hue-reports: an open backend for citizen field reports (phản ánh hiện trường)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+MIGRATIONS_DIR = PACKAGE_DIR.parent / "migrations"
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the application: settings from the environment, then `config` overrides."""
+    from . import api, cli, errors
+    from .config import load_config
+    from .extensions import api as smorest_api
+    from .extensions import db, init_redis, migrate
+
+    app = Flask(__name__, template_folder="web/templates", static_folder="web/static")
+    app.config.update(load_config(overrides=config))
+    logging.basicConfig(level=app.config["LOG_LEVEL"],
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app.json.ensure_ascii = False  # Vietnamese stays readable in JSON
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(MIGRATIONS_DIR))
+    init_redis(app)
+    smorest_api.init_app(app)
+    api.register(app, smorest_api)
+    errors.init_app(app)
+    cli.init_app(app)
+    return app

@@ -1,0 +1,33 @@
+"""HTTP blueprints: thin layers that parse, call a service, and serialise."""
+
+from __future__ import annotations
+
+from flask import Flask, current_app, request
+from flask_smorest import Api
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from ..errors import ApiError
+
+
+def not_yet(feature: str) -> ApiError:
+    """501 for a route of the planned API surface whose issue has not landed yet."""
+    return ApiError(501, "not_implemented", f"Not available yet: {feature}.",
+                    message_vi=f"Chức năng chưa được hỗ trợ: {feature}.")
+
+
+def refuse_oversized_body() -> None:
+    """413 as soon as the declared Content-Length is over the limit, before reading the body.
+
+    (A body without Content-Length, chunked, is still cut off at the limit when read.)
+    """
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    if request.content_length is not None and limit is not None and request.content_length > limit:
+        raise RequestEntityTooLarge()
+
+
+def register(app: Flask, api: Api) -> None:
+    from . import auth, officers, ops, open311, public, reports
+
+    app.before_request(refuse_oversized_body)
+    for module in (ops, reports, auth, officers, public, open311):
+        api.register_blueprint(module.blp)

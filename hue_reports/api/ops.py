@@ -1,0 +1,32 @@
+"""Operations: liveness and readiness for load balancers and orchestrators."""
+
+from __future__ import annotations
+
+from flask_smorest import Blueprint
+
+from ..errors import ApiError
+from ..services import health
+
+blp = Blueprint("ops", __name__, url_prefix="", description="Operations")
+
+
+@blp.route("/healthz")
+def healthz():
+    """The process is alive (checks nothing else)."""
+    return {"status": "ok"}
+
+
+@blp.route("/readyz")
+def readyz():
+    """The database (with PostGIS, schema at head) and Redis answer; 503 with the reason otherwise.
+
+    `heartbeat` tells when a worker last ran the scheduler's heartbeat job: it is
+    information about the queue, not a condition of this process's readiness.
+    """
+    ready, details = health.readiness()
+    if not ready:
+        failing = {k: v for k, v in details["checks"].items() if v != "ok"}
+        raise ApiError(503, "not_ready", "Not ready: " + "; ".join(f"{k} {v}" for k, v in failing.items()),
+                       message_vi="Dịch vụ chưa sẵn sàng.", fields=details["checks"],
+                       headers={"Retry-After": "5"})
+    return {"status": "ready", **details}

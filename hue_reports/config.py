@@ -1,0 +1,130 @@
+"""Settings from the environment.
+
+Every setting the application reads is declared once in SETTINGS, with its
+default and meaning; the README's configuration table and the docker-compose
+check are tested against this list. `load_config()` turns the environment into
+a Flask config mapping, and in production refuses to start with unsafe values.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+ENVIRONMENTS = ("production", "development", "testing")
+# Accepted outside production only; production refuses it (see check_production).
+DEV_SECRET_KEY = "dev-only-insecure-secret-key-do-not-use-in-production"
+MIN_SECRET_KEY_LENGTH = 32
+
+
+def _bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"not a boolean: {value!r}")
+
+
+def _list(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: str | None
+    help: str
+    parse: Callable[[str], Any] = str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("HUE_ENV", "production",
+            "`production`, `development` or `testing`. Production refuses a default or short "
+            "SECRET_KEY and DEBUG on."),
+    Setting("SECRET_KEY", None,
+            "Secret for signing; at least 32 characters in production. Development uses a fixed "
+            "insecure key."),
+    Setting("DEBUG", "false", "Flask debug mode; refused in production.", _bool),
+    Setting("DATABASE_URL", "postgresql://postgres@127.0.0.1:54329/hue_reports",
+            "PostgreSQL+PostGIS database (the default is the project-local cluster of `make run`)."),
+    Setting("DATABASE_POOL_SIZE", "5", "SQLAlchemy connections kept per process.", int),
+    Setting("REDIS_URL", "redis://127.0.0.1:63799/0",
+            "Redis for the RQ queues (the default is the project-local Redis of `make run`)."),
+    Setting("RQ_QUEUES", "routing,photos,notifications,periodic",
+            "Queues a worker listens to by default, highest priority first.", _list),
+    Setting("MEDIA_ROOT", "./var/media", "Directory of the local-filesystem photo storage."),
+    Setting("MAX_REQUEST_MB", "60", "Largest request body accepted, in megabytes (413 above).", int),
+    Setting("HEARTBEAT_SECONDS", "60",
+            "How often the scheduler sends a heartbeat job through the queue (shown by /readyz).", int),
+    Setting("LOG_LEVEL", "INFO", "Log level of the API, worker and scheduler."),
+)
+
+
+class ConfigError(RuntimeError):
+    """The configuration is unusable; the message says which setting and why."""
+
+
+def database_uri(url: str) -> str:
+    """SQLAlchemy URI for a PostgreSQL URL, using the psycopg 3 driver."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def load_config(environ: Mapping[str, str] | None = None,
+                overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Build the Flask config from `environ` (default os.environ), then `overrides`."""
+    environ = os.environ if environ is None else environ
+    config: dict[str, Any] = {}
+    for setting in SETTINGS:
+        raw = environ.get(setting.name, setting.default)
+        if raw is None:
+            config[setting.name] = None
+            continue
+        try:
+            config[setting.name] = setting.parse(raw)
+        except ValueError as exc:
+            raise ConfigError(f"{setting.name}: {exc}") from exc
+    config.update(overrides or {})
+
+    env = config["HUE_ENV"]
+    if env not in ENVIRONMENTS:
+        raise ConfigError(f"HUE_ENV must be one of {', '.join(ENVIRONMENTS)}, not {env!r}")
+    if env != "production" and not config["SECRET_KEY"]:
+        config["SECRET_KEY"] = DEV_SECRET_KEY
+    if env == "production":
+        check_production(config)
+
+    config.update({
+        "TESTING": env == "testing",
+        "SQLALCHEMY_DATABASE_URI": database_uri(config["DATABASE_URL"]),
+        "SQLALCHEMY_ENGINE_OPTIONS": {
+            "pool_pre_ping": True,
+            "pool_size": config["DATABASE_POOL_SIZE"],
+            "connect_args": {"connect_timeout": 5},
+        },
+        "MAX_CONTENT_LENGTH": config["MAX_REQUEST_MB"] * 1024 * 1024,
+        "JSON_SORT_KEYS": False,
+        # flask-smorest: the OpenAPI document lives beside the API it describes.
+        "API_TITLE": "hue-reports",
+        "API_VERSION": "v1",
+        "OPENAPI_VERSION": "3.0.3",
+        "OPENAPI_URL_PREFIX": "/api/v1",
+        "OPENAPI_JSON_PATH": "openapi.json",
+    })
+    return config
+
+
+def check_production(config: Mapping[str, Any]) -> None:
+    """Refuse the settings that are only acceptable on a developer's machine."""
+    secret = config.get("SECRET_KEY") or ""
+    if not secret or secret == DEV_SECRET_KEY:
+        raise ConfigError("SECRET_KEY must be set in production (HUE_ENV=production)")
+    if len(secret) < MIN_SECRET_KEY_LENGTH:
+        raise ConfigError(f"SECRET_KEY must be at least {MIN_SECRET_KEY_LENGTH} characters in production")
+    if config.get("DEBUG"):
+        raise ConfigError("DEBUG must be off in production")

@@ -1,0 +1,69 @@
+"""The scheduler: enqueues periodic jobs on time, once per period however many schedulers run.
+
+Each period is a numbered slot (time // interval). Before enqueueing, a scheduler
+claims the slot in Redis with SET NX, and the job id names the slot too, so two
+scheduler replicas never enqueue the same periodic job twice for one period.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Flask
+from redis import Redis, RedisError
+from rq import Queue
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Periodic:
+    name: str
+    func: str  # dotted path, so the scheduler never imports job code
+    interval_s: int
+    queue: str
+    args: Callable[[float], tuple[Any, ...]] = lambda now: ()
+    timeout_s: int = 300
+
+
+def schedule(app: Flask) -> list[Periodic]:
+    """The periodic jobs of this application."""
+    return [
+        Periodic("heartbeat", "hue_reports.jobs.ops.heartbeat", app.config["HEARTBEAT_SECONDS"], "periodic",
+                 args=lambda now: (now,), timeout_s=30),
+    ]
+
+
+def tick(redis: Redis, jobs: list[Periodic], now: float | None = None) -> list[str]:
+    """Enqueue every job whose current slot has not been claimed yet; return the job ids enqueued."""
+    now = time.time() if now is None else now
+    enqueued = []
+    for periodic in jobs:
+        slot = int(now // periodic.interval_s)
+        claim = f"hue:scheduler:{periodic.name}:{slot}"
+        if not redis.set(claim, "1", nx=True, ex=periodic.interval_s * 2):
+            continue
+        job_id = f"periodic-{periodic.name}-{slot}"
+        Queue(periodic.queue, connection=redis).enqueue(
+            periodic.func, *periodic.args(now), job_id=job_id, job_timeout=periodic.timeout_s,
+            result_ttl=periodic.interval_s * 2, failure_ttl=24 * 3600)
+        enqueued.append(job_id)
+    return enqueued
+
+
+def run(redis: Redis, jobs: list[Periodic], stop: threading.Event, resolution_s: float = 1.0) -> None:
+    """Tick until `stop` is set. Redis outages are logged and retried, never fatal."""
+    log.info("scheduler started: %s", ", ".join(f"{p.name} every {p.interval_s}s" for p in jobs))
+    while not stop.is_set():
+        try:
+            for job_id in tick(redis, jobs):
+                log.info("enqueued %s", job_id)
+        except RedisError as exc:  # keep scheduling through Redis outages
+            log.warning("scheduler tick failed: %s", exc)
+        stop.wait(resolution_s)
+    log.info("scheduler stopped")

@@ -1,0 +1,1 @@
+"""marshmallow schemas: <Thing>Schema (output), <Thing>CreateSchema (input), <Thing>QueryArgs."""

@@ -1,0 +1,81 @@
+"""Liveness and readiness: can this process serve, and is the pipeline behind it moving?"""
+
+from __future__ import annotations
+
+import time
+from functools import lru_cache
+
+import redis
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
+from .. import MIGRATIONS_DIR
+from ..extensions import db, get_redis
+
+HEARTBEAT_KEY = "hue:heartbeat"
+
+
+@lru_cache(maxsize=1)
+def schema_heads() -> frozenset[str]:
+    """The migration heads this code expects the database to be at."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return frozenset(ScriptDirectory.from_config(config).get_heads())
+
+
+def check_database() -> dict[str, str]:
+    """Reach PostgreSQL, check PostGIS and that the schema is at the migrations' head.
+
+    Returns {"database": ..., "schema": ...}, each "ok" or the reason it is not.
+    """
+    try:
+        with db.engine.connect() as conn:
+            conn.execute(text("SET LOCAL statement_timeout = 3000"))
+            conn.execute(text("SELECT postgis_lib_version()"))
+            current = set(conn.execute(text("SELECT version_num FROM alembic_version")).scalars())
+    except SQLAlchemyError as exc:
+        reason = str(exc.orig if getattr(exc, "orig", None) else exc).strip().splitlines()[0]
+        if "alembic_version" in reason:
+            return {"database": "ok", "schema": "not migrated: run `flask db upgrade`"}
+        return {"database": f"unreachable: {reason}", "schema": "unknown"}
+    expected = set(schema_heads())
+    if current != expected:
+        return {"database": "ok",
+                "schema": f"at {sorted(current) or 'nothing'}, expected {sorted(expected)}: run `flask db upgrade`"}
+    return {"database": "ok", "schema": "ok"}
+
+
+def check_redis() -> str:
+    try:
+        get_redis(fast=True).ping()
+    except redis.RedisError as exc:
+        return f"unreachable: {exc}"
+    return "ok"
+
+
+def record_heartbeat(sent_at: float) -> None:
+    """Called by the heartbeat job in a worker: the scheduler -> queue -> worker path works."""
+    now = time.time()
+    get_redis().hset(HEARTBEAT_KEY, mapping={"received_at": now, "latency_s": round(now - sent_at, 3)})
+
+
+def heartbeat() -> dict[str, float] | None:
+    """When a worker last ran the scheduler's heartbeat job, or None if never (or Redis is down)."""
+    try:
+        values = get_redis(fast=True).hgetall(HEARTBEAT_KEY)
+    except redis.RedisError:
+        return None
+    if not values:
+        return None
+    received = float(values[b"received_at"])
+    return {"age_s": round(time.time() - received, 1), "latency_s": float(values[b"latency_s"])}
+
+
+def readiness() -> tuple[bool, dict]:
+    """(ready, details). Ready when the database, its schema and Redis all answer."""
+    checks = check_database()
+    checks["redis"] = check_redis()
+    ready = all(value == "ok" for value in checks.values())
+    return ready, {"checks": checks, "heartbeat": heartbeat()}

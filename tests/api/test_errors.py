@@ -1,0 +1,64 @@
+"""Every 4xx/5xx answer has the one JSON error shape, including Flask's own errors."""
+
+import marshmallow as ma
+import pytest
+
+
+
+def _assert_error(response, status, code):
+    assert response.status_code == status
+    assert response.mimetype == "application/json"
+    error = response.get_json()["error"]
+    assert error["code"] == code
+    assert error["message"]
+    return error
+
+
+def test_unknown_path_is_a_json_404(client):
+    error = _assert_error(client.get("/api/v1/nothing-here"), 404, "not_found")
+    assert error["message_vi"] == "Không tìm thấy."
+
+
+def test_wrong_method_is_a_json_405_with_allow(client):
+    response = client.delete("/api/v1/services")
+    _assert_error(response, 405, "method_not_allowed")
+    assert "GET" in response.headers["Allow"]
+
+
+def test_oversized_body_is_a_json_413_before_it_is_read(app, client):
+    limit = app.config["MAX_CONTENT_LENGTH"]
+    response = client.post("/api/v1/reports", data=b"x" * (limit + 1), content_type="application/octet-stream")
+    _assert_error(response, 413, "payload_too_large")
+
+
+def test_planned_routes_answer_501_until_their_issue(client):
+    for method, path in [("get", "/api/v1/agency/reports"), ("post", "/api/v1/auth/token"),
+                         ("get", "/api/v1/public/reports"), ("get", "/open311/v2/services.json")]:
+        _assert_error(getattr(client, method)(path), 501, "not_implemented")
+
+
+@pytest.fixture
+def probe_app(make_app):
+    """An app with probe routes that fail in the ways real handlers can."""
+    app = make_app()
+
+    @app.route("/probe/crash")
+    def crash():
+        raise RuntimeError("secret internal detail")
+
+    @app.route("/probe/invalid")
+    def invalid():
+        raise ma.ValidationError({"phone": ["Not a Vietnamese phone number."]})
+
+    return app
+
+
+def test_an_unexpected_exception_is_a_json_500_without_details(probe_app):
+    response = probe_app.test_client().get("/probe/crash")
+    _assert_error(response, 500, "internal_error")
+    assert "secret internal detail" not in response.get_data(as_text=True)
+
+
+def test_a_validation_error_is_a_422_naming_the_field(probe_app):
+    error = _assert_error(probe_app.test_client().get("/probe/invalid"), 422, "validation_error")
+    assert error["fields"] == {"phone": ["Not a Vietnamese phone number."]}

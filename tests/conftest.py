@@ -1,0 +1,154 @@
+"""Test fixtures: a real PostgreSQL+PostGIS database and a real Redis, never mocks.
+
+`make test` (hue_reports/devstack.py) starts the servers and sets
+TEST_DATABASE_URL (a server to make a throw-away database on) and
+TEST_REDIS_URL (a Redis database the tests may flush). This file makes one
+fresh database per test session from the real Alembic migrations, seeds the
+city data (committed, so worker processes can see it), and drops it at the end.
+
+Isolation: `db_session` runs a test inside an outer transaction on one
+connection, with the app's sessions joining it through savepoints, rolled back
+afterwards. Tests that need a worker in another process cannot see uncommitted
+data: they use `committed` instead, which truncates the report tables afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import redis as redis_lib
+from sqlalchemy import text
+
+from tests.support import close_app, create_database, drop_database, required_env, server_url
+
+# Tables written by tests (seed tables are left as seeded).
+REPORT_TABLES = ("feedback", "photos", "report_events", "report_contacts", "outbox", "reports", "api_tokens")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("filterwarnings", "error")
+
+
+@pytest.fixture(scope="session")
+def database_url():
+    """A fresh database for this test session, dropped at the end."""
+    name = create_database()
+    yield server_url(name)
+    drop_database(name)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    return required_env("TEST_REDIS_URL")
+
+
+@pytest.fixture(scope="session")
+def app_config(database_url, redis_url, tmp_path_factory):
+    return {
+        "HUE_ENV": "testing",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "MEDIA_ROOT": str(tmp_path_factory.mktemp("media")),
+        "LOG_LEVEL": "WARNING",
+    }
+
+
+@pytest.fixture(scope="session")
+def app(app_config):
+    """The application on the session database, migrated with Alembic and seeded with Huế's data."""
+    from flask_migrate import upgrade
+
+    from hue_reports import create_app
+    from hue_reports.cli import DEFAULT_DATA_DIR
+    from hue_reports.extensions import db
+    from hue_reports.services import seed
+
+    app = create_app(app_config)
+    with app.app_context():
+        upgrade()
+        seed.load_city(DEFAULT_DATA_DIR, demo=True)
+        db.session.remove()
+    yield app
+    close_app(app)
+
+
+@pytest.fixture
+def make_app(app_config):
+    """Build extra apps on the test settings with overrides; their connections are closed afterwards."""
+    from hue_reports import create_app
+
+    apps = []
+
+    def make(**overrides):
+        apps.append(create_app({**app_config, **overrides}))
+        return apps[-1]
+
+    yield make
+    for extra in apps:
+        close_app(extra)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def db_session(app):
+    """The app's session inside a transaction that is rolled back after the test.
+
+    Flask-SQLAlchemy 3 ignores a session-level bind, so the default engine is
+    replaced by one connection holding the outer transaction, and sessions join
+    it with savepoints: a service's commit() releases a savepoint, not the test.
+    """
+    from hue_reports.extensions import db
+
+    with app.app_context():
+        engines = db.engines
+        engine = engines[None]
+        connection = engine.connect()
+        outer = connection.begin()
+        engines[None] = connection  # type: ignore[index]
+        factory_kw = db.session.session_factory.kw
+        factory_kw["join_transaction_mode"] = "create_savepoint"
+        db.session.remove()
+        try:
+            yield db.session
+        finally:
+            db.session.remove()
+            factory_kw.pop("join_transaction_mode", None)
+            engines[None] = engine  # type: ignore[index]
+            outer.rollback()
+            connection.close()
+
+
+@pytest.fixture
+def committed(app):
+    """For tests whose data another process (a worker) must see: truncate report tables afterwards."""
+    from hue_reports.extensions import db
+
+    with app.app_context():
+        yield db.session
+        db.session.rollback()
+        db.session.execute(text(f"TRUNCATE {', '.join(REPORT_TABLES)} RESTART IDENTITY CASCADE"))
+        db.session.commit()
+        db.session.remove()
+
+
+@pytest.fixture
+def redis_conn(redis_url):
+    """The test Redis database, empty before and after the test."""
+    conn = redis_lib.Redis.from_url(redis_url)
+    conn.flushdb()
+    yield conn
+    conn.flushdb()
+    conn.close()
+
+
+@pytest.fixture
+def process_env(app_config):
+    """Environment for a subprocess of the application pointing at the test database and Redis."""
+    env = dict(os.environ)
+    env.update({k: str(v) for k, v in app_config.items()})
+    return env

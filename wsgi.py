@@ -1,0 +1,3 @@
+from hue_reports import create_app
+
+app = create_app()
