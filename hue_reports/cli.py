@@ -21,12 +21,17 @@ DEFAULT_DATA_DIR = PACKAGE_DIR / "data" / "hue"
               default=DEFAULT_DATA_DIR, show_default=True,
               help="The city's data directory (city.yaml, wards, categories, agencies, routing rules).")
 @click.option("--demo", is_flag=True, help="Also create the demo accounts (refused in production).")
-def seed_command(data_dir: Path, demo: bool) -> None:
+@click.option("--if-empty", is_flag=True,
+              help="Do nothing if a city is already loaded (deployments: never revert an admin's edits).")
+def seed_command(data_dir: Path, demo: bool, if_empty: bool) -> None:
     """Load a city's wards, categories, agencies and routing rules. Running it again changes nothing."""
     from .services import seed
 
     if demo and current_app.config["HUE_ENV"] == "production":
         raise click.UsageError("--demo creates accounts with a published password: refused in production")
+    if if_empty and seed.city_loaded():
+        click.echo("a city is already loaded: nothing to do (--if-empty)")
+        return
     try:
         summary = seed.load_city(data_dir, demo=demo)
     except seed.SeedError as exc:
@@ -75,6 +80,29 @@ def scheduler_command(once: bool) -> None:
     scheduler.run(get_redis(), jobs, stop)
 
 
+@click.command("healthcheck")
+@click.argument("component", type=click.Choice(["worker", "scheduler"]))
+@with_appcontext
+def healthcheck_command(component: str) -> None:
+    """Exit 0 if this host's worker or scheduler is alive (for container healthchecks)."""
+    import socket
+
+    from rq import Worker
+
+    from . import scheduler
+    from .extensions import get_redis
+
+    redis = get_redis(fast=True)
+    host = socket.gethostname()
+    if component == "worker":
+        alive = any(w.hostname == host for w in Worker.all(connection=redis))
+    else:
+        alive = bool(redis.exists(scheduler.alive_key(host)))
+    if not alive:
+        raise click.ClickException(f"no live {component} on {host}")
+    click.echo(f"{component} alive on {host}")
+
+
 def init_app(app: Flask) -> None:
-    for command in (seed_command, worker_command, scheduler_command):
+    for command in (seed_command, worker_command, scheduler_command, healthcheck_command):
         app.cli.add_command(command)

@@ -21,6 +21,7 @@ import argparse
 import os
 import pwd
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -51,6 +52,30 @@ def _run(argv: list[str], **kw) -> subprocess.CompletedProcess:
     return subprocess.run(argv, check=False, text=True, capture_output=True, **kw)
 
 
+def port_in_use(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def choose_port(preferred: int, what: str, env_var: str, any_port: bool) -> int:
+    """`preferred` if free; else any free port when allowed (tests), else a clear error."""
+    if not port_in_use(preferred):
+        return preferred
+    if any_port:
+        port = free_port()
+        log(f"port {preferred} is taken by another program; this run's {what} uses {port}")
+        return port
+    raise StackError(f"port {preferred} is taken by another program (another checkout's `make run`?): "
+                     f"stop it, or set {env_var} to another port for {what}")
+
+
 class LocalPostgres:
     """A PostgreSQL cluster owned by this project, under ./var/postgres."""
 
@@ -58,7 +83,7 @@ class LocalPostgres:
         self.dir = var / "postgres"
         self.data = self.dir / "data"
         self.logfile = self.dir / "postgres.log"
-        self.port = port
+        self.default_port = self.port = port
         self.as_root = os.geteuid() == 0
 
     def url(self, database: str = "postgres") -> str:
@@ -119,11 +144,19 @@ class LocalPostgres:
             )
 
     def running(self) -> bool:
+        """Is this cluster running? If so, `port` becomes the port it listens on."""
         if not self.initialised():
             return False
-        return _run(self._cmd([str(PG_BIN / "pg_ctl"), "status", "-D", str(self.data)])).returncode == 0
+        if _run(self._cmd([str(PG_BIN / "pg_ctl"), "status", "-D", str(self.data)])).returncode != 0:
+            return False
+        try:  # postmaster.pid: pid, data directory, start time, port, ...
+            self.port = int((self.data / "postmaster.pid").read_text().splitlines()[3])
+        except (OSError, IndexError, ValueError):
+            pass
+        return True
 
-    def start(self) -> None:
+    def start(self, any_port: bool = False) -> None:
+        self.port = choose_port(self.default_port, "PostgreSQL", "HUE_DEV_PG_PORT", any_port)
         log(f"starting PostgreSQL on 127.0.0.1:{self.port}")
         result = _run(self._cmd([
             str(PG_BIN / "pg_ctl"), "start", "-D", str(self.data), "-l", str(self.logfile),
@@ -147,7 +180,8 @@ class LocalRedis:
 
     def __init__(self, var: Path, port: int):
         self.dir = var / "redis"
-        self.port = port
+        self.port_file = self.dir / "port"
+        self.default_port = self.port = port
 
     def url(self, db: int = 0) -> str:
         return f"redis://127.0.0.1:{self.port}/{db}"
@@ -158,20 +192,25 @@ class LocalRedis:
         return redis.Redis(host="127.0.0.1", port=self.port, socket_connect_timeout=1, socket_timeout=2)
 
     def running(self) -> bool:
+        """Is OUR Redis running (the one whose data directory is ours)? Sets `port` to its port."""
         import redis
 
+        if self.port_file.exists():
+            self.port = int(self.port_file.read_text())
         try:
-            return bool(self._client().ping())
+            return self._client().config_get("dir").get("dir") == str(self.dir)
         except redis.RedisError:
             return False
 
-    def start(self) -> None:
+    def start(self, any_port: bool = False) -> None:
         import shutil
 
         exe = shutil.which("redis-server")
         if exe is None:
             raise StackError("redis-server not found: `apt-get install redis-server`, or set REDIS_URL")
         self.dir.mkdir(parents=True, exist_ok=True)
+        self.port = choose_port(self.default_port, "Redis", "HUE_DEV_REDIS_PORT", any_port)
+        self.port_file.write_text(str(self.port))
         log(f"starting Redis on 127.0.0.1:{self.port}")
         result = _run([
             exe, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
@@ -207,15 +246,19 @@ class Stack:
         self.redis = LocalRedis(VAR, REDIS_PORT)
         self.started: list = []
 
-    def up(self, *, need_database: bool = True) -> dict[str, str]:
-        """Make PostgreSQL and Redis reachable; return the environment that points at them."""
+    def up(self, *, need_database: bool = True, any_port: bool = False) -> dict[str, str]:
+        """Make PostgreSQL and Redis reachable; return the environment that points at them.
+
+        `any_port`: if a default port is taken by another program, use a free one
+        (fine for tests; `make run` prefers a clear error and stable URLs).
+        """
         env: dict[str, str] = {}
         if os.environ.get("DATABASE_URL"):
             env["DATABASE_URL"] = os.environ["DATABASE_URL"]
         else:
             self.postgres.init()
             if not self.postgres.running():
-                self.postgres.start()
+                self.postgres.start(any_port)
                 self.started.append(self.postgres)
             env["DATABASE_URL"] = self.postgres.url(DEV_DATABASE)
         if need_database:
@@ -224,7 +267,7 @@ class Stack:
             env["REDIS_URL"] = os.environ["REDIS_URL"]
         else:
             if not self.redis.running():
-                self.redis.start()
+                self.redis.start(any_port)
                 self.started.append(self.redis)
             env["REDIS_URL"] = self.redis.url(0)
         return env
@@ -369,7 +412,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_test(args: argparse.Namespace) -> int:
     stack = Stack()
     try:
-        services = stack.up(need_database=False)
+        services = stack.up(need_database=False, any_port=True)
         env = _base_env({})
         env["HUE_ENV"] = "testing"
         # conftest.py makes a throw-away database on this server and drops it afterwards.

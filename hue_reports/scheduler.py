@@ -8,6 +8,7 @@ scheduler replicas never enqueue the same periodic job twice for one period.
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -56,6 +57,14 @@ def tick(redis: Redis, jobs: list[Periodic], now: float | None = None) -> list[s
     return enqueued
 
 
+ALIVE_TTL_S = 30
+
+
+def alive_key(hostname: str | None = None) -> str:
+    """Redis key a running scheduler refreshes, for its container healthcheck."""
+    return f"hue:scheduler:alive:{hostname or socket.gethostname()}"
+
+
 def run(redis: Redis, jobs: list[Periodic], stop: threading.Event, resolution_s: float = 1.0) -> None:
     """Tick until `stop` is set. Redis outages are logged and retried, never fatal."""
     log.info("scheduler started: %s", ", ".join(f"{p.name} every {p.interval_s}s" for p in jobs))
@@ -63,7 +72,9 @@ def run(redis: Redis, jobs: list[Periodic], stop: threading.Event, resolution_s:
         try:
             for job_id in tick(redis, jobs):
                 log.info("enqueued %s", job_id)
+            redis.set(alive_key(), time.time(), ex=ALIVE_TTL_S)
         except RedisError as exc:  # keep scheduling through Redis outages
             log.warning("scheduler tick failed: %s", exc)
         stop.wait(resolution_s)
+    redis.delete(alive_key())
     log.info("scheduler stopped")

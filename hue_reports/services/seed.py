@@ -256,6 +256,11 @@ def load_demo_accounts(data_dir: Path) -> Counts:
     return counts
 
 
+def city_loaded() -> bool:
+    """True once a city's data set has been loaded."""
+    return db.session.scalar(select(City.id).limit(1)) is not None
+
+
 def load_city(data_dir: Path, *, demo: bool = False) -> dict[str, Counts]:
     """Load the whole data set in `data_dir` in one transaction; return counts per table."""
     city_cfg = _yaml(data_dir / "city.yaml")

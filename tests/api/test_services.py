@@ -37,3 +37,9 @@ def test_an_inactive_category_is_not_listed(client, db_session):
     db_session.commit()
     codes = {s["code"] for s in client.get("/api/v1/services").get_json()["services"]}
     assert "noise" not in codes and "road_damage" in codes
+
+
+def test_the_openapi_document_describes_the_services_route(client):
+    document = client.get("/api/v1/openapi.json").get_json()
+    assert document["openapi"].startswith("3.")
+    assert "get" in document["paths"]["/api/v1/services"]

@@ -1,0 +1,89 @@
+"""The scheduler -> Redis -> worker path, with real `flask scheduler` and `flask worker` processes."""
+
+import contextlib
+import signal
+import subprocess
+import sys
+import time
+
+from rq import Queue, Worker
+from rq.job import Job
+
+from hue_reports import scheduler
+from tests.support import ROOT, flask_cli
+
+
+def _wait_for(predicate, timeout: float = 30, step: float = 0.2):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    raise AssertionError(f"condition not met within {timeout}s")
+
+
+@contextlib.contextmanager
+def _running(args, env, log_path):
+    """A real `flask --app wsgi <args>` process, killed if the test leaves it running."""
+    with open(log_path, "w") as log, subprocess.Popen(
+            [sys.executable, "-m", "flask", "--app", "wsgi", *args], cwd=ROOT, env=env,
+            stdout=log, stderr=subprocess.STDOUT) as proc:
+        try:
+            yield proc
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+
+
+def test_one_periodic_job_per_period_however_many_schedulers_tick(app, redis_conn):
+    """Do two scheduler replicas ticking in the same period enqueue the job once?"""
+    jobs = scheduler.schedule(app)
+    interval = app.config["HEARTBEAT_SECONDS"]
+    now = 1_700_000_000.0
+    first = scheduler.tick(redis_conn, jobs, now)
+    second = scheduler.tick(redis_conn, jobs, now + interval / 2)  # another replica, same period
+    third = scheduler.tick(redis_conn, jobs, now + interval)  # the next period
+    assert first == [f"periodic-heartbeat-{int(now // interval)}"]
+    assert second == []
+    assert third == [f"periodic-heartbeat-{int(now // interval) + 1}"]
+    assert Queue("periodic", connection=redis_conn).count == 2
+
+
+def test_a_real_worker_runs_the_heartbeat_and_readyz_reports_it(client, redis_conn, process_env):
+    result = flask_cli(["scheduler", "--once"], process_env)
+    assert result.returncode == 0, result.stderr
+    job_id = result.stdout.split()[-1]
+    assert job_id.startswith("periodic-heartbeat-")
+    assert client.get("/readyz").get_json()["heartbeat"] is None
+
+    result = flask_cli(["worker", "--burst"], process_env)
+    assert result.returncode == 0, result.stderr
+
+    assert Job.fetch(job_id, connection=redis_conn).get_status() == "finished"
+    heartbeat = client.get("/readyz").get_json()["heartbeat"]
+    assert 0 <= heartbeat["age_s"] < 60 and heartbeat["latency_s"] >= 0
+
+
+def test_the_scheduler_runs_until_sigterm_and_its_healthcheck_follows(redis_conn, process_env, tmp_path):
+    assert flask_cli(["healthcheck", "scheduler"], process_env).returncode != 0
+    with _running(["scheduler"], process_env, tmp_path / "scheduler.log") as proc:
+        _wait_for(lambda: Queue("periodic", connection=redis_conn).count >= 1)
+        _wait_for(lambda: redis_conn.exists(scheduler.alive_key()))
+        check = flask_cli(["healthcheck", "scheduler"], process_env)
+        assert check.returncode == 0, check.stdout + check.stderr
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+    assert flask_cli(["healthcheck", "scheduler"], process_env).returncode != 0
+
+
+def test_the_worker_registers_until_sigterm_and_its_healthcheck_follows(redis_conn, process_env, tmp_path):
+    assert flask_cli(["healthcheck", "worker"], process_env).returncode != 0
+    with _running(["worker"], process_env, tmp_path / "worker.log") as proc:
+        _wait_for(lambda: Worker.all(connection=redis_conn))
+        check = flask_cli(["healthcheck", "worker"], process_env)
+        assert check.returncode == 0, check.stdout + check.stderr
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+    assert Worker.all(connection=redis_conn) == []
+    assert flask_cli(["healthcheck", "worker"], process_env).returncode != 0

@@ -1,0 +1,137 @@
+"""docker-compose.yml and the Dockerfile, checked without a Docker engine (none runs here).
+
+Every command a container runs must exist in the project, every environment
+variable it sets must be one the configuration reads, and the data that must
+survive a container (database, photos) must be on named volumes.
+"""
+
+import ast
+import shlex
+
+import click
+import pytest
+import yaml
+
+from hue_reports.config import SETTINGS
+from tests.support import ROOT
+
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
+SERVICES = COMPOSE["services"]
+APP_SERVICES = {name: svc for name, svc in SERVICES.items() if svc.get("build")}
+SETTING_NAMES = {s.name for s in SETTINGS}
+
+
+def _commands(argv: list[str]) -> list[list[str]]:
+    """The commands in a container command: `sh -c "a && b"` is two."""
+    if argv[:2] == ["sh", "-c"]:
+        return [shlex.split(part) for part in argv[2].split("&&")]
+    if argv[:1] == ["CMD"]:
+        return [argv[1:]]
+    return [argv]
+
+
+def _check_flask_command(app, argv: list[str]) -> None:
+    assert argv[:3] == ["flask", "--app", "wsgi"], argv
+    command: click.Command = app.cli
+    words = argv[3:]
+    while isinstance(command, click.Group):
+        name, words = words[0], words[1:]
+        assert name in command.commands, f"`{' '.join(argv)}`: no command {name!r}"
+        command = command.commands[name]
+    options = {opt for param in command.params for opt in param.opts}
+    choices = [c for param in command.params if isinstance(param.type, click.Choice) for c in param.type.choices]
+    for word in words:
+        if word.startswith("-"):
+            assert word in options, f"`{' '.join(argv)}`: unknown option {word}"
+        else:
+            assert word in choices, f"`{' '.join(argv)}`: unexpected argument {word}"
+
+
+def _check_command(app, argv: list[str]) -> None:
+    program = argv[0]
+    if program == "flask":
+        _check_flask_command(app, argv)
+    elif program == "gunicorn":
+        module, attr = argv[-1].split(":")
+        tree = ast.parse((ROOT / f"{module}.py").read_text())
+        assigned = {t.id for node in ast.walk(tree) if isinstance(node, ast.Assign) for t in node.targets
+                    if isinstance(t, ast.Name)}
+        assert attr in assigned, f"{module}.py defines no {attr}"
+        assert "gunicorn==" in (ROOT / "requirements.txt").read_text()
+    elif program == "python":
+        assert argv[1] == "-c"
+        ast.parse(argv[2])
+        for path in ("/readyz", "/healthz"):
+            if path in argv[2]:
+                assert any(rule.rule == path for rule in app.url_map.iter_rules())
+    else:
+        pytest.fail(f"unknown program in a container command: {argv}")
+
+
+def test_the_production_shape_has_its_services():
+    assert {"postgis", "redis", "migrate", "api", "worker", "scheduler"} <= set(SERVICES)
+    assert set(APP_SERVICES) == {"migrate", "api", "worker", "scheduler"}
+    assert SERVICES["postgis"]["image"].startswith("postgis/postgis:15")
+
+
+def test_long_running_services_have_healthchecks():
+    for name, service in SERVICES.items():
+        if name != "migrate":
+            assert service.get("healthcheck", {}).get("test"), f"{name} has no healthcheck"
+
+
+def test_app_services_start_after_healthy_dependencies_and_the_migration():
+    for name in ("api", "worker", "scheduler"):
+        depends = APP_SERVICES[name]["depends_on"]
+        assert depends["postgis"]["condition"] == "service_healthy"
+        assert depends["redis"]["condition"] == "service_healthy"
+        assert depends["migrate"]["condition"] == "service_completed_successfully"
+
+
+def test_database_and_photos_live_on_named_volumes():
+    named = set(COMPOSE["volumes"])
+    assert "pgdata:/var/lib/postgresql/data" in SERVICES["postgis"]["volumes"]
+    for name, service in APP_SERVICES.items():
+        media_root = service["environment"]["MEDIA_ROOT"]
+        assert f"media:{media_root}" in service["volumes"], name
+    assert {"pgdata", "media"} <= named
+
+
+def test_every_environment_variable_set_is_one_the_config_reads():
+    for name, service in APP_SERVICES.items():
+        unknown = set(service["environment"]) - SETTING_NAMES
+        assert not unknown, f"{name} sets variables the config does not read: {unknown}"
+
+
+def test_production_secrets_are_required_not_defaulted():
+    env = APP_SERVICES["api"]["environment"]
+    assert env["HUE_ENV"] == "production"
+    assert env["SECRET_KEY"].startswith("${SECRET_KEY:?")
+
+
+def test_every_container_command_exists_in_the_project(app):
+    for name, service in APP_SERVICES.items():
+        for argv in _commands(service["command"]):
+            _check_command(app, argv)
+        if "healthcheck" in service:
+            for argv in _commands(service["healthcheck"]["test"]):
+                _check_command(app, argv)
+
+
+def test_the_command_check_catches_a_missing_command(app):
+    """Can the check fail? A command the CLI does not have must be reported."""
+    with pytest.raises(AssertionError, match="no command 'wroker'"):
+        _check_command(app, ["flask", "--app", "wsgi", "wroker"])
+    with pytest.raises(AssertionError, match="unknown option --fast"):
+        _check_command(app, ["flask", "--app", "wsgi", "seed", "--fast"])
+
+
+def test_the_dockerfile_copies_what_exists_and_runs_python_311():
+    lines = [line.split() for line in (ROOT / "Dockerfile").read_text().splitlines() if line.strip()]
+    assert any(words[:2] == ["FROM", "python:3.11-slim-bookworm"] for words in lines)
+    copies = [words[1:-1] for words in lines if words[0] == "COPY"]
+    assert copies
+    for sources in copies:
+        for source in sources:
+            assert (ROOT / source).exists(), f"Dockerfile copies missing {source}"
+    assert any(words[0] == "USER" and words[1] != "root" for words in lines)

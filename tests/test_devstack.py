@@ -1,0 +1,135 @@
+"""`make run`: the whole system from one command, and Ctrl-C stops all of it.
+
+Runs `python -m hue_reports.devstack run` (what `make run` calls once the
+Debian packages and the virtual environment are there) against a throw-away
+database and the test Redis, with real gunicorn, worker and scheduler processes.
+"""
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+from rq import Worker
+
+from hue_reports.cli import DEFAULT_DATA_DIR
+from tests.support import ROOT, create_database, drop_database, server_url
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _get(url: str) -> tuple[int, dict]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return resp.status, json.load(resp)
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.load(exc)
+
+
+def _processes_with(marker: str) -> list[int]:
+    """Pids of live processes whose environment contains `marker` (ours: a unique database URL)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if marker.encode() in (entry / "environ").read_bytes():
+                pids.append(int(entry.name))
+        except OSError:
+            continue
+    return pids
+
+
+@pytest.fixture
+def run_database():
+    name = create_database("hue_run")
+    yield server_url(name)
+    drop_database(name)
+
+
+def _env(database_url: str, redis_url: str, **extra: str) -> dict[str, str]:
+    """The environment of a developer who set DATABASE_URL and REDIS_URL (no local services started)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TEST_")}
+    env.update(DATABASE_URL=database_url, REDIS_URL=redis_url, HUE_ENV="development", **extra)
+    return env
+
+
+def test_make_run_serves_the_seeded_city_and_ctrl_c_stops_everything(run_database, redis_url, redis_conn,
+                                                                      tmp_path):
+    port = _free_port()
+    env = _env(run_database, redis_url, HEARTBEAT_SECONDS="1", MEDIA_ROOT=str(tmp_path / "media"))
+    log_path = tmp_path / "run.log"
+    base = f"http://127.0.0.1:{port}"
+    with open(log_path, "w") as log, subprocess.Popen(
+            [sys.executable, "-m", "hue_reports.devstack", "run", "--port", str(port)],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True) as proc:
+        try:
+            deadline = time.monotonic() + 90
+            while time.monotonic() < deadline and f"running at {base}" not in log_path.read_text():
+                assert proc.poll() is None, log_path.read_text()
+                time.sleep(0.3)
+            assert f"running at {base}" in log_path.read_text(), log_path.read_text()
+
+            status, ready = _get(f"{base}/readyz")
+            assert status == 200, ready
+            status, body = _get(f"{base}/api/v1/services")
+            assert status == 200
+            expected = yaml.safe_load((DEFAULT_DATA_DIR / "categories.yaml").read_text(encoding="utf-8"))
+            assert body["count"] == sum(len(g["categories"]) for g in expected["groups"])
+            assert {"vi", "en"} <= set(body["services"][0]["name"])
+
+            # The scheduler's heartbeat goes through Redis to the worker and back to /readyz.
+            while time.monotonic() < deadline and not _get(f"{base}/readyz")[1].get("heartbeat"):
+                time.sleep(0.3)
+            assert _get(f"{base}/readyz")[1]["heartbeat"], log_path.read_text()
+            assert len(Worker.all(connection=redis_conn)) == 1
+            assert len(_processes_with(run_database)) >= 4  # supervisor, api, worker, scheduler
+
+            proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
+            assert proc.wait(timeout=40) == 0, log_path.read_text()
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+    assert _processes_with(run_database) == [], log_path.read_text()
+    assert Worker.all(connection=redis_conn) == []
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"{base}/healthz", timeout=2)
+
+
+def test_make_run_seeds_idempotently(run_database, redis_url, tmp_path):
+    """Migrating and seeding twice (two `make run`s) leaves the data as the first left it."""
+    env = _env(run_database, redis_url)
+    flask = [str(Path(sys.executable).parent / "flask"), "--app", "wsgi"]
+    outputs = []
+    for _ in range(2):
+        for args in (["db", "upgrade"], ["seed", "--demo"]):
+            result = subprocess.run([*flask, *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                                    timeout=120, check=False)
+            assert result.returncode == 0, result.stderr
+        outputs.append(_seed_counts(result.stdout))
+    assert all(created > 0 for created, _ in outputs[0].values()), outputs[0]
+    assert set(outputs[1]) == set(outputs[0])
+    assert all(counts == (0, 0) for counts in outputs[1].values()), outputs[1]
+
+
+def _seed_counts(output: str) -> dict[str, tuple[int, int]]:
+    """{'categories': (created, updated), ...} from `flask seed`'s output."""
+    counts = {}
+    for line in output.splitlines():
+        match = re.match(r"\s*(\w+): (\d+) created, (\d+) updated", line)
+        if match:
+            counts[match[1]] = (int(match[2]), int(match[3]))
+    return counts
