@@ -397,14 +397,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         sup = Supervisor(env)
         bind = f"{args.host}:{args.port}"
         sup.spawn("api", [str(BIN / "gunicorn"), "--bind", bind, "--workers", str(args.web_workers),
-                          "--access-logfile", "-", "wsgi:app"])
+                          "--access-logfile", "-", "--no-control-socket", "wsgi:app"])
         sup.spawn("worker", [str(BIN / "flask"), "--app", "wsgi", "worker"])
         sup.spawn("scheduler", [str(BIN / "flask"), "--app", "wsgi", "scheduler"])
         url = f"http://{bind}"
         if wait_http(f"{url}/healthz", 60, sup.procs):
             log(f"hue-reports is running at {url}  (readiness: {url}/readyz, "
                 f"services: {url}/api/v1/services). Ctrl-C stops everything.")
-        return sup.wait()
+        code = sup.wait()
+        log("stopped")
+        return code
     finally:
         stack.down()
 

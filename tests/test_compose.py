@@ -11,6 +11,7 @@ import shlex
 import click
 import pytest
 import yaml
+from gunicorn.config import Config
 
 from hue_reports.config import SETTINGS
 from tests.support import ROOT
@@ -52,6 +53,10 @@ def _check_command(app, argv: list[str]) -> None:
     if program == "flask":
         _check_flask_command(app, argv)
     elif program == "gunicorn":
+        try:
+            Config().parser().parse_args(argv[1:])  # the installed gunicorn's own option parser
+        except SystemExit:
+            pytest.fail(f"gunicorn does not accept `{' '.join(argv)}`")
         module, attr = argv[-1].split(":")
         tree = ast.parse((ROOT / f"{module}.py").read_text())
         assigned = {t.id for node in ast.walk(tree) if isinstance(node, ast.Assign) for t in node.targets
@@ -124,6 +129,8 @@ def test_the_command_check_catches_a_missing_command(app):
         _check_command(app, ["flask", "--app", "wsgi", "wroker"])
     with pytest.raises(AssertionError, match="unknown option --fast"):
         _check_command(app, ["flask", "--app", "wsgi", "seed", "--fast"])
+    with pytest.raises(pytest.fail.Exception, match="gunicorn does not accept"):
+        _check_command(app, ["gunicorn", "--wrokers", "4", "wsgi:app"])
 
 
 def test_the_dockerfile_copies_what_exists_and_runs_python_311():

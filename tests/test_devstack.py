@@ -133,3 +133,13 @@ def _seed_counts(output: str) -> dict[str, tuple[int, int]]:
         if match:
             counts[match[1]] = (int(match[2]), int(match[3]))
     return counts
+
+
+def test_make_test_treats_no_tests_collected_as_a_failure(database_url, redis_url):
+    """pytest exits 5 when it collects nothing; `make test` must not pass on that."""
+    env = _env(database_url, redis_url)
+    result = subprocess.run(
+        [sys.executable, "-m", "hue_reports.devstack", "test", "-q", "-k", "no_test_is_called_this",
+         "tests/test_config.py"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "collected no tests: that is a failure" in result.stdout

@@ -87,7 +87,10 @@ OUTLINE_SQL = text("""
 def load_areas(data_dir: Path, city_cfg: dict) -> tuple[Counts, dict[str, AdminArea], AdminArea]:
     """The wards of the data set's vintage and the city outline as their union."""
     areas_cfg = city_cfg["areas"]
-    valid_from: date = areas_cfg["valid_from"]
+    try:
+        valid_from = date.fromisoformat(str(areas_cfg["valid_from"]))
+    except ValueError as exc:
+        raise SeedError(f"city.yaml: areas.valid_from must be a date (YYYY-MM-DD): {exc}") from exc
     levels: dict = areas_cfg["levels"]
     with open(data_dir / areas_cfg["file"], encoding="utf-8") as fh:
         features = json.load(fh)["features"]

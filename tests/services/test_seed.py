@@ -114,6 +114,33 @@ def test_a_point_in_a_sliver_between_wards_is_inside_the_city(db_session):
     assert (in_ward, in_city) == (False, True)
 
 
+def test_an_invalid_ward_polygon_is_repaired_on_load(db_session, tmp_path):
+    """A self-intersecting ring (a bow tie) is stored as a valid MultiPolygon by ST_MakeValid."""
+    data_dir = tmp_path / "city"
+    shutil.copytree(DEFAULT_DATA_DIR, data_dir)
+    bow_tie = {"type": "Polygon", "coordinates": [[[107.0, 16.0], [107.1, 16.1], [107.1, 16.0],
+                                                   [107.0, 16.1], [107.0, 16.0]]]}
+    square = {"type": "Polygon", "coordinates": [[[107.2, 16.0], [107.3, 16.0], [107.3, 16.1],
+                                                  [107.2, 16.1], [107.2, 16.0]]]}
+    features = [{"type": "Feature", "geometry": geometry,
+                 "properties": {"code": code, "name": f"Phường {code}", "short_name": code, "level": "ward",
+                                "level_vi": "Phường"}}
+                for code, geometry in (("T-BOWTIE", bow_tie), ("T-SQUARE", square))]
+    (data_dir / "wards.geojson").write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+    city = yaml.safe_load((data_dir / "city.yaml").read_text(encoding="utf-8"))
+    city["areas"]["valid_from"] = "2031-01-01"
+    (data_dir / "city.yaml").write_text(yaml.safe_dump(city, allow_unicode=True), encoding="utf-8")
+    assert db_session.scalar(text(
+        "SELECT ST_IsValid(ST_GeomFromGeoJSON(:g))"), {"g": json.dumps(bow_tie)}) is False
+
+    seed.load_city(data_dir)
+    valid, kind, parts, area = db_session.execute(text("""
+        SELECT ST_IsValid(geom), GeometryType(geom), ST_NumGeometries(geom), ST_Area(geom)
+        FROM admin_areas WHERE code = 'T-BOWTIE'""")).one()
+    assert (valid, kind, parts) == (True, "MULTIPOLYGON", 2)
+    assert area == pytest.approx(0.005)  # two triangles of 0.0025 each: half the 0.1 x 0.1 square
+
+
 def test_the_city_row_comes_from_data(db_session):
     city = db_session.scalars(select(City)).one()
     data = yaml.safe_load((DEFAULT_DATA_DIR / "city.yaml").read_text(encoding="utf-8"))
