@@ -50,9 +50,13 @@ def tick(redis: Redis, jobs: list[Periodic], now: float | None = None) -> list[s
         if not redis.set(claim, "1", nx=True, ex=periodic.interval_s * 2):
             continue
         job_id = f"periodic-{periodic.name}-{slot}"
-        Queue(periodic.queue, connection=redis).enqueue(
-            periodic.func, *periodic.args(now), job_id=job_id, job_timeout=periodic.timeout_s,
-            result_ttl=periodic.interval_s * 2, failure_ttl=24 * 3600)
+        try:
+            Queue(periodic.queue, connection=redis).enqueue(
+                periodic.func, *periodic.args(now), job_id=job_id, job_timeout=periodic.timeout_s,
+                result_ttl=periodic.interval_s * 2, failure_ttl=24 * 3600)
+        except RedisError:
+            redis.delete(claim)  # let the next tick (this or another scheduler) try this period again
+            raise
         enqueued.append(job_id)
     return enqueued
 

@@ -33,13 +33,18 @@ def check_database() -> dict[str, str]:
     try:
         with db.engine.connect() as conn:
             conn.execute(text("SET LOCAL statement_timeout = 3000"))
-            conn.execute(text("SELECT postgis_lib_version()"))
-            current = set(conn.execute(text("SELECT version_num FROM alembic_version")).scalars())
+            postgis, migrated = conn.execute(text(
+                "SELECT to_regproc('postgis_lib_version') IS NOT NULL, "
+                "to_regclass('alembic_version') IS NOT NULL")).one()
+            current = set(conn.execute(text("SELECT version_num FROM alembic_version")).scalars()) \
+                if migrated else set()
     except SQLAlchemyError as exc:
         reason = str(exc.orig if getattr(exc, "orig", None) else exc).strip().splitlines()[0]
-        if "alembic_version" in reason:
-            return {"database": "ok", "schema": "not migrated: run `flask db upgrade`"}
         return {"database": f"unreachable: {reason}", "schema": "unknown"}
+    if not postgis:
+        return {"database": "PostGIS extension missing: run `flask db upgrade`", "schema": "unknown"}
+    if not migrated:
+        return {"database": "ok", "schema": "not migrated: run `flask db upgrade`"}
     expected = set(schema_heads())
     if current != expected:
         return {"database": "ok",

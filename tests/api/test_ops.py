@@ -51,6 +51,12 @@ def empty_database():
     drop_database(name)
 
 
+def test_readyz_is_503_when_postgis_is_missing(make_app, empty_database):
+    response = make_app(DATABASE_URL=empty_database).test_client().get("/readyz")
+    assert response.status_code == 503
+    assert response.get_json()["error"]["fields"]["database"].startswith("PostGIS extension missing")
+
+
 def test_readyz_is_503_when_the_schema_is_not_migrated(make_app, empty_database):
     from hue_reports.extensions import db
 
