@@ -21,4 +21,4 @@ USER hue
 ENV HUE_ENV=production \
     MEDIA_ROOT=/data/media
 EXPOSE 8000
-CMD ["gunicorn", "--bind", "0.0.0.0:8000", "--workers", "4", "--access-logfile", "-", "--no-control-socket", "wsgi:app"]
+CMD ["gunicorn", "--config", "python:hue_reports.gunicorn_conf", "--bind", "0.0.0.0:8000", "wsgi:app"]

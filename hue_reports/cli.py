@@ -92,7 +92,7 @@ def healthcheck_command(component: str) -> None:
     from . import scheduler
     from .extensions import get_redis
 
-    redis = get_redis(fast=True)
+    redis = get_redis()
     host = socket.gethostname()
     if component == "worker":
         alive = any(w.hostname == host for w in Worker.all(connection=redis))

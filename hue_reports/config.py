@@ -38,21 +38,25 @@ class Setting:
     default: str | None
     help: str
     parse: Callable[[str], Any] = str
+    # Production refuses to run on the default: it must be set explicitly.
+    required_in_production: bool = False
 
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("HUE_ENV", "production",
             "`production`, `development` or `testing`. Production refuses a default or short "
-            "SECRET_KEY and DEBUG on."),
+            "SECRET_KEY, DEBUG on, and a missing DATABASE_URL or REDIS_URL."),
     Setting("SECRET_KEY", None,
             "Secret for signing; at least 32 characters in production. Development uses a fixed "
             "insecure key."),
     Setting("DEBUG", "false", "Flask debug mode; refused in production.", _bool),
     Setting("DATABASE_URL", "postgresql://postgres@127.0.0.1:54329/hue_reports",
-            "PostgreSQL+PostGIS database (the default is the project-local cluster of `make run`)."),
+            "PostgreSQL+PostGIS database (the default is the project-local cluster of `make run`; "
+            "production requires it set).", required_in_production=True),
     Setting("DATABASE_POOL_SIZE", "5", "SQLAlchemy connections kept per process.", int),
     Setting("REDIS_URL", "redis://127.0.0.1:63799/0",
-            "Redis for the RQ queues (the default is the project-local Redis of `make run`)."),
+            "Redis for the RQ queues (the default is the project-local Redis of `make run`; "
+            "production requires it set).", required_in_production=True),
     Setting("RQ_QUEUES", "routing,photos,notifications,periodic",
             "Queues a worker listens to by default, highest priority first.", _list),
     Setting("MEDIA_ROOT", "./var/media", "Directory of the local-filesystem photo storage."),
@@ -97,7 +101,7 @@ def load_config(environ: Mapping[str, str] | None = None,
     if env != "production" and not config["SECRET_KEY"]:
         config["SECRET_KEY"] = DEV_SECRET_KEY
     if env == "production":
-        check_production(config)
+        check_production(config, explicit=set(environ) | set(overrides or {}))
 
     config.update({
         "TESTING": env == "testing",
@@ -119,12 +123,18 @@ def load_config(environ: Mapping[str, str] | None = None,
     return config
 
 
-def check_production(config: Mapping[str, Any]) -> None:
-    """Refuse the settings that are only acceptable on a developer's machine."""
+def check_production(config: Mapping[str, Any], explicit: set[str]) -> None:
+    """Refuse the settings that are only acceptable on a developer's machine, naming all of them.
+
+    `explicit`: the settings given in the environment or overrides (not defaulted).
+    """
+    problems = [f"{s.name} must be set" for s in SETTINGS if s.required_in_production and s.name not in explicit]
     secret = config.get("SECRET_KEY") or ""
     if not secret or secret == DEV_SECRET_KEY:
-        raise ConfigError("SECRET_KEY must be set in production (HUE_ENV=production)")
-    if len(secret) < MIN_SECRET_KEY_LENGTH:
-        raise ConfigError(f"SECRET_KEY must be at least {MIN_SECRET_KEY_LENGTH} characters in production")
+        problems.append("SECRET_KEY must be set")
+    elif len(secret) < MIN_SECRET_KEY_LENGTH:
+        problems.append(f"SECRET_KEY must be at least {MIN_SECRET_KEY_LENGTH} characters")
     if config.get("DEBUG"):
-        raise ConfigError("DEBUG must be off in production")
+        problems.append("DEBUG must be off")
+    if problems:
+        raise ConfigError("refusing to start in production (HUE_ENV=production): " + "; ".join(problems))

@@ -36,7 +36,9 @@ PG_BIN = Path(os.environ.get("HUE_PG_BIN", "/usr/lib/postgresql/15/bin"))
 PG_PORT = int(os.environ.get("HUE_DEV_PG_PORT", "54329"))
 REDIS_PORT = int(os.environ.get("HUE_DEV_REDIS_PORT", "63799"))
 DEV_DATABASE = "hue_reports"
-# Tests use their own Redis database number on the local Redis, never the dev data.
+# gunicorn's settings live in one module, shared with the container image.
+GUNICORN_CONFIG = "python:hue_reports.gunicorn_conf"
+# Tests use their own Redis database number, never the one `make run` works in.
 TEST_REDIS_DB = 15
 
 
@@ -76,15 +78,34 @@ def choose_port(preferred: int, what: str, env_var: str, any_port: bool) -> int:
                      f"stop it, or set {env_var} to another port for {what}")
 
 
+# Where a root-run cluster lives when the postgres user cannot reach the clone
+# (a clone under /root, mode 0700): one directory per checkout, linked from ./var.
+OUTSIDE_ROOT = Path("/var/lib/hue-reports")
+
+
 class LocalPostgres:
-    """A PostgreSQL cluster owned by this project, under ./var/postgres."""
+    """A PostgreSQL cluster owned by this project, under ./var/postgres.
+
+    As root, PostgreSQL runs as the `postgres` user, which must be able to reach
+    the data directory. If the checkout is closed to it (e.g. under /root), the
+    cluster lives in /var/lib/hue-reports/<checkout hash>/ and ./var/postgres is
+    a symbolic link to it.
+    """
 
     def __init__(self, var: Path, port: int):
-        self.dir = var / "postgres"
-        self.data = self.dir / "data"
-        self.logfile = self.dir / "postgres.log"
+        link = var / "postgres"
+        self.dir = link.resolve() if link.is_symlink() else link
+        self.link = link
         self.default_port = self.port = port
         self.as_root = os.geteuid() == 0
+
+    @property
+    def data(self) -> Path:
+        return self.dir / "data"
+
+    @property
+    def logfile(self) -> Path:
+        return self.dir / "postgres.log"
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
@@ -101,6 +122,9 @@ class LocalPostgres:
                 "(make run / make test do it as root), or set DATABASE_URL."
             )
 
+    def _reachable(self) -> bool:
+        return _run(self._cmd(["test", "-w", str(self.dir)])).returncode == 0
+
     def _prepare_dir(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         if not self.as_root:
@@ -110,13 +134,24 @@ class LocalPostgres:
         except KeyError as exc:
             raise StackError("the `postgres` user is missing; install postgresql-15") from exc
         os.chown(self.dir, owner.pw_uid, owner.pw_gid)
-        probe = _run(self._cmd(["test", "-w", str(self.dir)]))
-        if probe.returncode != 0:
-            raise StackError(
-                f"the postgres user cannot reach {self.dir} (a parent directory is closed to it). "
-                "Clone the project somewhere world-readable, set HUE_VAR_DIR to such a place, "
-                "or set DATABASE_URL."
-            )
+        if self._reachable():
+            return
+        # The checkout is closed to the postgres user: keep the cluster outside it.
+        import hashlib
+
+        outside = OUTSIDE_ROOT / hashlib.sha256(str(self.link.parent).encode()).hexdigest()[:16] / "postgres"
+        outside.mkdir(parents=True, exist_ok=True)
+        for directory in (OUTSIDE_ROOT, outside.parent):
+            directory.chmod(0o755)
+        os.chown(outside, owner.pw_uid, owner.pw_gid)
+        if not self.link.is_symlink():
+            self.link.rmdir()  # empty: it was created above, and nothing could be written to it
+            self.link.symlink_to(outside, target_is_directory=True)
+        self.dir = outside
+        log(f"the postgres user cannot reach {self.link.parent}: the cluster lives in {outside} "
+            f"(linked from {self.link})")
+        if not self._reachable():
+            raise StackError(f"the postgres user cannot write to {outside}")
 
     def initialised(self) -> bool:
         return (self.data / "PG_VERSION").exists()
@@ -286,6 +321,14 @@ def _server_url(url: str, database: str = "postgres") -> str:
     return u.render_as_string(hide_password=False)
 
 
+def redis_database(url: str, db: int) -> str:
+    """The same Redis server, another database number."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{db}"))
+
+
 def ensure_database(url: str) -> None:
     """Create the database named in `url` if it does not exist yet."""
     import psycopg
@@ -319,12 +362,21 @@ def _base_env(extra: dict[str, str]) -> dict[str, str]:
 
 
 class Supervisor:
-    """Runs a few processes in the foreground, prefixing their logs; Ctrl-C stops all of them."""
+    """Runs a few processes in the foreground, prefixing their logs; Ctrl-C stops all of them.
+
+    Ctrl-C or SIGTERM at any moment (even while the processes are starting)
+    sets `stopping`; `terminate()` then stops every process group it started.
+    """
 
     def __init__(self, env: dict[str, str]):
         self.env = env
         self.procs: dict[str, subprocess.Popen] = {}
         self.stopping = False
+        signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGTERM, self._on_signal)
+
+    def _on_signal(self, signum, frame) -> None:
+        self.stopping = True
 
     def spawn(self, name: str, argv: list[str]) -> None:
         proc = subprocess.Popen(
@@ -340,26 +392,24 @@ class Supervisor:
             sys.stdout.write(f"{name:>9} | {line}")
             sys.stdout.flush()
 
+    def dead(self) -> str | None:
+        """The name of a process that has exited, if any."""
+        return next((name for name, proc in self.procs.items() if proc.poll() is not None), None)
+
     def wait(self) -> int:
-        """Block until Ctrl-C/SIGTERM or until one process dies; then stop the rest."""
-        def on_signal(signum, frame):
-            self.stopping = True
-
-        signal.signal(signal.SIGINT, on_signal)
-        signal.signal(signal.SIGTERM, on_signal)
-        code = 0
+        """Block until Ctrl-C/SIGTERM or until one process dies. The caller calls terminate()."""
         while not self.stopping:
-            for name, proc in self.procs.items():
-                if proc.poll() is not None:
-                    log(f"{name} exited with code {proc.returncode}; stopping the others")
-                    code = proc.returncode or 1
-                    self.stopping = True
-                    break
+            name = self.dead()
+            if name:
+                code = self.procs[name].returncode
+                log(f"{name} exited with code {code}; stopping the others")
+                return code or 1
             time.sleep(0.2)
-        self.terminate()
-        return code
+        return 0
 
-    def terminate(self, timeout: float = 15) -> None:
+    def terminate(self, timeout: float = 20) -> None:
+        """SIGTERM each process (a warm shutdown: the RQ worker finishes its job), then, past the
+        timeout or once its leader is gone, SIGKILL what is left of its process group."""
         for proc in self.procs.values():
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
@@ -369,14 +419,18 @@ class Supervisor:
                 proc.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 log(f"{name} did not stop in time; killing it")
-                proc.kill()
-                proc.wait()
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)  # its own session: the group is its children
+            except ProcessLookupError:
+                pass
+            proc.wait()
 
 
-def wait_http(url: str, timeout: float, procs: dict[str, subprocess.Popen]) -> bool:
+def wait_http(url: str, timeout: float, sup: Supervisor) -> bool:
+    """Poll `url` until it answers 200; give up if a process dies or a stop is requested."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if any(p.poll() is not None for p in procs.values()):
+        if sup.stopping or sup.dead():
             return False
         try:
             with urllib.request.urlopen(url, timeout=2) as resp:
@@ -395,18 +449,22 @@ def cmd_run(args: argparse.Namespace) -> int:
         flask(["db", "upgrade"], env)
         flask(["seed", "--demo"], env)
         sup = Supervisor(env)
-        bind = f"{args.host}:{args.port}"
-        sup.spawn("api", [str(BIN / "gunicorn"), "--bind", bind, "--workers", str(args.web_workers),
-                          "--access-logfile", "-", "--no-control-socket", "wsgi:app"])
-        sup.spawn("worker", [str(BIN / "flask"), "--app", "wsgi", "worker"])
-        sup.spawn("scheduler", [str(BIN / "flask"), "--app", "wsgi", "scheduler"])
-        url = f"http://{bind}"
-        if wait_http(f"{url}/healthz", 60, sup.procs):
-            log(f"hue-reports is running at {url}  (readiness: {url}/readyz, "
-                f"services: {url}/api/v1/services). Ctrl-C stops everything.")
-        code = sup.wait()
-        log("stopped")
-        return code
+        try:
+            bind = f"{args.host}:{args.port}"
+            sup.spawn("api", [str(BIN / "gunicorn"), "--config", GUNICORN_CONFIG, "--bind", bind,
+                              "--workers", str(args.web_workers), "wsgi:app"])
+            sup.spawn("worker", [str(BIN / "flask"), "--app", "wsgi", "worker"])
+            sup.spawn("scheduler", [str(BIN / "flask"), "--app", "wsgi", "scheduler"])
+            url = f"http://{bind}"
+            if wait_http(f"{url}/healthz", 60, sup):
+                log(f"hue-reports is running at {url}  (readiness: {url}/readyz, "
+                    f"services: {url}/api/v1/services). Ctrl-C stops everything.")
+            elif not sup.stopping and not sup.dead():
+                log(f"warning: the API did not answer {url}/healthz within 60 s; still waiting")
+            return sup.wait()
+        finally:
+            sup.terminate()
+            log("stopped")
     finally:
         stack.down()
 
@@ -419,10 +477,8 @@ def cmd_test(args: argparse.Namespace) -> int:
         env["HUE_ENV"] = "testing"
         # conftest.py makes a throw-away database on this server and drops it afterwards.
         env["TEST_DATABASE_URL"] = _server_url(services["DATABASE_URL"])
-        if "REDIS_URL" not in os.environ:
-            env["TEST_REDIS_URL"] = stack.redis.url(TEST_REDIS_DB)
-        else:
-            env.setdefault("TEST_REDIS_URL", services["REDIS_URL"])
+        # Never the Redis database the developer works in: database 15 of the same server.
+        env.setdefault("TEST_REDIS_URL", redis_database(services["REDIS_URL"], TEST_REDIS_DB))
         result = subprocess.run([str(BIN / "pytest"), *args.pytest_args], cwd=ROOT, env=env, check=False)
         if result.returncode == 5:
             log("pytest collected no tests: that is a failure")

@@ -6,7 +6,10 @@ Every 4xx and 5xx answer is::
 
 `code` is the stable, machine-readable contract; `message` is English and
 `message_vi` Vietnamese, for people; `fields` maps an input field to what is wrong
-with it (validation errors) and is omitted when empty.
+with it (validation errors), and is {} when no field is at fault.
+
+An outage of PostgreSQL or Redis is not a bug: it answers 503 with Retry-After,
+so clients retry, instead of a 500.
 """
 
 from __future__ import annotations
@@ -15,7 +18,9 @@ import logging
 from typing import Any
 
 import marshmallow as ma
+import redis
 from flask import Flask, Response, jsonify
+from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 log = logging.getLogger(__name__)
@@ -70,8 +75,7 @@ def error_response(status: int, code: str | None = None, message: str | None = N
     }
     if body["message_vi"] is None:
         del body["message_vi"]
-    if fields:
-        body["fields"] = fields
+    body["fields"] = fields or {}
     response = jsonify({"error": body})
     response.status_code = status
     for key, value in (headers or {}).items():
@@ -103,6 +107,27 @@ def handle_validation_error(exc: ma.ValidationError) -> Response:
     return error_response(422, fields=fields)
 
 
+RETRY_AFTER_S = "5"
+
+
+def handle_database_unavailable(exc: sa_exc.SQLAlchemyError) -> Response:
+    """PostgreSQL unreachable, restarting, or timing out: 503, retry later. Anything else is a bug."""
+    if isinstance(exc, sa_exc.DBAPIError) and not (exc.connection_invalidated or
+                                                   isinstance(exc, sa_exc.OperationalError)):
+        return handle_unexpected(exc)
+    log.warning("database unavailable: %s", str(getattr(exc, "orig", None) or exc).strip().splitlines()[0])
+    return error_response(503, "database_unavailable", "The database is unavailable; try again shortly.",
+                          message_vi="Cơ sở dữ liệu tạm thời không khả dụng, vui lòng thử lại sau.",
+                          headers={"Retry-After": RETRY_AFTER_S})
+
+
+def handle_redis_unavailable(exc: redis.RedisError) -> Response:
+    log.warning("redis unavailable: %s", exc)
+    return error_response(503, "queue_unavailable", "The queue is unavailable; try again shortly.",
+                          message_vi="Hàng đợi tạm thời không khả dụng, vui lòng thử lại sau.",
+                          headers={"Retry-After": RETRY_AFTER_S})
+
+
 def handle_unexpected(exc: Exception) -> Response:
     """A bug: log it with its traceback, answer the shared shape without leaking details."""
     log.exception("unhandled error: %s", exc)
@@ -113,4 +138,8 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(ApiError, handle_api_error)
     app.register_error_handler(ma.ValidationError, handle_validation_error)
     app.register_error_handler(HTTPException, handle_http_exception)
+    for outage in (sa_exc.OperationalError, sa_exc.DBAPIError, sa_exc.TimeoutError):
+        app.register_error_handler(outage, handle_database_unavailable)
+    for outage in (redis.ConnectionError, redis.TimeoutError):
+        app.register_error_handler(outage, handle_redis_unavailable)
     app.register_error_handler(Exception, handle_unexpected)

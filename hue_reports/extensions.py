@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import flask_smorest
 import redis
 from flask import Flask, current_app
@@ -11,13 +13,32 @@ from rq import Queue
 
 from . import errors
 from .models.base import Base
+from .schemas.common import ErrorSchema
 
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 
 
+def _drop_inherited_connections() -> None:
+    """In a forked child (an RQ work horse), never use the parent's pooled connections.
+
+    SQLAlchemy's recipe for os.fork(): dispose(close=False) forgets the parent's
+    connections without closing them (psycopg never finalises a connection in a
+    process other than the one that opened it), and the child opens its own.
+    `_app_engines` (app -> engines) is Flask-SQLAlchemy's registry of engines.
+    """
+    for engines in list(db._app_engines.values()):
+        for engine in engines.values():
+            engine.dispose(close=False)
+
+
+os.register_at_fork(after_in_child=_drop_inherited_connections)
+
+
 class Api(flask_smorest.Api):
-    """flask-smorest, answering its errors in our one JSON error shape."""
+    """flask-smorest, answering and documenting its errors in our one JSON error shape."""
+
+    ERROR_SCHEMA = ErrorSchema
 
     def handle_http_exception(self, error):
         return errors.handle_http_exception(error)
@@ -27,16 +48,15 @@ api = Api()
 
 
 def init_redis(app: Flask) -> None:
-    # No socket timeout on the shared connection: RQ workers block on it for
-    # minutes. Health checks use their own short-timeout client (get_redis(fast=True)).
-    app.extensions["hue_redis"] = redis.Redis.from_url(app.config["REDIS_URL"], socket_connect_timeout=5)
-    app.extensions["hue_redis_fast"] = redis.Redis.from_url(
-        app.config["REDIS_URL"], socket_connect_timeout=2, socket_timeout=2)
+    # Short timeouts: a request never hangs on a sick Redis. An RQ worker raises
+    # the socket timeout of its own connection above its blocking dequeue time.
+    app.extensions["hue_redis"] = redis.Redis.from_url(
+        app.config["REDIS_URL"], socket_connect_timeout=2, socket_timeout=5)
 
 
-def get_redis(fast: bool = False) -> redis.Redis:
-    """The app's Redis connection; `fast=True` for a client that fails within seconds."""
-    return current_app.extensions["hue_redis_fast" if fast else "hue_redis"]
+def get_redis() -> redis.Redis:
+    """The app's Redis connection."""
+    return current_app.extensions["hue_redis"]
 
 
 def get_queue(name: str) -> Queue:

@@ -8,8 +8,8 @@ city data (committed, so worker processes can see it), and drops it at the end.
 
 Isolation: `db_session` runs a test inside an outer transaction on one
 connection, with the app's sessions joining it through savepoints, rolled back
-afterwards. Tests that need a worker in another process cannot see uncommitted
-data: they use `committed` instead, which truncates the report tables afterwards.
+afterwards. A worker in another process cannot see uncommitted data: tests that
+run jobs on reports must commit them and remove them afterwards.
 """
 
 from __future__ import annotations
@@ -18,12 +18,9 @@ import os
 
 import pytest
 import redis as redis_lib
-from sqlalchemy import text
 
 from tests.support import close_app, create_database, drop_database, required_env, server_url
 
-# Tables written by tests (seed tables are left as seeded).
-REPORT_TABLES = ("feedback", "photos", "report_events", "report_contacts", "outbox", "reports", "api_tokens")
 
 
 def pytest_configure(config):
@@ -121,19 +118,6 @@ def db_session(app):
             engines[None] = engine  # type: ignore[index]
             outer.rollback()
             connection.close()
-
-
-@pytest.fixture
-def committed(app):
-    """For tests whose data another process (a worker) must see: truncate report tables afterwards."""
-    from hue_reports.extensions import db
-
-    with app.app_context():
-        yield db.session
-        db.session.rollback()
-        db.session.execute(text(f"TRUNCATE {', '.join(REPORT_TABLES)} RESTART IDENTITY CASCADE"))
-        db.session.commit()
-        db.session.remove()
 
 
 @pytest.fixture

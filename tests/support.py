@@ -54,5 +54,4 @@ def close_app(app) -> None:
 
     with app.app_context():
         db.engine.dispose()
-    for key in ("hue_redis", "hue_redis_fast"):
-        app.extensions[key].close()
+    app.extensions["hue_redis"].close()

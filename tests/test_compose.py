@@ -6,7 +6,11 @@ survive a container (database, photos) must be on named volumes.
 """
 
 import ast
+import inspect
 import shlex
+import subprocess
+import sys
+from pathlib import Path
 
 import click
 import pytest
@@ -115,7 +119,7 @@ def test_production_secrets_are_required_not_defaulted():
 
 
 def test_every_container_command_exists_in_the_project(app):
-    for name, service in APP_SERVICES.items():
+    for service in APP_SERVICES.values():
         for argv in _commands(service["command"]):
             _check_command(app, argv)
         if "healthcheck" in service:
@@ -142,3 +146,27 @@ def test_the_dockerfile_copies_what_exists_and_runs_python_311():
         for source in sources:
             assert (ROOT / source).exists(), f"Dockerfile copies missing {source}"
     assert any(words[0] == "USER" and words[1] != "root" for words in lines)
+
+
+def test_gunicorn_accepts_the_shared_settings_module(process_env):
+    """gunicorn's own --check-config loads hue_reports/gunicorn_conf.py and the app, as the image does."""
+    argv = SERVICES["api"]["command"]
+    result = subprocess.run([str(Path(sys.executable).parent / argv[0]), "--check-config", *argv[1:]],
+                            cwd=ROOT, env=process_env, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_name_in_the_gunicorn_settings_module_is_a_gunicorn_setting():
+    """gunicorn silently ignores unknown names in a config module: a typo would go unnoticed."""
+    from hue_reports import gunicorn_conf
+
+    names = {n for n, v in vars(gunicorn_conf).items() if not n.startswith("_") and not inspect.ismodule(v)}
+    assert {"worker_class", "timeout"} <= names
+    assert names <= set(Config().settings), names - set(Config().settings)
+
+
+def test_the_database_healthcheck_goes_over_tcp():
+    """During first-time initialisation the postgis image serves the Unix socket only: a socket
+    check would call it healthy before the migration can connect over the network."""
+    check = SERVICES["postgis"]["healthcheck"]["test"][1]
+    assert "pg_isready -h 127.0.0.1" in check

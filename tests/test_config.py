@@ -5,12 +5,16 @@ import pytest
 from hue_reports.config import DEV_SECRET_KEY, SETTINGS, ConfigError, database_uri, load_config
 
 GOOD_SECRET = "x" * 40
+PRODUCTION = {"HUE_ENV": "production", "SECRET_KEY": GOOD_SECRET,
+              "DATABASE_URL": "postgresql://hue:pw@db/hue", "REDIS_URL": "redis://redis:6379/0"}
 
 
-def test_production_is_the_default_and_refuses_a_missing_secret():
-    """Without HUE_ENV, is the app in production mode and does it refuse to start with no SECRET_KEY?"""
-    with pytest.raises(ConfigError, match="SECRET_KEY must be set"):
+def test_production_is_the_default_and_names_everything_missing():
+    """Without HUE_ENV, is the app in production mode, refusing to start and saying all that is missing?"""
+    with pytest.raises(ConfigError) as refused:
         load_config({})
+    for problem in ("DATABASE_URL must be set", "REDIS_URL must be set", "SECRET_KEY must be set"):
+        assert problem in str(refused.value)
 
 
 @pytest.mark.parametrize("secret, message", [
@@ -19,17 +23,25 @@ def test_production_is_the_default_and_refuses_a_missing_secret():
 ])
 def test_production_refuses_default_or_short_secret(secret, message):
     with pytest.raises(ConfigError, match=message):
-        load_config({"HUE_ENV": "production", "SECRET_KEY": secret})
+        load_config({**PRODUCTION, "SECRET_KEY": secret})
 
 
 def test_production_refuses_debug():
     with pytest.raises(ConfigError, match="DEBUG must be off"):
-        load_config({"HUE_ENV": "production", "SECRET_KEY": GOOD_SECRET, "DEBUG": "true"})
+        load_config({**PRODUCTION, "DEBUG": "true"})
 
 
-def test_production_accepts_a_real_secret():
-    config = load_config({"HUE_ENV": "production", "SECRET_KEY": GOOD_SECRET})
+@pytest.mark.parametrize("name", ["DATABASE_URL", "REDIS_URL"])
+def test_production_refuses_the_development_servers_by_default(name):
+    environ = {k: v for k, v in PRODUCTION.items() if k != name}
+    with pytest.raises(ConfigError, match=f"production.*{name} must be set"):
+        load_config(environ)
+
+
+def test_production_accepts_explicit_settings():
+    config = load_config(PRODUCTION)
     assert config["SECRET_KEY"] == GOOD_SECRET
+    assert config["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://hue:pw@db/hue"
     assert config["TESTING"] is False
 
 

@@ -9,6 +9,7 @@ from sqlalchemy.exc import IntegrityError
 
 from hue_reports.extensions import db
 from hue_reports.models import Category, Report, ReportEvent
+from tests.support import create_database, drop_database, server_url
 
 
 def _alembic_config():
@@ -34,6 +35,27 @@ def test_drift_check_detects_a_difference(app):
             db.session.commit()
 
 
+def test_the_migration_downgrades_to_nothing_and_upgrades_again(make_app):
+    from flask_migrate import downgrade, upgrade
+    from sqlalchemy import inspect
+
+    name = create_database("hue_migrate")
+    try:
+        app = make_app(DATABASE_URL=server_url(name))
+        with app.app_context():
+            upgrade()
+            assert set(db.metadata.tables) <= set(inspect(db.engine).get_table_names())
+            downgrade(revision="base")
+            left = set(inspect(db.engine).get_table_names()) - {"alembic_version", "spatial_ref_sys"}
+            assert left == set()
+            upgrade()
+            command.check(_alembic_config())
+            db.session.remove()
+            db.engine.dispose()
+    finally:
+        drop_database(name)
+
+
 def test_postgis_extension_and_gist_indexes_exist(db_session):
     assert db_session.execute(text("SELECT extname FROM pg_extension WHERE extname = 'postgis'")).scalar()
     gist = set(db_session.execute(text(
@@ -46,7 +68,8 @@ def _event(db_session) -> ReportEvent:
     report = Report(public_code="TEST-0001", category=category, description="Ổ gà trước nhà")
     db_session.add(report)
     db_session.flush()
-    event = ReportEvent(report_id=report.id, type="submitted", actor_kind="resident", to_status="submitted")
+    event = ReportEvent(report_id=report.id, type="submitted", actor_kind="resident", to_status="submitted",
+                        public=True)
     db_session.add(event)
     db_session.flush()
     return event
@@ -70,7 +93,7 @@ def test_report_events_refuse_delete(db_session):
 def test_report_events_accept_new_rows(db_session):
     event = _event(db_session)
     db_session.add(ReportEvent(report_id=event.report_id, type="routed", actor_kind="system",
-                               from_status="submitted", to_status="routed"))
+                               from_status="submitted", to_status="routed", public=True))
     db_session.flush()
     count = db_session.execute(text("SELECT count(*) FROM report_events WHERE report_id = :r"),
                                {"r": event.report_id}).scalar()

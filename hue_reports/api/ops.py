@@ -6,6 +6,7 @@ from flask_smorest import Blueprint
 
 from ..errors import ApiError
 from ..services import health
+from . import not_yet
 
 blp = Blueprint("ops", __name__, url_prefix="", description="Operations")
 
@@ -30,3 +31,15 @@ def readyz():
                        message_vi="Dịch vụ chưa sẵn sàng.", fields=details["checks"],
                        headers={"Retry-After": "5"})
     return {"status": "ready", **details}
+
+
+@blp.route("/metrics")
+def prometheus_metrics():
+    """Prometheus metrics: request counts and latencies, queue depths."""
+    raise not_yet("Prometheus metrics")
+
+
+@blp.route("/api/docs")
+def api_docs():
+    """Interactive API documentation."""
+    raise not_yet("interactive API documentation")

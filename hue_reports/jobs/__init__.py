@@ -1,27 +1,30 @@
 """RQ entry points. Each takes ids (never ORM objects), runs in an app context and calls a service.
 
-Jobs run in a forked work horse: the @job decorator gives each one an app
-context (the worker's own, or a fresh app when run elsewhere) and makes sure
-the child never reuses database connections inherited from its parent.
+The @job decorator gives every job its own application context, so its own
+database session, closed when the job ends: nothing (a transaction, `now()`,
+the identity map) carries over from one job to the next, whether the worker
+forks a work horse per job or runs jobs in-process. (A forked horse never
+reuses its parent's database connections: see extensions.py.)
 """
 
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from flask import current_app, has_app_context
+from flask import Flask, current_app, has_app_context
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-_app = None
-_engine_pid: int | None = None
+_app: Flask | None = None
 
 
-def _app_for_jobs():
+def _app_for_jobs() -> Flask:
+    """The worker's app if there is one (`flask worker`), else one made for this process."""
     global _app
+    if has_app_context():
+        return current_app._get_current_object()  # type: ignore[attr-defined]
     if _app is None:
         from .. import create_app
 
@@ -29,26 +32,12 @@ def _app_for_jobs():
     return _app
 
 
-def _forget_inherited_connections() -> None:
-    """After a fork, drop (without closing) the pool's connections: they belong to the parent."""
-    global _engine_pid
-    from ..extensions import db
-
-    if _engine_pid != os.getpid():
-        db.engine.dispose(close=False)
-        _engine_pid = os.getpid()
-
-
 def job(func: F) -> F:
-    """Run `func` inside an application context, fork-safe."""
+    """Run `func` in a fresh application context (and so a fresh session)."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
-        if has_app_context():
-            _forget_inherited_connections()
-            return func(*args, **kwargs)
-        with _app_for_jobs().app_context():
-            _forget_inherited_connections()
+        with _app_for_jobs().app_context():  # popping it removes the session
             return func(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]

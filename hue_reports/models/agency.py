@@ -18,15 +18,15 @@ AGENCY_KINDS = ("department", "company", "service", "ward_committee", "police", 
 
 
 class Agency(Timestamps, Base):
-    """A body that handles reports. Exactly one active agency is the dispatcher
-    (the city operations centre), which receives what no rule routes."""
+    """A body that handles reports. The one active agency of kind `dispatcher` (the city
+    operations centre) receives what no rule routes."""
 
     __tablename__ = "agencies"
     __table_args__ = (
         CheckConstraint(sql_in("kind", AGENCY_KINDS), name="kind"),
         # At most one active dispatcher.
-        Index("uq_agencies_one_dispatcher", "is_dispatcher", unique=True,
-              postgresql_where=text("is_dispatcher AND active")),
+        Index("uq_agencies_one_dispatcher", "kind", unique=True,
+              postgresql_where=text("kind = 'dispatcher' AND active")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -34,7 +34,6 @@ class Agency(Timestamps, Base):
     name: Mapped[str] = mapped_column(String(300))
     name_en: Mapped[str] = mapped_column(String(300))
     kind: Mapped[str] = mapped_column(String(32))
-    is_dispatcher: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
     area_id: Mapped[int | None] = mapped_column(ForeignKey("admin_areas.id"))
     contact_email: Mapped[str | None] = mapped_column(String(320))
     contact_phone: Mapped[str | None] = mapped_column(String(32))
@@ -44,6 +43,10 @@ class Agency(Timestamps, Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True, server_default="true")
 
     area: Mapped[AdminArea | None] = relationship()
+
+    @property
+    def is_dispatcher(self) -> bool:
+        return self.kind == "dispatcher"
 
     def __repr__(self) -> str:
         return f"<Agency {self.code}>"

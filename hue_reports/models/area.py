@@ -54,7 +54,7 @@ class AdminArea(Base):
 class City(Base):
     """The jurisdiction this instance serves: its name, time zone and report code prefix.
 
-    One row per deployment. Seeded from the city's data directory (city.json),
+    One row per deployment. Seeded from the city's data directory (city.yaml),
     so nothing about a particular city lives in code.
     """
 

@@ -182,7 +182,8 @@ class ReportEvent(Base):
     to_status: Mapped[str | None] = mapped_column(String(20))
     agency_id: Mapped[int | None] = mapped_column(ForeignKey("agencies.id"))
     note: Mapped[str | None] = mapped_column(Text)
-    public: Mapped[bool] = mapped_column(Boolean, default=True, server_default="true")
+    # No default: whoever writes an event decides whether the public may see it.
+    public: Mapped[bool] = mapped_column(Boolean)
     data: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
 
     report: Mapped[Report] = relationship(back_populates="events")

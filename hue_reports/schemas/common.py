@@ -5,13 +5,6 @@ from __future__ import annotations
 import marshmallow as ma
 
 
-class LabelSchema(ma.Schema):
-    """A bilingual label: Vietnamese first, English alongside."""
-
-    vi = ma.fields.String(required=True)
-    en = ma.fields.String(required=True)
-
-
 def label(vi_attr: str, en_attr: str) -> ma.fields.Function:
     """A field rendering two attributes of an object as {"vi": ..., "en": ...}."""
     return ma.fields.Function(lambda obj: {"vi": getattr(obj, vi_attr), "en": getattr(obj, en_attr)},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from functools import lru_cache
 
@@ -15,6 +16,7 @@ from .. import MIGRATIONS_DIR
 from ..extensions import db, get_redis
 
 HEARTBEAT_KEY = "hue:heartbeat"
+log = logging.getLogger(__name__)
 
 
 @lru_cache(maxsize=1)
@@ -39,8 +41,9 @@ def check_database() -> dict[str, str]:
             current = set(conn.execute(text("SELECT version_num FROM alembic_version")).scalars()) \
                 if migrated else set()
     except SQLAlchemyError as exc:
-        reason = str(exc.orig if getattr(exc, "orig", None) else exc).strip().splitlines()[0]
-        return {"database": f"unreachable: {reason}", "schema": "unknown"}
+        # The driver's message (host, role, port) goes to the log, not to a public answer.
+        log.warning("readiness: database: %s", str(getattr(exc, "orig", None) or exc).strip().splitlines()[0])
+        return {"database": "unreachable", "schema": "unknown"}
     if not postgis:
         return {"database": "PostGIS extension missing: run `flask db upgrade`", "schema": "unknown"}
     if not migrated:
@@ -54,9 +57,10 @@ def check_database() -> dict[str, str]:
 
 def check_redis() -> str:
     try:
-        get_redis(fast=True).ping()
+        get_redis().ping()
     except redis.RedisError as exc:
-        return f"unreachable: {exc}"
+        log.warning("readiness: redis: %s", exc)
+        return "unreachable"
     return "ok"
 
 
@@ -69,7 +73,7 @@ def record_heartbeat(sent_at: float) -> None:
 def heartbeat() -> dict[str, float] | None:
     """When a worker last ran the scheduler's heartbeat job, or None if never (or Redis is down)."""
     try:
-        values = get_redis(fast=True).hgetall(HEARTBEAT_KEY)
+        values = get_redis().hgetall(HEARTBEAT_KEY)
     except redis.RedisError:
         return None
     if not values:

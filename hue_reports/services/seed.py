@@ -1,10 +1,17 @@
 """Load a city's data set: wards and the city outline, categories, agencies, routing rules, demo accounts.
 
-Everything is an upsert keyed on the data's own codes that writes a row only when
-something differs, in one transaction: loading the same data twice changes
-nothing (not even a row version), and loading an edited file updates just what
-was edited. Rows the file does not mention are left alone (an admin may have
-added them).
+Everything is an upsert keyed on the data's own codes (ward code and vintage,
+category code, agency code; a routing rule by category, area and priority) that
+writes a row only when something differs, in one transaction: loading the same
+data twice changes nothing, not even a row version.
+
+The files are authoritative for what they state, and only for that: a column a
+file does not give (an agency's webhook URL or contacts, whether a category or
+agency is active when the file does not say) is left as an admin set it, and
+rows the files do not mention are left alone. Changing a rule's priority in the
+file therefore adds a rule beside the old one; retiring rules, agencies and
+categories is the admin commands' work. Demo accounts are created once and
+never touched again.
 """
 
 from __future__ import annotations
@@ -46,9 +53,19 @@ def ascii_name(text: str) -> str:
 
 
 def upsert(table: Table, rows: list[dict[str, Any]], keys: tuple[str, ...]) -> Counts:
-    """INSERT ... ON CONFLICT (keys) DO UPDATE, writing only rows whose values differ."""
-    if not rows:
-        return {"created": 0, "updated": 0, "unchanged": 0}
+    """INSERT ... ON CONFLICT (keys) DO UPDATE of the columns each row gives, writing only rows
+    whose values differ. Rows may give different columns (a file that leaves one out)."""
+    counts = {"created": 0, "updated": 0, "unchanged": 0}
+    by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        by_columns.setdefault(tuple(sorted(row)), []).append(row)
+    for same_columns in by_columns.values():
+        for key, value in _upsert_rows(table, same_columns, keys).items():
+            counts[key] += value
+    return counts
+
+
+def _upsert_rows(table: Table, rows: list[dict[str, Any]], keys: tuple[str, ...]) -> Counts:
     stmt = pg_insert(table).values(rows)
     columns = [name for name in rows[0] if name not in keys]
     changes = {name: stmt.excluded[name] for name in columns}
@@ -104,7 +121,8 @@ def load_areas(data_dir: Path, city_cfg: dict) -> tuple[Counts, dict[str, AdminA
             "code": str(props.pop("code")),
             "valid_from": valid_from,
             "name": props.pop("name"),
-            "name_en": f"{ascii_name(props['short_name'])} {levels[level]['en']}",
+            "name_en": f"{ascii_name(props.get('short_name') or feature['properties']['name'])} "
+                       f"{levels[level]['en']}",
             "level": level,
             "tier": int(levels[level]["tier"]),
             "geom": _geometry_from_geojson(feature["geometry"]),
@@ -115,10 +133,20 @@ def load_areas(data_dir: Path, city_cfg: dict) -> tuple[Counts, dict[str, AdminA
     codes = [row["code"] for row in rows]
     if len(set(codes)) != len(codes):
         raise SeedError(f"{areas_cfg['file']}: duplicate ward codes")
-    counts = upsert(AdminArea.__table__, rows, ("code", "valid_from"))
-
     table = AdminArea.__table__
+    newer = db.session.scalar(select(func.max(table.c.valid_from)).where(table.c.valid_from > valid_from))
+    if newer is not None:
+        raise SeedError(f"city.yaml: areas valid from {valid_from} are older than those loaded (valid from "
+                        f"{newer}); a city's boundaries only move forward")
+    counts = upsert(table, rows, ("code", "valid_from"))
     wards_of_vintage = (table.c.code.in_(codes)) & (table.c.valid_from == valid_from)
+    empty = db.session.scalars(select(table.c.code).where(wards_of_vintage, func.ST_IsEmpty(table.c.geom))).all()
+    if empty:
+        raise SeedError(f"{areas_cfg['file']}: no polygon left after repair for {', '.join(empty)}")
+    # A new vintage retires the previous one: reports keep the ward they were filed in.
+    retired = db.session.execute(update(table).where(table.c.valid_from < valid_from, table.c.valid_to.is_(None))
+                                 .values(valid_to=valid_from)).rowcount
+    counts["updated"] += retired
     outline = OUTLINE_SQL.bindparams(codes=codes, valid_from=valid_from,
                                      min_hole_m2=float(areas_cfg.get("outline_fill_holes_below_km2", 0)) * 1e6)
     city_area = city_cfg["area"]
@@ -158,15 +186,17 @@ def load_categories(data_dir: Path) -> tuple[Counts, Counts]:
         for i, cat in enumerate(group["categories"]):
             if not float(cat["sla_hours"]) > 0:
                 raise SeedError(f"categories.yaml: {cat['code']}: sla_hours must be positive")
-            rows.append({
-                "code": cat["code"], "group_id": group_ids[group["code"]],
-                "name": cat["name"], "name_en": cat["name_en"],
-                "description": cat.get("description", ""), "description_en": cat.get("description_en", ""),
-                "sla_hours": cat["sla_hours"], "urgent": bool(cat.get("urgent", False)),
-                "keywords": list(cat.get("keywords", [])), "attributes": list(cat.get("attributes", [])),
-                "active": bool(cat.get("active", True)), "sort_order": i,
-            })
+            row = {"code": cat["code"], "group_id": group_ids[group["code"]], "name": cat["name"],
+                   "name_en": cat["name_en"], "sla_hours": cat["sla_hours"], "sort_order": i}
+            row.update(_stated(cat, "description", "description_en", "urgent", "keywords", "attributes",
+                               "active"))
+            rows.append(row)
     return group_counts, upsert(Category.__table__, rows, ("code",))
+
+
+def _stated(entry: dict, *names: str) -> dict[str, Any]:
+    """The optional fields `entry` gives; the others stay as they are in the database."""
+    return {name: entry[name] for name in names if name in entry}
 
 
 def ward_committee_code(template: dict, ward: AdminArea) -> str:
@@ -177,12 +207,10 @@ def load_agencies(data_dir: Path, wards: dict[str, AdminArea]) -> Counts:
     cfg = _yaml(data_dir / "agencies.yaml")
     rows = [{
         "code": a["code"], "name": a["name"], "name_en": a["name_en"], "kind": a["kind"],
-        "is_dispatcher": bool(a.get("is_dispatcher", False)), "area_id": None,
-        "contact_email": a.get("contact_email"), "contact_phone": a.get("contact_phone"),
-        "webhook_url": a.get("webhook_url"), "active": bool(a.get("active", True)),
+        **_stated(a, "contact_email", "contact_phone", "webhook_url", "active"),
     } for a in cfg["agencies"]]
-    if sum(row["is_dispatcher"] for row in rows) != 1:
-        raise SeedError("agencies.yaml: exactly one agency must have is_dispatcher: true")
+    if sum(row["kind"] == "dispatcher" for row in rows) != 1:
+        raise SeedError("agencies.yaml: exactly one agency must be of kind `dispatcher`")
     template = cfg.get("ward_committees")
     if template:
         for ward in sorted(wards.values(), key=lambda w: w.code):
@@ -191,8 +219,7 @@ def load_agencies(data_dir: Path, wards: dict[str, AdminArea]) -> Counts:
             rows.append({
                 "code": ward_committee_code(template, ward), "name": template["name"].format(**values),
                 "name_en": template["name_en"].format(**values), "kind": template["kind"],
-                "is_dispatcher": False, "area_id": ward.id, "contact_email": None, "contact_phone": None,
-                "webhook_url": None, "active": True,
+                "area_id": ward.id,
             })
     return upsert(Agency.__table__, rows, ("code",))
 
@@ -225,7 +252,7 @@ def load_routing(data_dir: Path, wards: dict[str, AdminArea], city_area: AdminAr
             if key in rows:
                 raise SeedError(f"{where}: duplicate rule for the same category, area and priority")
             rows[key] = {"category_id": key[0], "area_id": key[1], "priority": key[2],
-                         "agency_id": agencies[agency_code], "active": bool(rule.get("active", True))}
+                         "agency_id": agencies[agency_code], **_stated(rule, "active")}
     return upsert(RoutingRule.__table__, list(rows.values()), ("category_id", "area_id", "priority"))
 
 

@@ -78,7 +78,6 @@ def upgrade():
     sa.Column('name', sa.String(length=300), nullable=False),
     sa.Column('name_en', sa.String(length=300), nullable=False),
     sa.Column('kind', sa.String(length=32), nullable=False),
-    sa.Column('is_dispatcher', sa.Boolean(), server_default='false', nullable=False),
     sa.Column('area_id', sa.Integer(), nullable=True),
     sa.Column('contact_email', sa.String(length=320), nullable=True),
     sa.Column('contact_phone', sa.String(length=32), nullable=True),
@@ -92,7 +91,7 @@ def upgrade():
     sa.PrimaryKeyConstraint('id', name=op.f('pk_agencies')),
     sa.UniqueConstraint('code', name=op.f('uq_agencies_code'))
     )
-    op.create_index('uq_agencies_one_dispatcher', 'agencies', ['is_dispatcher'], unique=True, postgresql_where=sa.text('is_dispatcher AND active'))
+    op.create_index('uq_agencies_one_dispatcher', 'agencies', ['kind'], unique=True, postgresql_where=sa.text("kind = 'dispatcher' AND active"))
     op.create_table('categories',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('code', sa.String(length=64), nullable=False),
@@ -289,7 +288,7 @@ def upgrade():
     sa.Column('to_status', sa.String(length=20), nullable=True),
     sa.Column('agency_id', sa.Integer(), nullable=True),
     sa.Column('note', sa.Text(), nullable=True),
-    sa.Column('public', sa.Boolean(), server_default='true', nullable=False),
+    sa.Column('public', sa.Boolean(), nullable=False),
     sa.Column('data', postgresql.JSONB(astext_type=sa.Text()), server_default='{}', nullable=False),
     sa.CheckConstraint("actor_kind IN ('resident', 'officer', 'system', 'admin')", name=op.f('ck_report_events_actor_kind')),
     sa.ForeignKeyConstraint(['actor_account_id'], ['accounts.id'], name=op.f('fk_report_events_actor_account_id_accounts')),
@@ -368,7 +367,7 @@ def downgrade():
     op.drop_table('cities')
     op.drop_index(op.f('ix_categories_group_id'), table_name='categories')
     op.drop_table('categories')
-    op.drop_index('uq_agencies_one_dispatcher', table_name='agencies', postgresql_where=sa.text('is_dispatcher AND active'))
+    op.drop_index('uq_agencies_one_dispatcher', table_name='agencies', postgresql_where=sa.text("kind = 'dispatcher' AND active"))
     op.drop_table('agencies')
     op.drop_table('category_groups')
     op.drop_index(op.f('ix_admin_areas_parent_id'), table_name='admin_areas')

@@ -1,5 +1,7 @@
 """Every 4xx/5xx answer has the one JSON error shape, including Flask's own errors."""
 
+import socket
+
 import marshmallow as ma
 import pytest
 
@@ -17,6 +19,7 @@ def _assert_error(response, status, code):
 def test_unknown_path_is_a_json_404(client):
     error = _assert_error(client.get("/api/v1/nothing-here"), 404, "not_found")
     assert error["message_vi"] == "Không tìm thấy."
+    assert error["fields"] == {}
 
 
 def test_wrong_method_is_a_json_405_with_allow(client):
@@ -25,15 +28,23 @@ def test_wrong_method_is_a_json_405_with_allow(client):
     assert "GET" in response.headers["Allow"]
 
 
-def test_oversized_body_is_a_json_413_before_it_is_read(app, client):
+def test_oversized_body_is_a_json_413(app, client):
     limit = app.config["MAX_CONTENT_LENGTH"]
     response = client.post("/api/v1/reports", data=b"x" * (limit + 1), content_type="application/octet-stream")
     _assert_error(response, 413, "payload_too_large")
 
 
+def test_an_oversized_declared_length_is_refused_before_the_body_is_read(client):
+    """The declared Content-Length alone decides: a client is stopped before it sends 60 MB."""
+    response = client.post("/api/v1/reports", data=b"tiny", content_type="application/octet-stream",
+                           environ_overrides={"CONTENT_LENGTH": str(10**12)})
+    _assert_error(response, 413, "payload_too_large")
+
+
 def test_planned_routes_answer_501_until_their_issue(client):
     for method, path in [("get", "/api/v1/agency/reports"), ("post", "/api/v1/auth/token"),
-                         ("get", "/api/v1/public/reports"), ("get", "/open311/v2/services.json")]:
+                         ("get", "/api/v1/public/reports"), ("get", "/open311/v2/services.json"),
+                         ("get", "/metrics"), ("get", "/api/docs")]:
         _assert_error(getattr(client, method)(path), 501, "not_implemented")
 
 
@@ -62,3 +73,20 @@ def test_an_unexpected_exception_is_a_json_500_without_details(probe_app):
 def test_a_validation_error_is_a_422_naming_the_field(probe_app):
     error = _assert_error(probe_app.test_client().get("/probe/invalid"), 422, "validation_error")
     assert error["fields"] == {"phone": ["Not a Vietnamese phone number."]}
+
+
+def test_a_database_outage_is_a_503_to_retry_not_a_500(make_app):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed_port = sock.getsockname()[1]
+    app = make_app(DATABASE_URL=f"postgresql://postgres@127.0.0.1:{closed_port}/x")
+    response = app.test_client().get("/api/v1/services")
+    error = _assert_error(response, 503, "database_unavailable")
+    assert error["message_vi"]
+    assert response.headers["Retry-After"]
+
+
+def test_the_openapi_document_uses_the_error_shape(client):
+    document = client.get("/api/v1/openapi.json").get_json()
+    schemas = document["components"]["schemas"]
+    assert "Error" in schemas and "error" in schemas["Error"]["properties"]

@@ -87,3 +87,24 @@ def test_the_worker_registers_until_sigterm_and_its_healthcheck_follows(redis_co
         assert proc.wait(timeout=15) == 0
     assert Worker.all(connection=redis_conn) == []
     assert flask_cli(["healthcheck", "worker"], process_env).returncode != 0
+
+
+def test_jobs_in_a_non_forking_worker_leave_no_transaction_open(app, redis_conn, database_url):
+    """Does each job get its own session, closed afterwards (no 'idle in transaction' left)?"""
+    from rq import SimpleWorker
+    from sqlalchemy import create_engine, text
+
+    queue = Queue("periodic", connection=redis_conn)
+    for n in range(3):
+        queue.enqueue("hue_reports.jobs.ops.heartbeat", time.time(), job_id=f"inproc-{n}")
+    with app.app_context():  # as `flask worker` runs: jobs inside the worker's own app context
+        SimpleWorker([queue], connection=redis_conn).work(burst=True)
+    assert all(Job.fetch(f"inproc-{n}", connection=redis_conn).get_status() == "finished" for n in range(3))
+
+    probe = create_engine(database_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    with probe.connect() as conn:
+        idle = conn.execute(text(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND state LIKE 'idle in transaction%' AND pid <> pg_backend_pid()")).scalar()
+    probe.dispose()
+    assert idle == 0

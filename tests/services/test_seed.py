@@ -211,7 +211,7 @@ def test_categories_cover_the_kinds_vietnamese_city_systems_take(db_session):
 
 
 def test_one_dispatcher_and_a_peoples_committee_per_ward(db_session):
-    dispatchers = db_session.scalars(select(Agency).where(Agency.is_dispatcher, Agency.active)).all()
+    dispatchers = db_session.scalars(select(Agency).where(Agency.kind == "dispatcher", Agency.active)).all()
     assert [a.code for a in dispatchers] == ["IOC"]
     committees = {a.area_id: a for a in db_session.scalars(select(Agency).where(Agency.kind == "ward_committee"))}
     wards = _wards(db_session)
@@ -259,3 +259,47 @@ def test_seed_command_reports_counts(app):
     result = app.test_cli_runner().invoke(args=["seed"])
     assert result.exit_code == 0, result.output
     assert f"categories: 0 created, 0 updated, {n_categories} unchanged" in result.output
+
+
+def test_reseeding_keeps_what_an_admin_set_and_the_files_do_not_state(db_session):
+    """A webhook URL set by an admin, and a category deactivated by one, survive `make run` reseeding."""
+    agency = db_session.scalars(select(Agency).where(Agency.code == "HEPCO")).one()
+    agency.webhook_url = "https://hepco.example/hooks/reports"
+    category = db_session.scalars(select(Category).where(Category.code == "noise")).one()
+    category.active = False
+    db_session.commit()
+
+    summary = seed.load_city(DEFAULT_DATA_DIR, demo=True)
+    assert all(c["updated"] == 0 for c in summary.values()), summary
+    db_session.expire_all()
+    assert db_session.get(Agency, agency.id).webhook_url == "https://hepco.example/hooks/reports"
+    assert db_session.get(Category, category.id).active is False
+
+
+def _new_vintage(tmp_path, valid_from: str):
+    """A copy of the data set whose wards are a new vintage."""
+    data_dir = tmp_path / f"city-{valid_from}"
+    shutil.copytree(DEFAULT_DATA_DIR, data_dir)
+    city = yaml.safe_load((data_dir / "city.yaml").read_text(encoding="utf-8"))
+    city["areas"]["valid_from"] = valid_from
+    (data_dir / "city.yaml").write_text(yaml.safe_dump(city, allow_unicode=True), encoding="utf-8")
+    return data_dir
+
+
+def test_a_new_ward_vintage_retires_the_previous_one(db_session, tmp_path):
+    before = {a.id for a in db_session.scalars(select(AdminArea))}
+    seed.load_city(_new_vintage(tmp_path, "2030-01-01"))
+    db_session.expire_all()
+    areas = list(db_session.scalars(select(AdminArea)))
+    old = [a for a in areas if a.id in before]
+    new = [a for a in areas if a.id not in before]
+    assert len(old) == len(new) == 41
+    assert {str(a.valid_to) for a in old} == {"2030-01-01"}
+    assert all(a.valid_to is None for a in new)
+    city = db_session.scalars(select(City)).one()
+    assert city.area_id in {a.id for a in new if a.tier == 1}
+
+
+def test_an_older_ward_vintage_is_refused(db_session, tmp_path):
+    with pytest.raises(seed.SeedError, match="older than those loaded"):
+        seed.load_city(_new_vintage(tmp_path, "2020-01-01"))
