@@ -112,7 +112,6 @@ def load_config(environ: Mapping[str, str] | None = None,
             "connect_args": {"connect_timeout": 5},
         },
         "MAX_CONTENT_LENGTH": config["MAX_REQUEST_MB"] * 1024 * 1024,
-        "JSON_SORT_KEYS": False,
         # flask-smorest: the OpenAPI document lives beside the API it describes.
         "API_TITLE": "hue-reports",
         "API_VERSION": "v1",

@@ -90,3 +90,8 @@ def test_the_openapi_document_uses_the_error_shape(client):
     document = client.get("/api/v1/openapi.json").get_json()
     schemas = document["components"]["schemas"]
     assert "Error" in schemas and "error" in schemas["Error"]["properties"]
+
+
+def test_the_error_fields_come_in_the_documented_order(client):
+    body = client.get("/api/v1/nothing-here").get_data(as_text=True)
+    assert body.index('"code"') < body.index('"message"') < body.index('"fields"')
