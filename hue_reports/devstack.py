@@ -313,7 +313,7 @@ class Stack:
         self.started.clear()
 
 
-def _server_url(url: str, database: str = "postgres") -> str:
+def server_database_url(url: str, database: str = "postgres") -> str:
     """The same server, another database (psycopg's own URL syntax, no driver suffix)."""
     from sqlalchemy.engine import make_url
 
@@ -336,13 +336,13 @@ def ensure_database(url: str) -> None:
 
     name = make_url(url).database
     try:
-        with psycopg.connect(_server_url(url, name), connect_timeout=10):
+        with psycopg.connect(server_database_url(url, name), connect_timeout=10):
             return
     except psycopg.OperationalError as exc:
         if "does not exist" not in str(exc):
             raise StackError(f"cannot connect to the database server: {exc}") from exc
     log(f"creating database {name}")
-    with psycopg.connect(_server_url(url), autocommit=True, connect_timeout=10) as conn:
+    with psycopg.connect(server_database_url(url), autocommit=True, connect_timeout=10) as conn:
         conn.execute(f'CREATE DATABASE "{name}" ENCODING \'UTF8\' TEMPLATE template0')
 
 
@@ -476,7 +476,7 @@ def cmd_test(args: argparse.Namespace) -> int:
         env = _base_env({})
         env["HUE_ENV"] = "testing"
         # conftest.py makes a throw-away database on this server and drops it afterwards.
-        env["TEST_DATABASE_URL"] = _server_url(services["DATABASE_URL"])
+        env["TEST_DATABASE_URL"] = server_database_url(services["DATABASE_URL"])
         # Never the Redis database the developer works in: database 15 of the same server.
         env.setdefault("TEST_REDIS_URL", redis_database(services["REDIS_URL"], TEST_REDIS_DB))
         result = subprocess.run([str(BIN / "pytest"), *args.pytest_args], cwd=ROOT, env=env, check=False)

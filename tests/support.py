@@ -10,7 +10,8 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from sqlalchemy.engine import make_url
+
+from hue_reports.devstack import server_database_url
 
 ROOT = Path(__file__).resolve().parent.parent
 # Real photos and data shared by the project's sessions (read, never copied in).
@@ -25,9 +26,8 @@ def required_env(name: str) -> str:
 
 
 def server_url(database: str = "postgres") -> str:
-    """psycopg URL of the test server (no SQLAlchemy driver suffix)."""
-    url = make_url(required_env("TEST_DATABASE_URL")).set(drivername="postgresql", database=database)
-    return url.render_as_string(hide_password=False)
+    """psycopg URL of a database on the test server."""
+    return server_database_url(required_env("TEST_DATABASE_URL"), database)
 
 
 def create_database(prefix: str = "hue_test") -> str:

@@ -1,9 +1,9 @@
 """Every 4xx/5xx answer has the one JSON error shape, including Flask's own errors."""
 
-import socket
-
 import marshmallow as ma
 import pytest
+
+from hue_reports.devstack import free_port
 
 
 
@@ -76,10 +76,7 @@ def test_a_validation_error_is_a_422_naming_the_field(probe_app):
 
 
 def test_a_database_outage_is_a_503_to_retry_not_a_500(make_app):
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        closed_port = sock.getsockname()[1]
-    app = make_app(DATABASE_URL=f"postgresql://postgres@127.0.0.1:{closed_port}/x")
+    app = make_app(DATABASE_URL=f"postgresql://postgres@127.0.0.1:{free_port()}/x")  # nothing listens
     response = app.test_client().get("/api/v1/services")
     error = _assert_error(response, 503, "database_unavailable")
     assert error["message_vi"]

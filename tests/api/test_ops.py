@@ -1,17 +1,9 @@
 """/healthz and /readyz, against real servers that are up, down, or not migrated."""
 
-import socket
-
 import pytest
 
+from hue_reports.devstack import free_port  # a free port: nothing listens on it
 from tests.support import create_database, drop_database, server_url
-
-
-def _closed_port() -> int:
-    """A local port with nothing listening on it."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_healthz_says_the_process_is_alive(client):
@@ -27,7 +19,7 @@ def test_readyz_is_ready_when_database_schema_and_redis_answer(client):
 
 
 def test_readyz_is_503_with_the_reason_when_redis_is_down(make_app):
-    app = make_app(REDIS_URL=f"redis://127.0.0.1:{_closed_port()}/0")
+    app = make_app(REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
     response = app.test_client().get("/readyz")
     assert response.status_code == 503
     error = response.get_json()["error"]
@@ -38,7 +30,7 @@ def test_readyz_is_503_with_the_reason_when_redis_is_down(make_app):
 
 
 def test_readyz_is_503_when_the_database_is_down(make_app):
-    app = make_app(DATABASE_URL=f"postgresql://postgres@127.0.0.1:{_closed_port()}/x")
+    app = make_app(DATABASE_URL=f"postgresql://postgres@127.0.0.1:{free_port()}/x")
     response = app.test_client().get("/readyz")
     assert response.status_code == 503
     assert response.get_json()["error"]["fields"]["database"].startswith("unreachable")
