@@ -61,6 +61,18 @@ SETTINGS: tuple[Setting, ...] = (
             "Queues a worker listens to by default, highest priority first.", _list),
     Setting("MEDIA_ROOT", "./var/media", "Directory of the local-filesystem photo storage."),
     Setting("MAX_REQUEST_MB", "60", "Largest request body accepted, in megabytes (413 above).", int),
+    Setting("MAX_PHOTO_MB", "15", "Largest photo file accepted, in megabytes (413 above).", int),
+    Setting("MAX_PHOTOS", "5", "Most photos in one report.", int),
+    Setting("MAX_PHOTO_MEGAPIXELS", "50", "Largest photo accepted, in megapixels (422 above).", int),
+    Setting("RATE_LIMIT_PER_MINUTE", "10", "Report submissions per minute per client (IP and device id); 0 is "
+            "no limit.", int),
+    Setting("RATE_LIMIT_PER_DAY", "100", "Report submissions per day per client (IP and device id); 0 is no "
+            "limit.", int),
+    Setting("IDEMPOTENCY_KEY_HOURS", "48", "How long an Idempotency-Key is remembered (at least 24).", int),
+    Setting("LOCATION_MISMATCH_M", "500",
+            "Distance between the client's position and a photo's GPS beyond which the report notes it.", int),
+    Setting("PROXY_FIX_X_FOR", "0",
+            "Number of trusted proxies in front setting X-Forwarded-For (client IPs for rate limits).", int),
     Setting("HEARTBEAT_SECONDS", "60",
             "How often the scheduler sends a heartbeat job through the queue (shown by /readyz).", int),
     Setting("LOG_LEVEL", "INFO", "Log level of the API, worker and scheduler."),
@@ -102,6 +114,11 @@ def load_config(environ: Mapping[str, str] | None = None,
         config["SECRET_KEY"] = DEV_SECRET_KEY
     if env == "production":
         check_production(config, explicit=set(environ) | set(overrides or {}))
+    if config["IDEMPOTENCY_KEY_HOURS"] < 24:
+        raise ConfigError("IDEMPOTENCY_KEY_HOURS must be at least 24: phones retry for a day")
+    for name in ("MAX_PHOTO_MB", "MAX_PHOTOS", "MAX_PHOTO_MEGAPIXELS", "MAX_REQUEST_MB"):
+        if config[name] < 1:
+            raise ConfigError(f"{name} must be at least 1")
 
     config.update({
         "TESTING": env == "testing",

@@ -37,6 +37,8 @@ def schedule(app: Flask) -> list[Periodic]:
     return [
         Periodic("heartbeat", "hue_reports.jobs.ops.heartbeat", app.config["HEARTBEAT_SECONDS"], "periodic",
                  args=lambda now: (now,), timeout_s=30),
+        Periodic("photo-sweep", "hue_reports.jobs.photos.sweep_photos", 120, "periodic"),
+        Periodic("idempotency-expiry", "hue_reports.jobs.maintenance.expire_idempotency_keys", 3600, "periodic"),
     ]
 
 

@@ -48,6 +48,9 @@ def app_config(database_url, redis_url, tmp_path_factory):
         "REDIS_URL": redis_url,
         "MEDIA_ROOT": str(tmp_path_factory.mktemp("media")),
         "LOG_LEVEL": "WARNING",
+        # Every test client comes from 127.0.0.1: the rate limit tests set their own limits.
+        "RATE_LIMIT_PER_MINUTE": 0,
+        "RATE_LIMIT_PER_DAY": 0,
     }
 
 
@@ -136,3 +139,42 @@ def process_env(app_config):
     env = dict(os.environ)
     env.update({k: str(v) for k, v in app_config.items()})
     return env
+
+
+@pytest.fixture
+def media_files(app):
+    """The set of files under MEDIA_ROOT now (call it again to compare)."""
+    from pathlib import Path
+
+    root = Path(app.config["MEDIA_ROOT"])
+    return lambda: {p.relative_to(root) for p in root.rglob("*") if p.is_file()}
+
+
+@pytest.fixture
+def run_jobs(app, redis_conn):
+    """Run the queued jobs with a real RQ worker, in this process (burst), as `flask worker` would."""
+    from rq import SimpleWorker
+
+    from hue_reports.jobs import queue_names
+
+    def run() -> None:
+        with app.app_context():
+            SimpleWorker(queue_names(), connection=redis_conn).work(burst=True)
+
+    return run
+
+
+@pytest.fixture
+def committed(app, redis_conn):
+    """For tests that need data committed for real (threads, other processes): the report tables are
+    emptied afterwards."""
+    from sqlalchemy import text
+
+    from hue_reports.extensions import db
+
+    yield
+    with app.app_context():
+        db.session.execute(text("TRUNCATE reports, photos, report_events, report_contacts, idempotency_keys, "
+                                "feedback, outbox RESTART IDENTITY CASCADE"))
+        db.session.commit()
+        db.session.remove()

@@ -55,3 +55,77 @@ def close_app(app) -> None:
     with app.app_context():
         db.engine.dispose()
     app.extensions["hue_redis"].close()
+
+
+PHOTOS = SHARED_DATA / "photos"
+NOKIA = PHOTOS / "jpg/mobile/HMD_Nokia_8.3_5G.jpg"
+CITADEL = (16.4698, 107.5786)  # lat, lon: the Imperial City, Huế (Phường Phú Xuân)
+
+
+def haversine_m(a: tuple[float, float], b: tuple[float, float]) -> float:
+    """Great-circle metres between two (lat, lon) points, computed independently of PostGIS."""
+    import math
+
+    lat1, lon1, lat2, lon2 = map(math.radians, (*a, *b))
+    h = math.sin((lat2 - lat1) / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
+    return 2 * 6_371_008.8 * math.asin(math.sqrt(h))
+
+
+def dms(value: float) -> tuple[float, float, float]:
+    value = abs(value)
+    degrees = int(value)
+    minutes = int((value - degrees) * 60)
+    return float(degrees), float(minutes), round((value - degrees - minutes / 60) * 3600, 4)
+
+
+def photo_with_gps(lat: float, lon: float, source=PHOTOS / "jpg/orientation/landscape_1.jpg",
+                   fmt: str = "JPEG") -> bytes:
+    """A real photo re-encoded with EXIF GPS written at (lat, lon)."""
+    import io
+
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[0x8825] = {1: "N" if lat >= 0 else "S", 2: dms(lat), 3: "E" if lon >= 0 else "W", 4: dms(lon)}
+    out = io.BytesIO()
+    with Image.open(source) as im:
+        im.convert("RGB").save(out, fmt, exif=exif.tobytes())
+    return out.getvalue()
+
+
+def report_form(photos: list[tuple[bytes, str]], **fields) -> dict:
+    """A multipart body for POST /api/v1/reports (Werkzeug's test client encodes it)."""
+    import io
+
+    form = {"category": "road_damage", "description": "Ổ gà lớn giữa đường", **fields}
+    form = {k: v for k, v in form.items() if v is not None}
+    form["photos"] = [(io.BytesIO(data), name) for data, name in photos]
+    return form
+
+
+def post_report(client, photos: list[tuple[bytes, str]] | None = None, headers: dict | None = None,
+                environ_base: dict | None = None, **fields):
+    """POST a report; by default one Nokia phone photo at the Citadel."""
+    if photos is None:
+        photos = [(NOKIA.read_bytes(), "nokia.jpg")]
+    fields.setdefault("lat", str(CITADEL[0]))
+    fields.setdefault("lon", str(CITADEL[1]))
+    body, boundary = multipart(report_form(photos, **fields))
+    return client.post("/api/v1/reports", data=body, content_type=f"multipart/form-data; boundary={boundary}",
+                       headers=headers or {}, environ_base=environ_base or {})
+
+
+def multipart(form: dict) -> tuple[bytes, str]:
+    """Encode a multipart body in memory. (Werkzeug's test client spools bodies over 500 kB to a
+    temporary file that it never closes.)"""
+    from werkzeug.datastructures import FileStorage, MultiDict
+    from werkzeug.test import stream_encode_multipart
+
+    items = MultiDict()
+    for name, value in form.items():
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, tuple):  # (stream, filename): a file part
+                item = FileStorage(stream=item[0], filename=item[1], content_type="application/octet-stream")
+            items.add(name, item)
+    stream, _, boundary = stream_encode_multipart(items, use_tempfile=False)
+    return stream.getvalue(), boundary

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from flask import request, url_for
 from flask_smorest import Blueprint
 
+from ..errors import ApiError
 from ..schemas.category import ServiceListSchema
-from ..services import catalog
+from ..schemas.report import EventListSchema, PrivateReportSchema, ReportSchema
+from ..services import catalog, intake, reports
 from . import not_yet
 
 blp = Blueprint("reports", __name__, url_prefix="/api/v1", description="Residents: reports and services")
@@ -21,20 +24,44 @@ def list_services():
 
 @blp.route("/reports", methods=["POST"])
 def submit_report():
-    """Submit a report with photos (multipart)."""
-    raise not_yet("report intake")
+    """Submit a report with 1 to 5 photos, as multipart/form-data, in one request.
+
+    Fields: category, description, lat, lon, accuracy_m, address, reporter_name, reporter_phone,
+    reporter_email, device_id; files: photos. Send an Idempotency-Key header so that a retry
+    replays the first answer instead of filing a second report.
+    """
+    if request.mimetype != "multipart/form-data":
+        raise ApiError(415, "unsupported_media_type", "Send the report as multipart/form-data.",
+                       message_vi="Gửi phản ánh dưới dạng multipart/form-data.")
+    uploads = [intake.Upload(stream=f.stream, field="photos") for f in request.files.getlist("photos")]
+    outcome = intake.submit(intake.Submission(
+        fields=request.form.to_dict(), uploads=uploads, idempotency_key=request.headers.get("Idempotency-Key"),
+        client_ip=request.remote_addr, channel="app"))
+    headers = {"Location": url_for("reports.get_report", report_id=outcome.report_id), "Cache-Control": "no-store"}
+    if outcome.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return outcome.body, 201, headers
 
 
 @blp.route("/reports/<report_id>")
 def get_report(report_id: str):
-    """A report's status, for its reporter."""
-    raise not_yet("report status")
+    """A report's public view; with the header X-Tracking-Token (the reporter), the private fields too."""
+    report = reports.find(report_id)
+    token = request.headers.get("X-Tracking-Token")
+    if token is not None:
+        if not reports.is_reporter(report, token):
+            raise ApiError(403, "invalid_tracking_token", "This tracking token is not this report's.",
+                           message_vi="Mã theo dõi không đúng.")
+        return PrivateReportSchema().dump(report), 200, {"Cache-Control": "private, no-store"}
+    return ReportSchema().dump(report), 200, {"Cache-Control": "public, max-age=30"}
 
 
 @blp.route("/reports/<report_id>/events")
 def get_report_events(report_id: str):
-    """A report's public timeline."""
-    raise not_yet("report timeline")
+    """A report's public timeline, with Vietnamese and English labels."""
+    report = reports.find(report_id)
+    body = EventListSchema().dump({"report": report.public_code, "events": reports.public_events(report)})
+    return body, 200, {"Cache-Control": "public, max-age=30"}
 
 
 @blp.route("/reports/<report_id>/feedback", methods=["POST"])

@@ -5,11 +5,11 @@ from .agency import Agency, Category, CategoryGroup, RoutingRule
 from .area import AdminArea, City
 from .base import SRID, Base
 from .outbox import OutboxMessage
-from .report import (FINISHED_STATUSES, OPEN_STATUSES, OVERDUE_LABEL, STATUS_LABELS, Feedback, Photo, Report,
-                     ReportContact, ReportEvent, ReportStatus)
+from .report import (EVENT_LABELS, FINISHED_STATUSES, OPEN_STATUSES, OVERDUE_LABEL, STATUS_LABELS, Feedback, IdempotencyKey,
+                     Photo, Report, ReportCodeCounter, ReportContact, ReportEvent, ReportStatus)
 
 __all__ = [
     "ROLES", "SRID", "Account", "AdminArea", "Agency", "ApiToken", "Base", "Category", "CategoryGroup", "City",
-    "FINISHED_STATUSES", "Feedback", "OPEN_STATUSES", "OVERDUE_LABEL", "OutboxMessage", "Photo", "Report",
-    "ReportContact", "ReportEvent", "ReportStatus", "RoutingRule", "STATUS_LABELS",
+    "EVENT_LABELS", "FINISHED_STATUSES", "Feedback", "IdempotencyKey", "OPEN_STATUSES", "OVERDUE_LABEL", "OutboxMessage", "Photo", "Report",
+    "ReportCodeCounter", "ReportContact", "ReportEvent", "ReportStatus", "RoutingRule", "STATUS_LABELS",
 ]

@@ -41,6 +41,22 @@ STATUS_LABELS: dict[str, dict[str, str]] = {
     "routing_failed": {"vi": "chưa chuyển được", "en": "routing failed"},
 }
 OVERDUE_LABEL = {"vi": "quá hạn", "en": "overdue"}
+# What happened, in a report's timeline.
+EVENT_LABELS: dict[str, dict[str, str]] = {
+    "submitted": {"vi": "Người dân gửi phản ánh", "en": "Report submitted"},
+    "routed": {"vi": "Đã chuyển đến đơn vị xử lý", "en": "Sent to the responsible agency"},
+    "routing_failed": {"vi": "Chưa chuyển được đến đơn vị xử lý", "en": "Could not be routed"},
+    "duplicate": {"vi": "Trùng với phản ánh đã có", "en": "Duplicate of an existing report"},
+    "acknowledged": {"vi": "Đơn vị đã tiếp nhận", "en": "Acknowledged by the agency"},
+    "started": {"vi": "Đang xử lý", "en": "Work started"},
+    "resolved": {"vi": "Đã xử lý xong", "en": "Resolved"},
+    "rejected": {"vi": "Không tiếp nhận", "en": "Rejected"},
+    "transferred": {"vi": "Chuyển đơn vị xử lý", "en": "Transferred to another agency"},
+    "closed": {"vi": "Đã đóng", "en": "Closed"},
+    "reopened": {"vi": "Mở lại do người dân chưa hài lòng", "en": "Reopened: the resident was not satisfied"},
+    "comment": {"vi": "Ghi chú", "en": "Comment"},
+    "feedback": {"vi": "Người dân đánh giá kết quả", "en": "Resident rated the fix"},
+}
 
 ALL_STATUSES = tuple(s.value for s in ReportStatus)
 # Statuses in which the work is finished; everything else is open (and can be overdue).
@@ -64,8 +80,6 @@ class Report(Timestamps, Base):
         CheckConstraint("supporters >= 0", name="supporters_non_negative"),
         CheckConstraint("version >= 1", name="version_positive"),
         CheckConstraint("location_accuracy_m IS NULL OR location_accuracy_m >= 0", name="accuracy_non_negative"),
-        # Idempotency-Key is unique per client (scope), so a retried submission makes one report.
-        UniqueConstraint("idempotency_scope", "idempotency_key"),
         Index("ix_reports_agency_status_due", "agency_id", "status", "due_at"),
         Index("ix_reports_open_due", "due_at", postgresql_where=text(sql_in("status", OPEN_STATUSES))),
     )
@@ -93,8 +107,6 @@ class Report(Timestamps, Base):
     duplicate_of_id: Mapped[int | None] = mapped_column(ForeignKey("reports.id"), index=True)
     supporters: Mapped[int] = mapped_column(default=0, server_default="0")
     tracking_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
-    idempotency_scope: Mapped[str | None] = mapped_column(String(128))
-    idempotency_key: Mapped[str | None] = mapped_column(String(128))
 
     category: Mapped[Category] = relationship()
     ward: Mapped[AdminArea | None] = relationship()
@@ -154,13 +166,18 @@ class Photo(Base):
     display_key: Mapped[str | None] = mapped_column(String(300))
     thumb_key: Mapped[str | None] = mapped_column(String(300))
     derivatives_ready_at: Mapped[datetime | None]
+    # Set when the derivatives cannot be made (an image that passed intake's checks yet fails to render).
+    derivative_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
     report: Mapped[Report] = relationship(back_populates="photos")
 
     @property
-    def derivatives_ready(self) -> bool:
-        return self.derivatives_ready_at is not None
+    def state(self) -> str:
+        """`processing` until the public derivatives exist, then `ready` (or `failed`)."""
+        if self.derivatives_ready_at is not None:
+            return "ready"
+        return "failed" if self.derivative_error else "processing"
 
 
 class ReportEvent(Base):
@@ -200,3 +217,31 @@ class Feedback(Base):
     rating: Mapped[int] = mapped_column(SmallInteger)
     comment: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class IdempotencyKey(Base):
+    """A client's Idempotency-Key: a retry with the same key and body replays the first answer.
+
+    The primary key makes two racing requests with one key produce one report:
+    the second INSERT waits for the first transaction and then finds its row.
+    """
+
+    __tablename__ = "idempotency_keys"
+
+    scope: Mapped[str] = mapped_column(String(250), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    report_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("reports.id", ondelete="CASCADE"))
+    # The first 201 body without the tracking token (re-derived on replay, never stored).
+    response: Mapped[dict[str, Any] | None]
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now(), index=True)
+
+
+class ReportCodeCounter(Base):
+    """The last number given in a public code series, e.g. HUE-2026-000123 (prefix HUE, year 2026)."""
+
+    __tablename__ = "report_code_counters"
+
+    prefix: Mapped[str] = mapped_column(String(16), primary_key=True)
+    year: Mapped[int] = mapped_column(primary_key=True)
+    last_value: Mapped[int] = mapped_column(BigInteger)

@@ -1,0 +1,42 @@
+"""Photos: the public derivatives; originals never by a public path."""
+
+from __future__ import annotations
+
+from flask import send_file
+from flask_smorest import Blueprint
+
+from ..errors import ApiError
+from ..extensions import db
+from ..models import Photo
+from ..services.storage import get_storage
+
+blp = Blueprint("photos", __name__, url_prefix="/api/v1/photos", description="Photos")
+
+SIZES = ("display", "thumb")
+
+
+@blp.route("/<int:photo_id>/<size>")
+def photo(photo_id: int, size: str):
+    """A photo's public derivative (`display`, 1600 px, or `thumb`, 320 px): upright JPEG without metadata.
+
+    `original` is private: only officers of the report's agency may fetch it (officer API)."""
+    if size == "original":
+        raise ApiError(401, "authentication_required", "Originals are only for the agency handling the report.",
+                       message_vi="Ảnh gốc chỉ dành cho đơn vị xử lý.")
+    if size not in SIZES:
+        raise ApiError(404, "not_found", f"Sizes are {', '.join(SIZES)}.", message_vi="Không có kích thước này.")
+    item = db.session.get(Photo, photo_id)
+    if item is None:
+        raise ApiError(404, "photo_not_found", "No such photo.", message_vi="Không tìm thấy ảnh.")
+    key = item.display_key if size == "display" else item.thumb_key
+    if item.derivatives_ready_at is None or key is None:
+        raise ApiError(404, "photo_processing" if item.state == "processing" else "photo_failed",
+                       f"This photo is {item.state}.", message_vi="Ảnh đang được xử lý." if item.state ==
+                       "processing" else "Không xử lý được ảnh này.", headers={"Retry-After": "5"})
+    storage = get_storage()
+    path = storage.local_path(key)
+    source = path if path is not None else storage.open(key)
+    response = send_file(source, mimetype="image/jpeg", etag=f"{item.sha256[:32]}-{size}", conditional=True,
+                         max_age=31536000)
+    response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
+    return response

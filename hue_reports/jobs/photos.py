@@ -1,0 +1,53 @@
+"""Photo jobs: the public derivatives of each photo, and a sweep for any the queue lost."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+import redis
+from rq import Retry
+from rq.exceptions import DuplicateJobError
+from sqlalchemy import func, select
+
+from ..extensions import db, get_queue
+from ..models import Photo
+from ..services import photos
+from . import job
+
+log = logging.getLogger(__name__)
+
+QUEUE = "photos"
+# A photo still without derivatives this long after intake was lost by the queue (Redis down, a
+# worker killed): the sweep enqueues it again.
+SWEEP_AFTER = timedelta(minutes=2)
+
+
+@job
+def make_derivatives(photo_id: int) -> str:
+    """Display image and thumbnail for one photo (idempotent)."""
+    return photos.make_derivatives(photo_id)
+
+
+def enqueue_derivatives(photo_id: int) -> bool:
+    """Queue the derivatives of a committed photo. A Redis outage is logged, not raised: the
+    report is safe in the database and the sweep will queue the photo later."""
+    try:
+        get_queue(QUEUE).enqueue(make_derivatives, photo_id, job_id=f"derivatives-{photo_id}", unique=True,
+                                 job_timeout=120, retry=Retry(max=3, interval=[10, 60, 300]),
+                                 result_ttl=3600, failure_ttl=7 * 86400)
+    except DuplicateJobError:
+        return False  # already queued or running
+    except redis.RedisError as exc:
+        log.warning("photo %s: derivatives not queued (%s); the sweep will retry", photo_id, exc)
+        return False
+    return True
+
+
+@job
+def sweep_photos() -> int:
+    """Queue again every photo whose derivatives should exist by now. Returns how many were queued."""
+    stale = db.session.scalars(
+        select(Photo.id).where(Photo.derivatives_ready_at.is_(None), Photo.derivative_error.is_(None),
+                               Photo.created_at < func.now() - SWEEP_AFTER).order_by(Photo.id).limit(1000)).all()
+    return sum(enqueue_derivatives(photo_id) for photo_id in stale)

@@ -1,0 +1,165 @@
+"""Reports: what a resident sends (ReportCreateSchema) and what the public and the reporter see."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from datetime import datetime, timezone
+
+import marshmallow as ma
+from flask import url_for
+from geoalchemy2.shape import to_shape
+
+from ..models import EVENT_LABELS, OPEN_STATUSES, STATUS_LABELS
+
+# C0 control characters other than tab, newline and carriage return (NUL cannot even be stored).
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+MOBILE = re.compile(r"^0[35789]\d{8}$")
+LANDLINE = re.compile(r"^02\d{9}$")
+
+
+class Text(ma.fields.String):
+    """Text from people: NFC-normalised, trimmed, without control characters."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if _CONTROL.search(text):
+            raise ma.ValidationError("Control characters are not allowed.")
+        return unicodedata.normalize("NFC", text).strip()
+
+
+class VietnamesePhone(ma.fields.String):
+    """A Vietnamese mobile (09x, 03x, 05x, 07x, 08x) or landline (02x) number, stored as +84..."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        raw = super()._deserialize(value, attr, data, **kwargs)
+        digits = re.sub(r"[\s.\-()]", "", raw)
+        if digits.startswith("+84"):
+            digits = "0" + digits[3:]
+        elif digits.startswith("84") and len(digits) in (11, 12):
+            digits = "0" + digits[2:]
+        if not (MOBILE.match(digits) or LANDLINE.match(digits)):
+            raise ma.ValidationError("Not a Vietnamese phone number (e.g. 0912 345 678 or +84 234 3822 123).")
+        return "+84" + digits[1:]
+
+
+class ReportCreateSchema(ma.Schema):
+    """The form fields of POST /api/v1/reports (the photos come as files beside them)."""
+
+    class Meta:
+        unknown = ma.EXCLUDE
+
+    category = ma.fields.String(required=True, validate=ma.validate.Length(max=64),
+                                metadata={"description": "service code from GET /api/v1/services"})
+    description = Text(required=True, validate=ma.validate.Length(min=1, max=2000))
+    lat = ma.fields.Float(allow_nan=False, validate=ma.validate.Range(-90, 90))
+    lon = ma.fields.Float(allow_nan=False, validate=ma.validate.Range(-180, 180))
+    accuracy_m = ma.fields.Float(allow_nan=False, validate=ma.validate.Range(0, 100_000))
+    address = Text(validate=ma.validate.Length(max=500))
+    reporter_name = Text(validate=ma.validate.Length(max=200))
+    reporter_phone = VietnamesePhone()
+    reporter_email = ma.fields.Email(validate=ma.validate.Length(max=320))
+    device_id = Text(validate=ma.validate.Length(min=1, max=200))
+
+    @ma.pre_load
+    def drop_empty(self, data, **kwargs):
+        """Forms send unfilled fields as empty strings: treat them as absent."""
+        return {k: v for k, v in data.items() if not (isinstance(v, str) and v.strip() == "")}
+
+    @ma.validates_schema
+    def lat_and_lon_together(self, data, **kwargs):
+        if ("lat" in data) != ("lon" in data):
+            missing = "lon" if "lat" in data else "lat"
+            raise ma.ValidationError("lat and lon come together.", missing)
+
+
+def _point(geom):
+    if geom is None:
+        return None
+    shape = to_shape(geom)
+    return {"lat": shape.y, "lon": shape.x}
+
+
+class PhotoSchema(ma.Schema):
+    """A photo as the public sees it: derivatives only, no metadata."""
+
+    id = ma.fields.Integer()
+    kind = ma.fields.String()
+    state = ma.fields.String(metadata={"description": "processing, ready or failed"})
+    urls = ma.fields.Function(lambda p: {size: url_for("photos.photo", photo_id=p.id, size=size)
+                                         for size in ("display", "thumb")})
+
+
+class PrivatePhotoSchema(PhotoSchema):
+    """The reporter's own view adds what the camera recorded."""
+
+    gps = ma.fields.Function(lambda p: _point(p.gps))
+    taken_at = ma.fields.DateTime()
+
+
+def _overdue(report) -> bool:
+    return (report.due_at is not None and report.status in OPEN_STATUSES
+            and report.due_at < datetime.now(timezone.utc))
+
+
+class ReportSchema(ma.Schema):
+    """A report as anyone may see it: no reporter fields, no original photos."""
+
+    id = ma.fields.Integer()
+    code = ma.fields.String(attribute="public_code")
+    status = ma.fields.String()
+    status_label = ma.fields.Function(lambda r: STATUS_LABELS[r.status])
+    overdue = ma.fields.Function(_overdue)
+    category = ma.fields.Function(lambda r: {"code": r.category.code,
+                                             "name": {"vi": r.category.name, "en": r.category.name_en}})
+    description = ma.fields.String()
+    location = ma.fields.Function(lambda r: _point(r.location))
+    location_source = ma.fields.String()
+    accuracy_m = ma.fields.Float(attribute="location_accuracy_m")
+    address = ma.fields.String()
+    ward = ma.fields.Function(lambda r: r.ward and {"code": r.ward.code, "name": r.ward.name,
+                                                    "name_en": r.ward.name_en})
+    agency = ma.fields.Function(lambda r: r.agency and {"code": r.agency.code,
+                                                        "name": {"vi": r.agency.name, "en": r.agency.name_en}})
+    channel = ma.fields.String()
+    created_at = ma.fields.DateTime(attribute="submitted_at")
+    routed_at = ma.fields.DateTime()
+    acknowledged_at = ma.fields.DateTime()
+    resolved_at = ma.fields.DateTime()
+    closed_at = ma.fields.DateTime()
+    due_at = ma.fields.DateTime()
+    supporters = ma.fields.Integer()
+    duplicate_of = ma.fields.Function(lambda r: r.duplicate_of and r.duplicate_of.public_code)
+    photos = ma.fields.List(ma.fields.Nested(PhotoSchema))
+
+
+class ReporterSchema(ma.Schema):
+    name = ma.fields.String()
+    phone = ma.fields.String()
+    email = ma.fields.String()
+    device_id = ma.fields.String()
+
+
+class PrivateReportSchema(ReportSchema):
+    """What the reporter sees with their tracking token."""
+
+    reporter = ma.fields.Nested(ReporterSchema, attribute="contact", allow_none=True)
+    photos = ma.fields.List(ma.fields.Nested(PrivatePhotoSchema))
+
+
+class EventSchema(ma.Schema):
+    """One entry of a report's public timeline."""
+
+    id = ma.fields.Integer()
+    type = ma.fields.String()
+    label = ma.fields.Function(lambda e: EVENT_LABELS.get(e.type, {"vi": e.type, "en": e.type}))
+    at = ma.fields.DateTime(attribute="created_at")
+    from_status = ma.fields.String()
+    to_status = ma.fields.String()
+    status_label = ma.fields.Function(lambda e: e.to_status and STATUS_LABELS.get(e.to_status))
+    note = ma.fields.String()
+
+
+class EventListSchema(ma.Schema):
+    report = ma.fields.String()
+    events = ma.fields.List(ma.fields.Nested(EventSchema))

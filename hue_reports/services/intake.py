@@ -1,0 +1,278 @@
+"""Report intake: the one path by which a report enters, from the app API, the web page and Open311.
+
+`submit()` validates the fields, checks every photo (services/photos.py),
+decides the location, and then, in ONE transaction, stores the originals and
+writes the report, its photos, its reporter's contact and its `submitted`
+event. Jobs are enqueued only after the commit. If anything fails, the
+transaction rolls back and the files this request stored are removed again.
+
+Exactly once: an Idempotency-Key is claimed by inserting its row (primary key
+scope + key) in the same transaction. A second request with the same key waits
+on that row in PostgreSQL, then replays the first answer if its body is the
+same, or is refused (422 idempotency_key_reused) if not.
+
+Originals are content-addressed, so two reports may share a file. Storing a
+file and removing it again on failure both take a transaction-scoped advisory
+lock on its hash, so a failing request never removes a file that another
+request has just committed a reference to.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+from zoneinfo import ZoneInfo
+
+from flask import current_app
+from sqlalchemy import exists, func, select, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from ..errors import ApiError
+from ..extensions import db, get_redis
+from ..jobs import photos as photo_jobs
+from ..models import (SRID, Category, IdempotencyKey, Photo, Report, ReportCodeCounter, ReportContact,
+                      ReportEvent)
+from ..schemas.report import ReportCreateSchema, ReportSchema
+from . import areas, ratelimit
+from .photos import PhotoInfo, inspect_upload
+from .storage import get_storage, original_key
+
+log = logging.getLogger(__name__)
+
+IDEMPOTENCY_KEY_MAX = 200
+
+
+@dataclass
+class Upload:
+    """One uploaded photo: a seekable stream (Werkzeug spools large parts to disk)."""
+
+    stream: BinaryIO
+    field: str = "photos"
+
+
+@dataclass
+class Submission:
+    fields: Mapping[str, Any]
+    uploads: list[Upload]
+    idempotency_key: str | None = None
+    client_ip: str | None = None
+    channel: str = "app"
+
+
+@dataclass
+class Outcome:
+    body: dict[str, Any]  # the 201 answer, with the tracking token
+    report_id: int
+    replayed: bool
+
+
+def _error(status: int, code: str, message: str, message_vi: str, field: str | None = None) -> ApiError:
+    return ApiError(status, code, message, message_vi=message_vi, fields={field: [message]} if field else None)
+
+
+def submit(sub: Submission) -> Outcome:
+    """Validate and store one report with its photos, exactly once. Raises ApiError (4xx) on bad input."""
+    config = current_app.config
+    city = areas.current_city()
+    if city is None:
+        raise _error(503, "not_configured", "No city is loaded yet (flask seed).", "Chưa nạp dữ liệu thành phố.")
+    data = ReportCreateSchema().load(dict(sub.fields))
+    key = _check_idempotency_key(sub.idempotency_key)
+    scope = f"{sub.channel}:device:{data['device_id']}" if data.get("device_id") else f"{sub.channel}:anonymous"
+    if not (key and db.session.get(IdempotencyKey, (scope, key))):  # a retry is not a new submission
+        _enforce_rate_limit(sub.client_ip, data.get("device_id"))
+
+    category = db.session.scalars(select(Category).where(Category.code == data["category"])).first()
+    if category is None or not category.active:
+        raise _error(422, "validation_error", "Unknown service code.", "Không có lĩnh vực này.", "category")
+    if not 1 <= len(sub.uploads) <= config["MAX_PHOTOS"]:
+        raise _error(422, "validation_error", f"Send 1 to {config['MAX_PHOTOS']} photos.",
+                     f"Gửi từ 1 đến {config['MAX_PHOTOS']} ảnh.", "photos")
+    tz = ZoneInfo(city.timezone)
+    infos = [inspect_upload(u.stream, field=u.field, max_bytes=config["MAX_PHOTO_MB"] * 1024 * 1024,
+                            max_pixels=config["MAX_PHOTO_MEGAPIXELS"] * 1_000_000, tz=tz) for u in sub.uploads]
+    lat, lon, source, exif_distance = _location(data, infos)
+    if not areas.in_service_area(city, lon, lat):
+        raise ApiError(422, "outside_service_area", f"The location is outside {city.name_en}.",
+                       message_vi=f"Vị trí nằm ngoài {city.name}.", fields={"location": [f"({lat:.6f}, {lon:.6f})"]})
+    ward = areas.ward_at(lon, lat)
+    fingerprint = _fingerprint(sub.channel, data, infos)
+
+    if key:
+        claimed = db.session.execute(
+            pg_insert(IdempotencyKey).values(scope=scope, key=key, request_hash=fingerprint)
+            .on_conflict_do_nothing().returning(IdempotencyKey.key)).first()
+        if claimed is None:
+            return _replay(scope, key, fingerprint)
+
+    created: list[str] = []
+    try:
+        submitted_at = db.session.scalar(select(func.now()))
+        for sha in sorted({info.sha256 for info in infos}):
+            _lock_content(sha)
+        storage = get_storage()
+        for upload, info in zip(sub.uploads, infos, strict=True):
+            upload.stream.seek(0)
+            if storage.put(original_key(info.sha256), upload.stream):
+                created.append(original_key(info.sha256))
+        report = Report(
+            public_code=_next_code(city.report_code_prefix, submitted_at.astimezone(tz).year),
+            category=category, description=data["description"], channel=sub.channel,
+            location=func.ST_SetSRID(func.ST_MakePoint(lon, lat), SRID), location_source=source,
+            location_accuracy_m=data.get("accuracy_m") if source == "client" else None,
+            address=data.get("address"), ward=ward, submitted_at=submitted_at)
+        contact = {f: data.get(f"reporter_{f}") for f in ("name", "phone", "email")} | {
+            "device_id": data.get("device_id")}
+        if any(contact.values()):
+            report.contact = ReportContact(**contact)
+        seen: set[str] = set()
+        for info in infos:
+            if info.sha256 in seen:
+                continue  # the same photo twice in one report is stored once
+            seen.add(info.sha256)
+            report.photos.append(Photo(
+                kind="evidence", storage_key=original_key(info.sha256), sha256=info.sha256,
+                content_type=info.content_type, size_bytes=info.size_bytes, width=info.width, height=info.height,
+                gps=func.ST_SetSRID(func.ST_MakePoint(info.gps[1], info.gps[0]), SRID) if info.gps else None,
+                taken_at=info.taken_at))
+        event_data = {"photos": len(seen)}
+        if exif_distance is not None:
+            event_data["exif_distance_m"] = round(exif_distance)
+        report.events.append(ReportEvent(type="submitted", actor_kind="resident", to_status="submitted",
+                                         public=True, data=event_data, created_at=submitted_at))
+        db.session.add(report)
+        db.session.flush()
+        token = tracking_token(report.id, scope, key)
+        report.tracking_token_hash = token_hash(token)
+        db.session.flush()
+        db.session.refresh(report)  # the location as stored, for the answer
+        body = ReportSchema().dump(report)
+        if key:
+            db.session.execute(
+                IdempotencyKey.__table__.update()
+                .where(IdempotencyKey.scope == scope, IdempotencyKey.key == key)
+                .values(report_id=report.id, response=body))
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        _discard(created)
+        raise
+    for photo in report.photos:
+        photo_jobs.enqueue_derivatives(photo.id)
+    return Outcome(body={**body, "tracking_token": token}, report_id=report.id, replayed=False)
+
+
+def _check_idempotency_key(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not (0 < len(value) <= IDEMPOTENCY_KEY_MAX and value.isascii() and value.isprintable()):
+        raise _error(400, "invalid_idempotency_key",
+                     f"Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_MAX} printable ASCII characters.",
+                     "Idempotency-Key không hợp lệ.", "Idempotency-Key")
+    return value
+
+
+def _enforce_rate_limit(client_ip: str | None, device_id: str | None) -> None:
+    config = current_app.config
+    identities = [f"ip:{client_ip}"] if client_ip else []
+    if device_id:
+        identities.append(f"device:{device_id}")
+    wait = ratelimit.hit(get_redis(), "reports", identities, [
+        ratelimit.Limit(config["RATE_LIMIT_PER_MINUTE"], 60),
+        ratelimit.Limit(config["RATE_LIMIT_PER_DAY"], 86400),
+    ])
+    if wait is not None:
+        raise ApiError(429, "too_many_requests", f"Too many reports from this client; try again in {wait} s.",
+                       message_vi=f"Bạn đã gửi quá nhiều phản ánh, vui lòng thử lại sau {wait} giây.",
+                       headers={"Retry-After": str(wait)})
+
+
+def _location(data: dict, infos: list[PhotoInfo]) -> tuple[float, float, str, float | None]:
+    """(lat, lon, source, distance to the photo's GPS in metres when both exist).
+
+    The client's position wins; else the first photo that carries GPS. Each photo keeps its own
+    EXIF point whatever the report's location is."""
+    exif = next((info.gps for info in infos if info.gps), None)
+    if "lat" in data:
+        client = (data["lat"], data["lon"])
+        distance = areas.distance_m(client, exif) if exif else None
+        if distance is not None and distance > current_app.config["LOCATION_MISMATCH_M"]:
+            log.info("client position %.0f m from the photo's GPS: keeping the client's", distance)
+        return client[0], client[1], "client", distance
+    if exif:
+        return exif[0], exif[1], "exif", None
+    raise ApiError(422, "location_required", "Send lat and lon, or a photo with GPS in its EXIF.",
+                   message_vi="Cần vị trí: gửi lat và lon, hoặc ảnh có thông tin GPS.",
+                   fields={"lat": ["Missing."], "lon": ["Missing."]})
+
+
+def _fingerprint(channel: str, data: dict, infos: list[PhotoInfo]) -> str:
+    """What makes two requests 'the same body': the validated fields and the photos' contents."""
+    canonical = json.dumps({"channel": channel, "fields": data, "photos": [i.sha256 for i in infos]},
+                           sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _replay(scope: str, key: str, fingerprint: str) -> Outcome:
+    """The key was claimed by a request that has committed (PostgreSQL made us wait for it)."""
+    row = db.session.execute(select(IdempotencyKey.request_hash, IdempotencyKey.report_id, IdempotencyKey.response)
+                             .where(IdempotencyKey.scope == scope, IdempotencyKey.key == key)).first()
+    db.session.rollback()
+    if row is None or row.response is None:  # expired or removed meanwhile: the client may retry
+        raise _error(409, "idempotency_conflict", "This Idempotency-Key could not be resolved; retry.",
+                     "Không xử lý được khóa Idempotency-Key, vui lòng thử lại.")
+    if row.request_hash != fingerprint:
+        raise _error(422, "idempotency_key_reused", "This Idempotency-Key was used for a different report.",
+                     "Khóa Idempotency-Key đã được dùng cho một phản ánh khác.", "Idempotency-Key")
+    token = tracking_token(row.report_id, scope, key)
+    return Outcome(body={**row.response, "tracking_token": token}, report_id=row.report_id, replayed=True)
+
+
+def tracking_token(report_id: int, scope: str, key: str | None) -> str:
+    """The reporter's secret for following the report. With an Idempotency-Key it is derived from the
+    server secret, so a replay can give it again without it ever being stored; without, it is random.
+    Only its SHA-256 is stored."""
+    if key is None:
+        return secrets.token_urlsafe(32)
+    mac = hmac.new(current_app.config["SECRET_KEY"].encode(), f"tracking:{report_id}:{scope}:{key}".encode(),
+                   hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _next_code(prefix: str, year: int) -> str:
+    """The next public code of the year, e.g. HUE-2026-000123 (the counter row is locked until commit)."""
+    stmt = (pg_insert(ReportCodeCounter).values(prefix=prefix, year=year, last_value=1)
+            .on_conflict_do_update(index_elements=["prefix", "year"],
+                                   set_={"last_value": ReportCodeCounter.last_value + 1})
+            .returning(ReportCodeCounter.last_value))
+    return f"{prefix}-{year}-{db.session.execute(stmt).scalar_one():06d}"
+
+
+def _lock_content(sha256: str) -> None:
+    """Serialise storing and removing one content hash until the end of the transaction."""
+    db.session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:sha, 0))"), {"sha": sha256})
+
+
+def _discard(keys: list[str]) -> None:
+    """Remove files this request stored, unless a committed photo now refers to them."""
+    storage = get_storage()
+    for key in keys:
+        try:
+            _lock_content(key.rsplit("/", 1)[-1])
+            if not db.session.scalar(select(exists().where(Photo.storage_key == key))):
+                storage.delete(key)
+            db.session.commit()
+        except Exception:  # cleanup is best effort; a leftover file is an orphan, not a lost report
+            db.session.rollback()
+            log.exception("could not remove %s after a failed submission", key)

@@ -1,0 +1,264 @@
+"""The one photo pipeline: recognise and check an upload, read its metadata, make its public derivatives.
+
+Intake (`inspect_upload`) runs on the request path and stays cheap: the format
+is recognised from the bytes, the size and EXIF come from the headers, and the
+pixels are checked by decoding a JPEG at 1/8 scale (the entropy data is read in
+full, so truncation is caught, without building the full-size image). Other
+formats are decoded once; the megapixel limit bounds their memory.
+
+The derivatives (`make_derivatives`, run by an RQ job) are upright, in sRGB, and
+carry no metadata at all: a display image (longest side 1600 px) and a
+thumbnail (320 px), JPEG-decoded in draft mode at the smallest scale that still
+covers 1600 px.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import BinaryIO
+from zoneinfo import ZoneInfo
+
+import pillow_heif
+from PIL import Image, ImageCms, ImageOps
+
+from ..errors import ApiError
+from ..extensions import db
+from ..models import Photo
+from .storage import derivative_key, get_storage
+
+log = logging.getLogger(__name__)
+pillow_heif.register_heif_opener()
+
+CONTENT_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "HEIF": "image/heif"}
+# ISO base media file brands of HEIF still images as phones write them (not AVIF).
+HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"hevm", b"hevs", b"mif1", b"msf1"}
+SIZES = {"display": 1600, "thumb": 320}
+JPEG_QUALITY = 82
+CHUNK = 1024 * 1024
+
+GPS_IFD, EXIF_IFD = 0x8825, 0x8769
+DATETIME_ORIGINAL, OFFSET_TIME_ORIGINAL = 0x9003, 0x9011
+
+
+@dataclass(frozen=True)
+class PhotoInfo:
+    """What intake learns about one upload, without keeping its pixels."""
+
+    sha256: str
+    size_bytes: int
+    format: str
+    content_type: str
+    width: int
+    height: int
+    gps: tuple[float, float] | None  # (lat, lon)
+    taken_at: datetime | None
+
+
+def sniff(head: bytes) -> str | None:
+    """The image format from its first bytes (never from a name or a declared type)."""
+    if head[:3] == b"\xff\xd8\xff":
+        return "JPEG"
+    if head[:8] == b"\x89PNG\r\n\x1a\n":
+        return "PNG"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WEBP"
+    if head[4:8] == b"ftyp":
+        box_end = min(len(head), int.from_bytes(head[:4], "big"))
+        brands = {head[8:12]} | {head[i:i + 4] for i in range(16, box_end - 3, 4)}
+        if brands & HEIF_BRANDS and b"avif" not in brands and b"avis" not in brands:
+            return "HEIF"
+    return None
+
+
+def _rejected(status: int, code: str, message: str, message_vi: str, field: str) -> ApiError:
+    return ApiError(status, code, message, message_vi=message_vi, fields={field: [message]})
+
+
+def inspect_upload(stream: BinaryIO, *, field: str, max_bytes: int, max_pixels: int,
+                   tz: ZoneInfo) -> PhotoInfo:
+    """Check one uploaded photo and read what intake needs. Raises ApiError with the right status:
+    413 too big, 415 not an image we accept, 422 too many pixels or a broken image."""
+    stream.seek(0, io.SEEK_END)
+    size = stream.tell()
+    stream.seek(0)
+    if size > max_bytes:
+        raise _rejected(413, "photo_too_large", f"A photo may be at most {max_bytes // (1024 * 1024)} MB.",
+                        f"Mỗi ảnh tối đa {max_bytes // (1024 * 1024)} MB.", field)
+    fmt = sniff(stream.read(64))
+    if fmt is None:
+        if size == 0:
+            raise _rejected(422, "invalid_image", "The photo is empty.", "Tệp ảnh rỗng.", field)
+        raise _rejected(415, "unsupported_media_type", "Photos must be JPEG, PNG, WebP or HEIC.",
+                        "Ảnh phải có định dạng JPEG, PNG, WebP hoặc HEIC.", field)
+    stream.seek(0)
+    digest = hashlib.sha256()
+    while chunk := stream.read(CHUNK):
+        digest.update(chunk)
+    stream.seek(0)
+    try:
+        with Image.open(stream, formats=[fmt]) as im:
+            width, height = im.size
+            if width * height > max_pixels:
+                raise _rejected(422, "image_too_large",
+                                f"A photo may have at most {max_pixels / 1e6:g} megapixels.",
+                                f"Ảnh tối đa {max_pixels / 1e6:g} megapixel.", field)
+            gps, taken_at = read_metadata(im, tz)
+            _decode_check(im, fmt)
+    except ApiError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise _rejected(422, "image_too_large", "The photo has too many pixels.", "Ảnh có quá nhiều điểm ảnh.",
+                        field) from exc
+    except Exception as exc:  # any decoder failure on untrusted bytes means: not a valid image
+        log.info("invalid %s upload: %s: %s", fmt, type(exc).__name__, exc)
+        raise _rejected(422, "invalid_image", "The photo is damaged or incomplete.",
+                        "Ảnh bị hỏng hoặc không đầy đủ.", field) from exc
+    finally:
+        stream.seek(0)
+    return PhotoInfo(sha256=digest.hexdigest(), size_bytes=size, format=fmt, content_type=CONTENT_TYPES[fmt],
+                     width=width, height=height, gps=gps, taken_at=taken_at)
+
+
+def _decode_check(im: Image.Image, fmt: str) -> None:
+    """Decode the pixels once, as cheaply as the format allows; raises if they are broken."""
+    if fmt == "JPEG":
+        im.draft("RGB", (max(1, im.width // 8), max(1, im.height // 8)))
+    im.load()
+
+
+def read_metadata(im: Image.Image, tz: ZoneInfo) -> tuple[tuple[float, float] | None, datetime | None]:
+    """EXIF GPS (lat, lon) and capture time, from the headers only. Broken EXIF counts as none."""
+    try:
+        exif = im.getexif()
+    except Exception:  # malformed EXIF in an otherwise good photo
+        return None, None
+    return _gps(exif), _taken_at(exif, tz)
+
+
+def _gps(exif: Image.Exif) -> tuple[float, float] | None:
+    try:
+        gps = exif.get_ifd(GPS_IFD)
+        lat, lon = _degrees(gps[2], gps.get(1)), _degrees(gps[4], gps.get(3))
+    except Exception:  # absent or malformed GPS tags
+        return None
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180) or (lat == 0 and lon == 0):
+        return None  # out of range, or the (0, 0) cameras write without a fix
+    return lat, lon
+
+
+def _degrees(dms, ref) -> float:
+    d, m, s = (float(x) for x in dms)
+    value = d + m / 60 + s / 3600
+    if not math.isfinite(value):
+        raise ValueError("not a finite coordinate")
+    if isinstance(ref, bytes):
+        ref = ref.decode("ascii", "replace")
+    return -value if str(ref).strip().upper() in ("S", "W") else value
+
+
+def _taken_at(exif: Image.Exif, tz: ZoneInfo) -> datetime | None:
+    try:
+        sub = exif.get_ifd(EXIF_IFD)
+        taken = datetime.strptime(str(sub[DATETIME_ORIGINAL]).strip("\x00 "), "%Y:%m:%d %H:%M:%S")
+        offset = sub.get(OFFSET_TIME_ORIGINAL)
+        if offset:
+            sign = -1 if str(offset)[0] == "-" else 1
+            hours, minutes = str(offset).strip("+-\x00 ").split(":")
+            taken = taken.replace(tzinfo=timezone(sign * timedelta(hours=int(hours), minutes=int(minutes))))
+        else:
+            taken = taken.replace(tzinfo=tz)  # cameras without an offset: assume the city's clock
+    except Exception:  # absent or malformed
+        return None
+    if not datetime(1990, 1, 1, tzinfo=timezone.utc) <= taken <= datetime.now(timezone.utc) + timedelta(days=1):
+        return None
+    return taken
+
+
+def _draft_size(size: tuple[int, int], longest: int) -> tuple[int, int]:
+    """The size to ask JPEG draft mode for: the target with the photo's own aspect ratio.
+    (Draft only reduces while BOTH sides stay at or above the request: a square box would
+    keep a wide photo at full size.)"""
+    scale = min(1.0, longest / max(size))
+    return max(1, math.ceil(size[0] * scale)), max(1, math.ceil(size[1] * scale))
+
+
+_SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+
+
+def _to_srgb_rgb(im: Image.Image, icc: bytes | None) -> Image.Image:
+    """RGB pixels in sRGB: transparency flattened on white, an embedded colour profile applied."""
+    if im.mode in ("RGBA", "LA") or (im.mode == "P" and "transparency" in im.info):
+        rgba = im.convert("RGBA")
+        flat = Image.new("RGB", rgba.size, (255, 255, 255))
+        flat.paste(rgba, mask=rgba.getchannel("A"))
+        im = flat
+    elif im.mode != "RGB":
+        im = im.convert("RGB")
+    if icc:
+        try:
+            im = ImageCms.profileToProfile(im, ImageCms.ImageCmsProfile(io.BytesIO(icc)), _SRGB, outputMode="RGB")
+        except (ImageCms.PyCMSError, OSError, ValueError) as exc:
+            log.info("colour profile not applied: %s", exc)
+    return im
+
+
+def _encode(im: Image.Image) -> bytes:
+    """JPEG without any metadata: no EXIF, no XMP, no ICC profile, no comment."""
+    clean = Image.new("RGB", im.size)
+    clean.paste(im)
+    out = io.BytesIO()
+    clean.save(out, "JPEG", quality=JPEG_QUALITY)
+    return out.getvalue()
+
+
+def render_derivatives(source: BinaryIO) -> dict[str, bytes]:
+    """The display image and the thumbnail of one original, upright and stripped."""
+    with Image.open(source, formats=list(CONTENT_TYPES)) as im:
+        icc = im.info.get("icc_profile")
+        if im.format == "JPEG":
+            im.draft("RGB", _draft_size(im.size, SIZES["display"]))
+        upright = ImageOps.exif_transpose(im)
+    display = upright
+    display.thumbnail((SIZES["display"], SIZES["display"]), Image.Resampling.LANCZOS)
+    display = _to_srgb_rgb(display, icc)
+    thumb = display.copy()
+    thumb.thumbnail((SIZES["thumb"], SIZES["thumb"]), Image.Resampling.LANCZOS)
+    return {"display": _encode(display), "thumb": _encode(thumb)}
+
+
+def make_derivatives(photo_id: int) -> str:
+    """Make and record a photo's public derivatives. Idempotent: a photo done is left alone, and
+    derivatives already stored (the same content in another report) are reused.
+    Returns what happened: done, made, reused, failed or missing."""
+    photo = db.session.get(Photo, photo_id)
+    if photo is None:
+        return "missing"
+    if photo.derivatives_ready_at is not None:
+        return "done"
+    storage = get_storage()
+    keys = {size: derivative_key(photo.sha256, size) for size in SIZES}
+    outcome = "reused"
+    if not all(storage.exists(key) for key in keys.values()):
+        try:
+            with storage.open(photo.storage_key) as original:
+                rendered = render_derivatives(original)
+        except FileNotFoundError:
+            raise  # the original is gone: an operational fault, left to the job's retries
+        except Exception as exc:  # the decoder refused bytes that passed intake: record, do not retry
+            photo.derivative_error = f"{type(exc).__name__}: {exc}"[:500]
+            db.session.commit()
+            log.warning("photo %s: derivatives failed: %s", photo_id, photo.derivative_error)
+            return "failed"
+        for size, data in rendered.items():
+            storage.put(keys[size], io.BytesIO(data))
+        outcome = "made"
+    photo.display_key, photo.thumb_key = keys["display"], keys["thumb"]
+    photo.derivatives_ready_at = datetime.now(timezone.utc)
+    photo.derivative_error = None
+    db.session.commit()
+    return outcome

@@ -1,0 +1,38 @@
+"""Reading reports: by id or public code, the reporter's access, the public timeline."""
+
+from __future__ import annotations
+
+import hmac
+
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from ..errors import ApiError
+from ..extensions import db
+from ..models import Report, ReportEvent
+from .intake import token_hash
+
+
+def find(ref: str) -> Report:
+    """A report by its numeric id or its public code (HUE-2026-000123); 404 otherwise."""
+    stmt = select(Report).options(selectinload(Report.photos), selectinload(Report.category))
+    if ref.isdigit() and len(ref) < 19:
+        stmt = stmt.where(Report.id == int(ref))
+    else:
+        stmt = stmt.where(Report.public_code == ref.upper())
+    report = db.session.scalars(stmt).first()
+    if report is None:
+        raise ApiError(404, "report_not_found", "No such report.", message_vi="Không tìm thấy phản ánh.")
+    return report
+
+
+def is_reporter(report: Report, token: str | None) -> bool:
+    """Does `token` prove the caller filed this report? (Compared in constant time.)"""
+    if not token or report.tracking_token_hash is None:
+        return False
+    return hmac.compare_digest(token_hash(token), report.tracking_token_hash)
+
+
+def public_events(report: Report) -> list[ReportEvent]:
+    return list(db.session.scalars(select(ReportEvent).where(
+        ReportEvent.report_id == report.id, ReportEvent.public).order_by(ReportEvent.id)))

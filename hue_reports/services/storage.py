@@ -1,0 +1,112 @@
+"""Where photo files live: a small interface, and its local-filesystem backend under MEDIA_ROOT.
+
+Keys are relative paths made of lower-case letters, digits, '/', '.', '_' and
+'-'; originals are content-addressed (`originals/ab/cd/<sha256>`), so an
+identical upload is stored once. Writes are atomic (a temporary file, then a
+rename): a reader never sees half a file. An S3-compatible backend implements
+the same methods.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+from flask import current_app
+
+KEY_PATTERN = re.compile(r"^[a-z0-9_-]+(/[a-z0-9_.-]+)*$")
+CHUNK = 1024 * 1024
+
+
+class StorageError(RuntimeError):
+    """The storage backend failed (disk full, unreachable object store...)."""
+
+
+class Storage(Protocol):
+    def put(self, key: str, source: BinaryIO) -> bool:
+        """Store `source` (read from its current position) under `key` unless the key exists.
+        True if this call created the object."""
+
+    def open(self, key: str) -> BinaryIO:
+        """Read an object; FileNotFoundError if it does not exist."""
+
+    def exists(self, key: str) -> bool: ...
+
+    def delete(self, key: str) -> None:
+        """Remove an object; no error if it is already gone."""
+
+    def local_path(self, key: str) -> Path | None:
+        """A filesystem path to serve the object from, or None (object stores)."""
+
+
+def original_key(sha256: str) -> str:
+    return f"originals/{sha256[:2]}/{sha256[2:4]}/{sha256}"
+
+
+def derivative_key(sha256: str, size: str) -> str:
+    """Derivatives belong to the original's content, so they too are made once."""
+    return f"derivatives/{sha256[:2]}/{sha256[2:4]}/{sha256}/{size}.jpg"
+
+
+def check_key(key: str) -> str:
+    if not KEY_PATTERN.match(key) or ".." in key:
+        raise ValueError(f"invalid storage key: {key!r}")
+    return key
+
+
+class LocalStorage:
+    """Files under a root directory. Every path is checked to stay inside the root."""
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root).resolve()
+
+    def _path(self, key: str) -> Path:
+        path = (self.root / check_key(key)).resolve()
+        if not path.is_relative_to(self.root):
+            raise ValueError(f"storage key escapes the root: {key!r}")
+        return path
+
+    def put(self, key: str, source: BinaryIO) -> bool:
+        path = self._path(key)
+        if path.exists():
+            return False
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".incoming-")
+            try:
+                with os.fdopen(fd, "wb") as out:
+                    shutil.copyfileobj(source, out, CHUNK)
+                    out.flush()
+                    os.fsync(out.fileno())
+                os.chmod(tmp, 0o640)
+                os.replace(tmp, path)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        except OSError as exc:
+            raise StorageError(f"cannot store {key}: {exc.strerror or exc}") from exc
+        return True
+
+    def open(self, key: str) -> BinaryIO:
+        return open(self._path(key), "rb")
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
+    def local_path(self, key: str) -> Path | None:
+        return self._path(key)
+
+
+def get_storage() -> Storage:
+    """The configured backend for this app (one instance per app)."""
+    storage = current_app.extensions.get("hue_storage")
+    if storage is None:
+        storage = current_app.extensions["hue_storage"] = LocalStorage(current_app.config["MEDIA_ROOT"])
+    return storage

@@ -1,0 +1,181 @@
+"""The photo pipeline: format sniffing, and the public derivatives (upright, stripped, sized, made once)."""
+
+import io
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageChops, ImageOps
+
+from hue_reports.extensions import db
+from hue_reports.models import Photo
+from hue_reports.services import photos
+from hue_reports.services.storage import get_storage
+from tests.support import NOKIA, PHOTOS, photo_with_gps, post_report
+
+ORIENTATION = PHOTOS / "jpg/orientation"
+
+
+def _submit(client, path_or_bytes, name="photo.jpg") -> dict:
+    data = path_or_bytes if isinstance(path_or_bytes, bytes) else Path(path_or_bytes).read_bytes()
+    response = post_report(client, photos=[(data, name)])
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()["photos"][0]
+
+
+def _derivative(client, photo_id: int, size: str = "display") -> bytes:
+    with client.get(f"/api/v1/photos/{photo_id}/{size}") as response:  # closing the file it streams
+        assert response.status_code == 200, response.get_json()
+        assert response.mimetype == "image/jpeg"
+        return response.data
+
+
+def jpeg_segments(data: bytes) -> list[tuple[int, bytes]]:
+    """The (marker, payload) segments of a JPEG up to its image data."""
+    assert data[:2] == b"\xff\xd8"
+    segments, i = [], 2
+    while i < len(data):
+        assert data[i] == 0xFF, f"bad marker at {i}"
+        marker = data[i + 1]
+        if marker == 0xDA:  # start of scan: image data follows
+            break
+        length = int.from_bytes(data[i + 2:i + 4], "big")
+        segments.append((marker, data[i + 4:i + 2 + length]))
+        i += 2 + length
+    return segments
+
+
+def assert_no_metadata(data: bytes) -> None:
+    """Only APP0 (JFIF) may precede the image: no EXIF/XMP (APP1), ICC (APP2), IPTC (APP13) or comment."""
+    markers = [marker for marker, _ in jpeg_segments(data)]
+    app_or_comment = {m for m in markers if 0xE0 <= m <= 0xEF or m == 0xFE}
+    assert app_or_comment <= {0xE0}, [hex(m) for m in app_or_comment]
+    head = data[: data.find(b"\xff\xda")]
+    for needle in (b"Exif", b"http://ns.adobe.com/xap", b"ICC_PROFILE", b"Photoshop"):
+        assert needle not in head
+
+
+def _gray(data_or_image, size=(64, 48)) -> Image.Image:
+    im = Image.open(io.BytesIO(data_or_image)) if isinstance(data_or_image, bytes) else data_or_image
+    return im.convert("L").resize(size)
+
+
+def _difference(a: Image.Image, b: Image.Image) -> float:
+    """Mean absolute difference of two grey images, 0 to 255."""
+    histogram = ImageChops.difference(a, b).histogram()
+    return sum(value * count for value, count in enumerate(histogram)) / (a.width * a.height)
+
+
+@pytest.mark.parametrize("head, fmt", [
+    (b"\xff\xd8\xff\xe0\x00\x10JFIF", "JPEG"),
+    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "PNG"),
+    (b"RIFF\x00\x10\x00\x00WEBPVP8 ", "WEBP"),
+    (b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic", "HEIF"),
+    (b"\x00\x00\x00\x1cftypmif1\x00\x00\x00\x00mif1miaf", "HEIF"),
+    (b"\x00\x00\x00\x1cftypavif\x00\x00\x00\x00avifmif1", None),
+    (b"\x00\x00\x00\x1cftypmif1\x00\x00\x00\x00mif1avif", None),
+    (b"GIF89a\x01\x00", None),
+    (b"%PDF-1.7", None),
+    (b"", None),
+])
+def test_formats_are_recognised_from_their_bytes(head, fmt):
+    assert photos.sniff(head) == fmt
+
+
+def test_draft_size_keeps_the_aspect_ratio():
+    assert photos._draft_size((4608, 1976), 1600) == (1600, 687)
+    assert photos._draft_size((800, 600), 1600) == (800, 600)  # never enlarged
+
+
+@pytest.mark.parametrize("shape", ["landscape", "portrait"])
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_derivatives_come_out_upright(client, db_session, run_jobs, shape, orientation):
+    """Compare pixels with the upright original (EXIF orientation 1), not just the size."""
+    photo = _submit(client, ORIENTATION / f"{shape}_{orientation}.jpg")
+    run_jobs()
+    display = _gray(_derivative(client, photo["id"]))
+    upright = Image.open(ORIENTATION / f"{shape}_1.jpg")
+    assert Image.open(io.BytesIO(_derivative(client, photo["id"]))).size == upright.size
+    right = _difference(display, _gray(upright))
+    wrong = min(_difference(display, _gray(upright.transpose(t))) for t in (
+        Image.Transpose.ROTATE_180, Image.Transpose.FLIP_LEFT_RIGHT, Image.Transpose.FLIP_TOP_BOTTOM))
+    assert right < 8, f"{shape}_{orientation}: {right:.1f} from upright"
+    assert wrong > 3 * right + 10, "the check must tell upright from flipped"
+
+
+@pytest.mark.parametrize("path", [NOKIA, PHOTOS / "jpg/hdr/iphone_hdr_YES.jpg", PHOTOS / "jpg/gps/DSCN0010.jpg",
+                                  PHOTOS / "heic/mobile/iphone_13_pro_max.HEIC", PHOTOS / "heic/IMG_5195.HEIC"],
+                         ids=lambda p: p.name)
+def test_derivatives_carry_no_metadata_and_have_their_sizes(client, db_session, run_jobs, path):
+    photo = _submit(client, path, path.name)
+    run_jobs()
+    with Image.open(path) as original:
+        longest = max(ImageOps.exif_transpose(original).size) if path.suffix == ".jpg" else max(original.size)
+    for size, limit in (("display", 1600), ("thumb", 320)):
+        data = _derivative(client, photo["id"], size)
+        assert_no_metadata(data)
+        with Image.open(io.BytesIO(data)) as im:
+            assert max(im.size) == min(limit, longest)
+            assert not im.getexif() and "icc_profile" not in im.info
+
+
+def test_the_gps_written_into_a_photo_never_reaches_its_derivatives(client, db_session, run_jobs):
+    photo = _submit(client, photo_with_gps(16.4637, 107.5909))
+    run_jobs()
+    for size in ("display", "thumb"):
+        assert_no_metadata(_derivative(client, photo["id"], size))
+
+
+def test_a_photo_says_processing_until_its_derivatives_exist(client, db_session, run_jobs):
+    photo = _submit(client, ORIENTATION / "landscape_1.jpg")
+    response = client.get(f"/api/v1/photos/{photo['id']}/display")
+    assert response.status_code == 404 and response.get_json()["error"]["code"] == "photo_processing"
+    assert client.get(f"/api/v1/reports/{photo['id']}").status_code in (200, 404)
+    run_jobs()
+    report = client.get(f"/api/v1/reports/{db_session.get(Photo, photo['id']).report_id}").get_json()
+    assert report["photos"][0]["state"] == "ready"
+    with client.get(f"/api/v1/photos/{photo['id']}/thumb") as response:
+        assert response.status_code == 200 and "immutable" in response.headers["Cache-Control"]
+
+
+def test_originals_are_never_public_and_sizes_are_checked(client, db_session, run_jobs):
+    photo = _submit(client, ORIENTATION / "landscape_1.jpg")
+    run_jobs()
+    assert client.get(f"/api/v1/photos/{photo['id']}/original").status_code == 401
+    for path in (f"/api/v1/photos/{photo['id']}/huge", f"/api/v1/photos/{photo['id']}/..%2F..%2Fetc%2Fpasswd",
+                 "/api/v1/photos/99999999/display"):
+        assert client.get(path).status_code == 404
+
+
+def test_derivatives_are_made_once(client, db_session, run_jobs):
+    first = _submit(client, ORIENTATION / "portrait_3.jpg")
+    run_jobs()
+    assert photos.make_derivatives(first["id"]) == "done"
+    second = _submit(client, ORIENTATION / "portrait_3.jpg")  # the same photo in another report
+    assert photos.make_derivatives(second["id"]) == "reused"
+    a, b = db_session.get(Photo, first["id"]), db_session.get(Photo, second["id"])
+    assert (a.display_key, a.thumb_key) == (b.display_key, b.thumb_key)
+
+
+def test_an_original_that_cannot_be_rendered_marks_the_photo_failed(client, db_session, run_jobs, app):
+    photo_id = _submit(client, photo_with_gps(16.4701, 107.5801))["id"]  # bytes no other test uses
+    photo = db_session.get(Photo, photo_id)
+    path = get_storage().local_path(photo.storage_key)
+    good = path.read_bytes()
+    try:
+        path.write_bytes(good[:200])  # damaged in storage after intake
+        assert photos.make_derivatives(photo_id) == "failed"
+        db_session.refresh(photo)
+        assert photo.state == "failed" and photo.derivative_error
+        response = client.get(f"/api/v1/photos/{photo_id}/display")
+        assert response.status_code == 404 and response.get_json()["error"]["code"] == "photo_failed"
+    finally:
+        path.write_bytes(good)
+
+
+def test_a_missing_original_fails_the_job_for_a_retry(client, db_session, app):
+    photo_id = _submit(client, photo_with_gps(16.4702, 107.5802))["id"]  # bytes no other test uses
+    photo = db.session.get(Photo, photo_id)
+    photo.storage_key = "originals/00/00/" + "0" * 64
+    db.session.flush()
+    with pytest.raises(FileNotFoundError):
+        photos.make_derivatives(photo_id)
