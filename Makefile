@@ -16,11 +16,12 @@ STAMP := $(VENV)/.requirements-installed
 # carries the contrib extensions (unaccent); PostGIS is a separate package.
 DEBIAN_PACKAGES := postgresql-15 postgresql-15-postgis-3 redis-server
 
-.PHONY: help run test system-deps venv stop clean-var
+.PHONY: help run test bench system-deps venv stop clean-var
 
 help:
 	@echo "make run    the whole system with Huế demo data on http://127.0.0.1:5000"
 	@echo "make test   the test suite against real PostgreSQL+PostGIS and Redis"
+	@echo "make bench  the benchmarks (bench/), printing figures"
 	@echo "make stop   stop the project-local PostgreSQL and Redis under ./var"
 
 run: system-deps venv
@@ -29,6 +30,10 @@ run: system-deps venv
 # Extra pytest arguments: make test PYTEST_ARGS="-k seed -x"
 test: system-deps venv
 	$(VPY) -m hue_reports.devstack test $(PYTEST_ARGS)
+
+# Benchmarks print figures; they are never run as tests.
+bench: system-deps venv
+	$(VPY) bench/intake.py $(BENCH_ARGS)
 
 stop: venv
 	$(VPY) -m hue_reports.devstack stop

@@ -20,7 +20,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from .extensions import api as smorest_api
     from .extensions import db, init_redis, migrate
 
+    from .uploads import UploadRequest
+
     app = Flask(__name__, template_folder="web/templates", static_folder="web/static")
+    app.request_class = UploadRequest
     app.config.update(load_config(overrides=config))
     if app.config["PROXY_FIX_X_FOR"]:
         from werkzeug.middleware.proxy_fix import ProxyFix

@@ -9,7 +9,11 @@ from sqlalchemy import delete, func
 
 from ..extensions import db
 from ..models import IdempotencyKey
+from ..services.storage import get_storage, remove_stale_spools
 from . import job
+
+# A request holds its spooled uploads for seconds; an hour-old one was left by a dead worker.
+STALE_SPOOL_SECONDS = 3600
 
 
 @job
@@ -20,3 +24,9 @@ def expire_idempotency_keys() -> int:
         IdempotencyKey.created_at < func.now() - timedelta(hours=hours))).rowcount
     db.session.commit()
     return removed
+
+
+@job
+def remove_stale_uploads() -> int:
+    """Delete spooled uploads abandoned by a worker that died mid-request. Returns how many."""
+    return remove_stale_spools(get_storage(), STALE_SPOOL_SECONDS)

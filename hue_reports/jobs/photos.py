@@ -29,11 +29,12 @@ def make_derivatives(photo_id: int) -> str:
     return photos.make_derivatives(photo_id)
 
 
-def enqueue_derivatives(photo_id: int) -> bool:
+def enqueue_derivatives(photo_id: int, *, unique: bool = False) -> bool:
     """Queue the derivatives of a committed photo. A Redis outage is logged, not raised: the
-    report is safe in the database and the sweep will queue the photo later."""
+    report is safe in the database and the sweep will queue the photo later. `unique` refuses a
+    job already queued (the sweep's case; a photo just committed cannot be queued yet)."""
     try:
-        get_queue(QUEUE).enqueue(make_derivatives, photo_id, job_id=f"derivatives-{photo_id}", unique=True,
+        get_queue(QUEUE).enqueue(make_derivatives, photo_id, job_id=f"derivatives-{photo_id}", unique=unique,
                                  job_timeout=120, retry=Retry(max=3, interval=[10, 60, 300]),
                                  result_ttl=3600, failure_ttl=7 * 86400)
     except DuplicateJobError:
@@ -50,4 +51,4 @@ def sweep_photos() -> int:
     stale = db.session.scalars(
         select(Photo.id).where(Photo.derivatives_ready_at.is_(None), Photo.derivative_error.is_(None),
                                Photo.created_at < func.now() - SWEEP_AFTER).order_by(Photo.id).limit(1000)).all()
-    return sum(enqueue_derivatives(photo_id) for photo_id in stale)
+    return sum(enqueue_derivatives(photo_id, unique=True) for photo_id in stale)

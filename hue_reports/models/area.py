@@ -37,7 +37,8 @@ class AdminArea(Base):
     level: Mapped[str] = mapped_column(String(32))
     tier: Mapped[int]
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("admin_areas.id"), index=True)
-    geom: Mapped[WKBElement] = mapped_column(Geometry("MULTIPOLYGON", srid=SRID, spatial_index=True))
+    # Deferred: a ward's polygon is large and the spatial work happens in SQL, not in Python.
+    geom: Mapped[WKBElement] = mapped_column(Geometry("MULTIPOLYGON", srid=SRID, spatial_index=True), deferred=True)
     population: Mapped[int | None]
     area_km2: Mapped[float | None]
     properties: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")

@@ -27,17 +27,19 @@ import logging
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any, BinaryIO
 from zoneinfo import ZoneInfo
 
 from flask import current_app
-from sqlalchemy import exists, func, select, text
+from geoalchemy2 import WKTElement
+from sqlalchemy import exists, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from ..errors import ApiError
 from ..extensions import db, get_redis
 from ..jobs import photos as photo_jobs
-from ..models import (SRID, Category, IdempotencyKey, Photo, Report, ReportCodeCounter, ReportContact,
+from ..models import (SRID, AdminArea, Category, IdempotencyKey, Photo, Report, ReportCodeCounter, ReportContact,
                       ReportEvent)
 from ..schemas.report import ReportCreateSchema, ReportSchema
 from . import areas, ratelimit
@@ -47,6 +49,8 @@ from .storage import get_storage, original_key
 log = logging.getLogger(__name__)
 
 IDEMPOTENCY_KEY_MAX = 200
+CREATE_SCHEMA = ReportCreateSchema()
+PUBLIC_SCHEMA = ReportSchema()
 
 
 @dataclass
@@ -83,15 +87,12 @@ def submit(sub: Submission) -> Outcome:
     city = areas.current_city()
     if city is None:
         raise _error(503, "not_configured", "No city is loaded yet (flask seed).", "Chưa nạp dữ liệu thành phố.")
-    data = ReportCreateSchema().load(dict(sub.fields))
+    data = CREATE_SCHEMA.load(dict(sub.fields))
     key = _check_idempotency_key(sub.idempotency_key)
     scope = f"{sub.channel}:device:{data['device_id']}" if data.get("device_id") else f"{sub.channel}:anonymous"
-    if not (key and db.session.get(IdempotencyKey, (scope, key))):  # a retry is not a new submission
-        _enforce_rate_limit(sub.client_ip, data.get("device_id"))
+    if _rate_limited() and not (key and db.session.get(IdempotencyKey, (scope, key))):
+        _enforce_rate_limit(sub.client_ip, data.get("device_id"))  # (a retry is not a new submission)
 
-    category = db.session.scalars(select(Category).where(Category.code == data["category"])).first()
-    if category is None or not category.active:
-        raise _error(422, "validation_error", "Unknown service code.", "Không có lĩnh vực này.", "category")
     if not 1 <= len(sub.uploads) <= config["MAX_PHOTOS"]:
         raise _error(422, "validation_error", f"Send 1 to {config['MAX_PHOTOS']} photos.",
                      f"Gửi từ 1 đến {config['MAX_PHOTOS']} ảnh.", "photos")
@@ -99,35 +100,49 @@ def submit(sub: Submission) -> Outcome:
     infos = [inspect_upload(u.stream, field=u.field, max_bytes=config["MAX_PHOTO_MB"] * 1024 * 1024,
                             max_pixels=config["MAX_PHOTO_MEGAPIXELS"] * 1_000_000, tz=tz) for u in sub.uploads]
     lat, lon, source, exif_distance = _location(data, infos)
-    if not areas.in_service_area(city, lon, lat):
+    # One round trip: the service area, the category and the ward (both loaded for the answer).
+    inside_col, ward_col = areas.location_columns(city, lon, lat)
+    row = db.session.execute(
+        select(inside_col, Category, AdminArea).select_from(Category)
+        .outerjoin(AdminArea, AdminArea.id == ward_col)
+        .where(Category.code == data["category"], Category.active)).first()
+    if row is None:
+        raise _error(422, "validation_error", "Unknown service code.", "Không có lĩnh vực này.", "category")
+    inside, category, ward = row
+    if not inside:
         raise ApiError(422, "outside_service_area", f"The location is outside {city.name_en}.",
                        message_vi=f"Vị trí nằm ngoài {city.name}.", fields={"location": [f"({lat:.6f}, {lon:.6f})"]})
-    ward = areas.ward_at(lon, lat)
     fingerprint = _fingerprint(sub.channel, data, infos)
 
+    shas = {info.sha256 for info in infos}
     if key:
-        claimed = db.session.execute(
-            pg_insert(IdempotencyKey).values(scope=scope, key=key, request_hash=fingerprint)
-            .on_conflict_do_nothing().returning(IdempotencyKey.key)).first()
-        if claimed is None:
+        # One round trip: claim the key, then (if claimed) lock the photos' content hashes.
+        claimed = db.session.execute(text(f"""
+            WITH claim AS ({CLAIM_SQL})
+            SELECT EXISTS (SELECT 1 FROM claim) AND ({LOCK_SQL}) IS NOT NULL
+        """), {"scope": scope, "key": key, "hash": fingerprint, "shas": sorted(shas)}).scalar()
+        if not claimed:
             return _replay(scope, key, fingerprint)
+    else:
+        _lock_content(*shas)
 
     created: list[str] = []
     try:
-        submitted_at = db.session.scalar(select(func.now()))
-        for sha in sorted({info.sha256 for info in infos}):
-            _lock_content(sha)
+        # The application's clock (NTP-synchronised): the answer needs the time before the insert.
+        submitted_at = datetime.now(timezone.utc)
         storage = get_storage()
         for upload, info in zip(sub.uploads, infos, strict=True):
             upload.stream.seek(0)
             if storage.put(original_key(info.sha256), upload.stream):
                 created.append(original_key(info.sha256))
+        code = _next_code(city.report_code_prefix, submitted_at.astimezone(tz).year)
+        token = tracking_token(code, scope, key)
         report = Report(
-            public_code=_next_code(city.report_code_prefix, submitted_at.astimezone(tz).year),
-            category=category, description=data["description"], channel=sub.channel,
-            location=func.ST_SetSRID(func.ST_MakePoint(lon, lat), SRID), location_source=source,
-            location_accuracy_m=data.get("accuracy_m") if source == "client" else None,
-            address=data.get("address"), ward=ward, submitted_at=submitted_at)
+            public_code=code, category=category, description=data["description"], channel=sub.channel,
+            status="submitted", supporters=0, location=WKTElement(f"POINT({lon!r} {lat!r})", srid=SRID),
+            location_source=source, location_accuracy_m=data.get("accuracy_m") if source == "client" else None,
+            address=data.get("address"), ward=ward, submitted_at=submitted_at,
+            tracking_token_hash=token_hash(token))
         contact = {f: data.get(f"reporter_{f}") for f in ("name", "phone", "email")} | {
             "device_id": data.get("device_id")}
         if any(contact.values()):
@@ -140,7 +155,7 @@ def submit(sub: Submission) -> Outcome:
             report.photos.append(Photo(
                 kind="evidence", storage_key=original_key(info.sha256), sha256=info.sha256,
                 content_type=info.content_type, size_bytes=info.size_bytes, width=info.width, height=info.height,
-                gps=func.ST_SetSRID(func.ST_MakePoint(info.gps[1], info.gps[0]), SRID) if info.gps else None,
+                gps=WKTElement(f"POINT({info.gps[1]!r} {info.gps[0]!r})", srid=SRID) if info.gps else None,
                 taken_at=info.taken_at))
         event_data = {"photos": len(seen)}
         if exif_distance is not None:
@@ -149,11 +164,7 @@ def submit(sub: Submission) -> Outcome:
                                          public=True, data=event_data, created_at=submitted_at))
         db.session.add(report)
         db.session.flush()
-        token = tracking_token(report.id, scope, key)
-        report.tracking_token_hash = token_hash(token)
-        db.session.flush()
-        db.session.refresh(report)  # the location as stored, for the answer
-        body = ReportSchema().dump(report)
+        body = PUBLIC_SCHEMA.dump(report)
         if key:
             db.session.execute(
                 IdempotencyKey.__table__.update()
@@ -231,17 +242,17 @@ def _replay(scope: str, key: str, fingerprint: str) -> Outcome:
     if row.request_hash != fingerprint:
         raise _error(422, "idempotency_key_reused", "This Idempotency-Key was used for a different report.",
                      "Khóa Idempotency-Key đã được dùng cho một phản ánh khác.", "Idempotency-Key")
-    token = tracking_token(row.report_id, scope, key)
+    token = tracking_token(row.response["code"], scope, key)
     return Outcome(body={**row.response, "tracking_token": token}, report_id=row.report_id, replayed=True)
 
 
-def tracking_token(report_id: int, scope: str, key: str | None) -> str:
+def tracking_token(public_code: str, scope: str, key: str | None) -> str:
     """The reporter's secret for following the report. With an Idempotency-Key it is derived from the
     server secret, so a replay can give it again without it ever being stored; without, it is random.
     Only its SHA-256 is stored."""
     if key is None:
         return secrets.token_urlsafe(32)
-    mac = hmac.new(current_app.config["SECRET_KEY"].encode(), f"tracking:{report_id}:{scope}:{key}".encode(),
+    mac = hmac.new(current_app.config["SECRET_KEY"].encode(), f"tracking:{public_code}:{scope}:{key}".encode(),
                    hashlib.sha256).digest()
     return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
 
@@ -259,9 +270,20 @@ def _next_code(prefix: str, year: int) -> str:
     return f"{prefix}-{year}-{db.session.execute(stmt).scalar_one():06d}"
 
 
-def _lock_content(sha256: str) -> None:
-    """Serialise storing and removing one content hash until the end of the transaction."""
-    db.session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:sha, 0))"), {"sha": sha256})
+CLAIM_SQL = """INSERT INTO idempotency_keys (scope, key, request_hash) VALUES (:scope, :key, :hash)
+                ON CONFLICT DO NOTHING RETURNING key"""
+# Serialises storing and removing these content hashes until the end of the transaction, in a fixed
+# order, so that two requests never wait for each other in a circle.
+LOCK_SQL = """SELECT count(pg_advisory_xact_lock(hashtextextended(sha, 0)))
+               FROM (SELECT sha FROM unnest(CAST(:shas AS text[])) AS sha ORDER BY sha) AS ordered"""
+
+
+def _lock_content(*sha256s: str) -> None:
+    db.session.execute(text(LOCK_SQL), {"shas": sorted(sha256s)})
+
+
+def _rate_limited() -> bool:
+    return current_app.config["RATE_LIMIT_PER_MINUTE"] > 0 or current_app.config["RATE_LIMIT_PER_DAY"] > 0
 
 
 def _discard(keys: list[str]) -> None:

@@ -28,6 +28,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from ..extensions import db
 from ..models import SRID, Account, AdminArea, Agency, Category, CategoryGroup, City, RoutingRule
+from . import areas
 from .passwords import hash_password
 
 Counts = dict[str, int]
@@ -304,6 +305,7 @@ def load_city(data_dir: Path, *, demo: bool = False) -> dict[str, Counts]:
         if demo:
             summary["accounts"] = load_demo_accounts(data_dir)
         db.session.commit()
+        areas.forget_city()
     except Exception:
         db.session.rollback()
         raise

@@ -27,6 +27,10 @@ class StorageError(RuntimeError):
 
 
 class Storage(Protocol):
+    def spool(self) -> BinaryIO:
+        """A writable, readable, seekable file for an incoming upload (the request parser fills it).
+        A backend that can adopt such a file without copying it (`put`) spools to its own disk."""
+
     def put(self, key: str, source: BinaryIO) -> bool:
         """Store `source` (read from its current position) under `key` unless the key exists.
         True if this call created the object."""
@@ -59,10 +63,28 @@ def check_key(key: str) -> str:
 
 
 class LocalStorage:
-    """Files under a root directory. Every path is checked to stay inside the root."""
+    """Files under a root directory. Every path is checked to stay inside the root.
+
+    Uploads are spooled into `<root>/.incoming/` (deleted when the request ends), so that storing
+    one is a hard link, not a second copy: each photo is written to disk once.
+    """
+
+    INCOMING = ".incoming"
 
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root).resolve()
+        self.incoming = self.root / self.INCOMING
+
+    def spool(self) -> BinaryIO:
+        self.incoming.mkdir(parents=True, exist_ok=True)
+        return tempfile.NamedTemporaryFile(dir=self.incoming, prefix="upload-")  # noqa: SIM115 (the request closes it)
+
+    def _adoptable(self, source: BinaryIO) -> str | None:
+        """The path of a spooled upload of ours that can be linked into place."""
+        name = getattr(source, "name", None)
+        if isinstance(name, str) and Path(name).parent == self.incoming:
+            return name
+        return None
 
     def _path(self, key: str) -> Path:
         path = (self.root / check_key(key)).resolve()
@@ -76,6 +98,15 @@ class LocalStorage:
             return False
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
+            spooled = self._adoptable(source)
+            if spooled is not None:
+                source.flush()
+                os.fsync(source.fileno())  # durable before it becomes visible
+                try:
+                    os.link(spooled, path)  # atomic; the spool's own name goes when the request ends
+                except FileExistsError:
+                    return False
+                return True
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".incoming-")
             try:
                 with os.fdopen(fd, "wb") as out:
@@ -110,3 +141,18 @@ def get_storage() -> Storage:
     if storage is None:
         storage = current_app.extensions["hue_storage"] = LocalStorage(current_app.config["MEDIA_ROOT"])
     return storage
+
+
+def remove_stale_spools(storage: Storage, older_than_s: float) -> int:
+    """Spooled uploads left by a worker that died mid-request (the request's end removes the rest)."""
+    incoming = getattr(storage, "incoming", None)
+    if incoming is None or not incoming.is_dir():
+        return 0
+    import time
+
+    removed = 0
+    for path in incoming.iterdir():
+        if path.stat().st_mtime < time.time() - older_than_s:
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed

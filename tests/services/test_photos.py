@@ -179,3 +179,37 @@ def test_a_missing_original_fails_the_job_for_a_retry(client, db_session, app):
     db.session.flush()
     with pytest.raises(FileNotFoundError):
         photos.make_derivatives(photo_id)
+
+
+def test_an_end_marker_split_across_two_chunks_is_found():
+    """A JPEG whose EOI straddles the 1 MB read boundary (FF ends one chunk, D9 starts the next)."""
+    data = ORIENTATION.joinpath("landscape_1.jpg").read_bytes()
+    eoi = data.rfind(b"\xff\xd9")
+    padding = photos.CHUNK - 1 - eoi  # bytes to insert before the image so that FF lands at CHUNK - 1
+    comments = b""
+    while padding > 0:  # COM segments (FF FE + length) carry up to 65533 bytes each
+        size = min(65533, padding - 4)
+        if padding - (size + 4) in (1, 2, 3):  # keep the remainder large enough for a segment header
+            size -= 4
+        comments += b"\xff\xfe" + (size + 2).to_bytes(2, "big") + b"x" * size
+        padding -= size + 4
+    shifted = data[:2] + comments + data[2:]
+    assert shifted.rfind(b"\xff\xd9") == photos.CHUNK - 1
+    assert photos._hash_and_check(io.BytesIO(shifted), "JPEG", len(shifted))[1] is True
+    cut = shifted[: photos.CHUNK]  # the D9 never arrives
+    assert photos._hash_and_check(io.BytesIO(cut), "JPEG", len(cut))[1] is False
+
+
+@pytest.mark.parametrize("fmt, source", [("PNG", "jpg/orientation/landscape_1.jpg"),
+                                         ("WEBP", "jpg/orientation/landscape_1.jpg"),
+                                         ("HEIF", "heic/samplefilehub.heif")])
+def test_truncated_png_webp_and_heif_are_invalid(client, db_session, redis_conn, fmt, source):
+    if fmt == "HEIF":
+        data = PHOTOS.joinpath(source).read_bytes()
+    else:
+        out = io.BytesIO()
+        Image.open(PHOTOS / source).save(out, fmt)
+        data = out.getvalue()
+    assert post_report(client, photos=[(data, "whole")]).status_code == 201
+    response = post_report(client, photos=[(data[: len(data) * 3 // 4], "cut")])
+    assert response.status_code == 422 and response.get_json()["error"]["code"] == "invalid_image"
