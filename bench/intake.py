@@ -228,7 +228,7 @@ def main() -> int:
             load(port, warmup, args.concurrency, photo)  # warm up: connections, caches
         rounds: dict[str, list[dict]] = {"floor": [], "intake": []}
         for _ in range(args.rounds):  # alternate, so that both see the same machine
-            for name, port, proc in targets:
+            for name, port, _ in targets:
                 cpu_before = cpu_by_component(procs[0].pid, procs[1].pid)
                 wall, latencies, errors = load(port, args.requests, args.concurrency, photo)
                 cpu_after = cpu_by_component(procs[0].pid, procs[1].pid)

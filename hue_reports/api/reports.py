@@ -7,7 +7,9 @@ from flask_smorest import Blueprint
 
 from ..errors import ApiError
 from ..schemas.category import ServiceListSchema
-from ..schemas.report import EventListSchema, PrivateReportSchema, ReportSchema
+from ..schemas.common import ErrorSchema
+from ..schemas.report import (EventListSchema, PrivateReportSchema, ReportCreatedSchema, ReportSchema,
+                              multipart_request_body)
 from ..services import catalog, intake, reports
 from . import not_yet
 
@@ -23,6 +25,14 @@ def list_services():
 
 
 @blp.route("/reports", methods=["POST"])
+@blp.doc(requestBody=multipart_request_body(), parameters=[{
+    "in": "header", "name": "Idempotency-Key", "required": False, "schema": {"type": "string", "maxLength": 200},
+    "description": "a retry with the same key and body replays the first answer"}])
+@blp.alt_response(201, schema=ReportCreatedSchema, description="The report, filed.", success=True)
+@blp.alt_response(413, schema=ErrorSchema, description="A photo or the request is too large.")
+@blp.alt_response(415, schema=ErrorSchema, description="Not multipart, or a photo of another format.")
+@blp.alt_response(422, schema=ErrorSchema, description="Invalid fields, location or photo.")
+@blp.alt_response(429, schema=ErrorSchema, description="Too many reports from this client.")
 def submit_report():
     """Submit a report with 1 to 5 photos, as multipart/form-data, in one request.
 

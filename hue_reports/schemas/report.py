@@ -163,3 +163,36 @@ class EventSchema(ma.Schema):
 class EventListSchema(ma.Schema):
     report = ma.fields.String()
     events = ma.fields.List(ma.fields.Nested(EventSchema))
+
+
+class ReportCreatedSchema(ReportSchema):
+    """The 201 answer to a submission: the public view and, this once, the reporter's tracking token."""
+
+    tracking_token = ma.fields.String(metadata={"description": "shown only in this answer; send it as "
+                                                              "X-Tracking-Token to see the private view"})
+
+
+def multipart_request_body() -> dict:
+    """OpenAPI description of the multipart body of POST /api/v1/reports (parsed by hand, not by webargs)."""
+    text = {"type": "string"}
+    return {"required": True, "content": {"multipart/form-data": {
+        "schema": {
+            "type": "object",
+            "required": ["category", "description", "photos"],
+            "properties": {
+                "category": {**text, "description": "service code from GET /api/v1/services"},
+                "description": {**text, "maxLength": 2000},
+                "lat": {"type": "number", "minimum": -90, "maximum": 90},
+                "lon": {"type": "number", "minimum": -180, "maximum": 180},
+                "accuracy_m": {"type": "number", "minimum": 0},
+                "address": {**text, "maxLength": 500},
+                "reporter_name": {**text, "maxLength": 200},
+                "reporter_phone": {**text, "description": "Vietnamese mobile or landline number"},
+                "reporter_email": {**text, "format": "email"},
+                "device_id": {**text, "maxLength": 200},
+                "photos": {"type": "array", "minItems": 1, "maxItems": 5,
+                           "items": {"type": "string", "format": "binary"},
+                           "description": "JPEG, PNG, WebP or HEIC files"},
+            },
+        },
+    }}}

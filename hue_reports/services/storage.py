@@ -106,6 +106,7 @@ class LocalStorage:
                     os.link(spooled, path)  # atomic; the spool's own name goes when the request ends
                 except FileExistsError:
                     return False
+                _fsync_directory(path.parent)
                 return True
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".incoming-")
             try:
@@ -115,6 +116,7 @@ class LocalStorage:
                     os.fsync(out.fileno())
                 os.chmod(tmp, 0o640)
                 os.replace(tmp, path)
+                _fsync_directory(path.parent)
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)
                 raise
@@ -133,6 +135,15 @@ class LocalStorage:
 
     def local_path(self, key: str) -> Path | None:
         return self._path(key)
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make a new name in `directory` durable: the database may refer to it right after."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def get_storage() -> Storage:

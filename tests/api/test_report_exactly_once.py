@@ -185,3 +185,23 @@ def test_with_redis_down_a_report_is_still_accepted(make_app, db_session):
     response = post_report(app.test_client(), photos=[(NOKIA.read_bytes(), "n.jpg")])
     assert response.status_code == 201, response.get_json()
     assert response.get_json()["photos"][0]["state"] == "processing"  # the sweep will queue it
+
+
+def test_behind_a_trusted_proxy_the_forwarded_address_is_the_client(make_app, db_session, redis_conn):
+    """With PROXY_FIX_X_FOR=1 the limit applies to the resident's address, not to the proxy's."""
+    app = make_app(RATE_LIMIT_PER_MINUTE=1, RATE_LIMIT_PER_DAY=100, PROXY_FIX_X_FOR=1)
+    client = app.test_client()
+    proxy = {"REMOTE_ADDR": "10.0.0.2"}
+    first = post_report(client, environ_base=proxy, headers={"X-Forwarded-For": "203.0.113.50"})
+    other_resident = post_report(client, environ_base=proxy, headers={"X-Forwarded-For": "203.0.113.51"})
+    same_resident = post_report(client, environ_base=proxy, headers={"X-Forwarded-For": "203.0.113.50"})
+    assert (first.status_code, other_resident.status_code, same_resident.status_code) == (201, 201, 429)
+
+
+def test_without_a_trusted_proxy_a_forwarded_header_is_ignored(make_app, db_session, redis_conn):
+    """A client cannot dodge the limit by inventing X-Forwarded-For."""
+    app = make_app(RATE_LIMIT_PER_MINUTE=1, RATE_LIMIT_PER_DAY=100)
+    client = app.test_client()
+    ip = {"REMOTE_ADDR": "198.51.100.77"}
+    assert post_report(client, environ_base=ip, headers={"X-Forwarded-For": "1.1.1.1"}).status_code == 201
+    assert post_report(client, environ_base=ip, headers={"X-Forwarded-For": "2.2.2.2"}).status_code == 429

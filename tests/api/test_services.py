@@ -43,3 +43,11 @@ def test_the_openapi_document_describes_the_services_route(client):
     document = client.get("/api/v1/openapi.json").get_json()
     assert document["openapi"].startswith("3.")
     assert "get" in document["paths"]["/api/v1/services"]
+
+
+def test_the_openapi_document_describes_the_multipart_submission(client):
+    operation = client.get("/api/v1/openapi.json").get_json()["paths"]["/api/v1/reports"]["post"]
+    schema = operation["requestBody"]["content"]["multipart/form-data"]["schema"]
+    assert schema["properties"]["photos"]["items"]["format"] == "binary"
+    assert {"category", "description", "photos"} <= set(schema["required"])
+    assert {"201", "413", "415", "422", "429"} <= set(operation["responses"])
