@@ -125,6 +125,7 @@ def load_config(environ: Mapping[str, str] | None = None,
         "SQLALCHEMY_DATABASE_URI": database_uri(config["DATABASE_URL"]),
         "SQLALCHEMY_ENGINE_OPTIONS": {
             "pool_pre_ping": True,
+            "hide_parameters": True,  # errors and logs never show the values (reporters' personal data)
             "pool_size": config["DATABASE_POOL_SIZE"],
             "connect_args": {"connect_timeout": 5},
         },

@@ -128,6 +128,13 @@ def handle_redis_unavailable(exc: redis.RedisError) -> Response:
                           headers={"Retry-After": RETRY_AFTER_S})
 
 
+def handle_storage_unavailable(exc: Exception) -> Response:
+    log.warning("photo storage unavailable: %s", exc)
+    return error_response(503, "storage_unavailable", "Photo storage is unavailable; try again shortly.",
+                          message_vi="Kho ảnh tạm thời không khả dụng, vui lòng thử lại sau.",
+                          headers={"Retry-After": RETRY_AFTER_S})
+
+
 def handle_unexpected(exc: Exception) -> Response:
     """A bug: log it with its traceback, answer the shared shape without leaking details."""
     log.exception("unhandled error: %s", exc)
@@ -142,4 +149,7 @@ def init_app(app: Flask) -> None:
         app.register_error_handler(outage, handle_database_unavailable)
     for outage in (redis.ConnectionError, redis.TimeoutError):
         app.register_error_handler(outage, handle_redis_unavailable)
+    from .services.storage import StorageError
+
+    app.register_error_handler(StorageError, handle_storage_unavailable)
     app.register_error_handler(Exception, handle_unexpected)

@@ -40,6 +40,7 @@ def schedule(app: Flask) -> list[Periodic]:
         Periodic("photo-sweep", "hue_reports.jobs.photos.sweep_photos", 120, "periodic"),
         Periodic("idempotency-expiry", "hue_reports.jobs.maintenance.expire_idempotency_keys", 3600, "periodic"),
         Periodic("stale-uploads", "hue_reports.jobs.maintenance.remove_stale_uploads", 3600, "periodic"),
+        Periodic("orphan-originals", "hue_reports.jobs.maintenance.sweep_orphan_originals", 3600, "periodic"),
     ]
 
 

@@ -29,14 +29,17 @@ def photo(photo_id: int, size: str):
     if item is None:
         raise ApiError(404, "photo_not_found", "No such photo.", message_vi="Không tìm thấy ảnh.")
     key = item.display_key if size == "display" else item.thumb_key
+    if item.state == "failed":
+        raise ApiError(404, "photo_failed", "This photo could not be processed.",
+                       message_vi="Không xử lý được ảnh này.")
     if item.derivatives_ready_at is None or key is None:
-        raise ApiError(404, "photo_processing" if item.state == "processing" else "photo_failed",
-                       f"This photo is {item.state}.", message_vi="Ảnh đang được xử lý." if item.state ==
-                       "processing" else "Không xử lý được ảnh này.", headers={"Retry-After": "5"})
+        raise ApiError(404, "photo_processing", "This photo is still being processed.",
+                       message_vi="Ảnh đang được xử lý.", headers={"Retry-After": "5"})
     storage = get_storage()
     path = storage.local_path(key)
     source = path if path is not None else storage.open(key)
-    response = send_file(source, mimetype="image/jpeg", etag=f"{item.sha256[:32]}-{size}", conditional=True,
+    # The ETag names the photo, not its content (a content hash would let anyone test for a known original).
+    response = send_file(source, mimetype="image/jpeg", etag=f"photo-{item.id}-{size}", conditional=True,
                          max_age=31536000)
     response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
     return response

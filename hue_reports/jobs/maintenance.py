@@ -5,15 +5,19 @@ from __future__ import annotations
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import delete, func
+from sqlalchemy import delete, func, select
 
 from ..extensions import db
-from ..models import IdempotencyKey
-from ..services.storage import get_storage, remove_stale_spools
+from ..models import IdempotencyKey, Photo
+from ..services.intake import remove_if_unreferenced
+from ..services.storage import get_storage, recent_originals, remove_stale_spools
 from . import job
 
 # A request holds its spooled uploads for seconds; an hour-old one was left by a dead worker.
 STALE_SPOOL_SECONDS = 3600
+# An original stored by a request that crashed before its commit: looked for in this window of age
+# (younger ones may still be committing; older ones were checked by earlier sweeps).
+ORPHAN_MIN_AGE_S, ORPHAN_MAX_AGE_S = 600, 3 * 86400
 
 
 @job
@@ -30,3 +34,15 @@ def expire_idempotency_keys() -> int:
 def remove_stale_uploads() -> int:
     """Delete spooled uploads abandoned by a worker that died mid-request. Returns how many."""
     return remove_stale_spools(get_storage(), STALE_SPOOL_SECONDS)
+
+
+@job
+def sweep_orphan_originals() -> int:
+    """Delete originals that no photo refers to: a request that crashed (killed, out of memory, power
+    cut) between storing its photos and committing its report. Returns how many were removed."""
+    keys = recent_originals(get_storage(), ORPHAN_MAX_AGE_S, ORPHAN_MIN_AGE_S)
+    if not keys:
+        return 0
+    referenced = set(db.session.scalars(select(Photo.storage_key).where(Photo.storage_key.in_(keys))))
+    db.session.rollback()
+    return sum(remove_if_unreferenced(key) for key in keys if key not in referenced)

@@ -8,9 +8,10 @@ from datetime import timedelta
 import redis
 from rq import Retry
 from rq.exceptions import DuplicateJobError
+from rq.job import Job, JobStatus
 from sqlalchemy import func, select
 
-from ..extensions import db, get_queue
+from ..extensions import db, get_queue, get_redis
 from ..models import Photo
 from ..services import photos
 from . import job
@@ -45,10 +46,24 @@ def enqueue_derivatives(photo_id: int, *, unique: bool = False) -> bool:
     return True
 
 
+PENDING = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
+
+
 @job
 def sweep_photos() -> int:
-    """Queue again every photo whose derivatives should exist by now. Returns how many were queued."""
+    """Queue again every photo whose derivatives should exist by now and whose job is no longer
+    pending (lost with Redis, or failed past its retries). Returns how many were queued."""
     stale = db.session.scalars(
         select(Photo.id).where(Photo.derivatives_ready_at.is_(None), Photo.derivative_error.is_(None),
                                Photo.created_at < func.now() - SWEEP_AFTER).order_by(Photo.id).limit(1000)).all()
-    return sum(enqueue_derivatives(photo_id, unique=True) for photo_id in stale)
+    db.session.rollback()
+    queued = 0
+    for photo_id in stale:
+        existing = Job.fetch(f"derivatives-{photo_id}", connection=get_redis()) if Job.exists(
+            f"derivatives-{photo_id}", connection=get_redis()) else None
+        if existing is not None and existing.get_status(refresh=False) in PENDING:
+            continue
+        if existing is not None:
+            existing.delete()  # a finished or failed job of the same id would refuse the new one
+        queued += enqueue_derivatives(photo_id, unique=True)
+    return queued

@@ -49,8 +49,8 @@ class ReportCreateSchema(ma.Schema):
     class Meta:
         unknown = ma.EXCLUDE
 
-    category = ma.fields.String(required=True, validate=ma.validate.Length(max=64),
-                                metadata={"description": "service code from GET /api/v1/services"})
+    category = Text(required=True, validate=ma.validate.Length(min=1, max=64),
+                    metadata={"description": "service code from GET /api/v1/services"})
     description = Text(required=True, validate=ma.validate.Length(min=1, max=2000))
     lat = ma.fields.Float(allow_nan=False, validate=ma.validate.Range(-90, 90))
     lon = ma.fields.Float(allow_nan=False, validate=ma.validate.Range(-180, 180))

@@ -48,7 +48,7 @@ from .storage import get_storage, original_key
 
 log = logging.getLogger(__name__)
 
-IDEMPOTENCY_KEY_MAX = 200
+IDEMPOTENCY_KEY_MIN, IDEMPOTENCY_KEY_MAX = 16, 200
 CREATE_SCHEMA = ReportCreateSchema()
 PUBLIC_SCHEMA = ReportSchema()
 
@@ -90,7 +90,8 @@ def submit(sub: Submission) -> Outcome:
     data = CREATE_SCHEMA.load(dict(sub.fields))
     key = _check_idempotency_key(sub.idempotency_key)
     scope = f"{sub.channel}:device:{data['device_id']}" if data.get("device_id") else f"{sub.channel}:anonymous"
-    if _rate_limited() and not (key and db.session.get(IdempotencyKey, (scope, key))):
+    first = db.session.get(IdempotencyKey, (scope, key)) if key else None
+    if first is None and _rate_limited():
         _enforce_rate_limit(sub.client_ip, data.get("device_id"))  # (a retry is not a new submission)
 
     if not 1 <= len(sub.uploads) <= config["MAX_PHOTOS"]:
@@ -99,6 +100,9 @@ def submit(sub: Submission) -> Outcome:
     tz = ZoneInfo(city.timezone)
     infos = [inspect_upload(u.stream, field=u.field, max_bytes=config["MAX_PHOTO_MB"] * 1024 * 1024,
                             max_pixels=config["MAX_PHOTO_MEGAPIXELS"] * 1_000_000, tz=tz) for u in sub.uploads]
+    fingerprint = _fingerprint(sub.channel, data, infos)
+    if first is not None:  # a retry: answer as the first time, whatever changed since
+        return _replay(scope, key, fingerprint)
     lat, lon, source, exif_distance = _location(data, infos)
     # One round trip: the service area, the category and the ward (both loaded for the answer).
     inside_col, ward_col = areas.location_columns(city, lon, lat)
@@ -112,7 +116,6 @@ def submit(sub: Submission) -> Outcome:
     if not inside:
         raise ApiError(422, "outside_service_area", f"The location is outside {city.name_en}.",
                        message_vi=f"Vị trí nằm ngoài {city.name}.", fields={"location": [f"({lat:.6f}, {lon:.6f})"]})
-    fingerprint = _fingerprint(sub.channel, data, infos)
 
     shas = {info.sha256 for info in infos}
     if key:
@@ -165,28 +168,32 @@ def submit(sub: Submission) -> Outcome:
         db.session.add(report)
         db.session.flush()
         body = PUBLIC_SCHEMA.dump(report)
+        report_id, photo_ids = report.id, [photo.id for photo in report.photos]  # nothing to read after commit
         if key:
             db.session.execute(
                 IdempotencyKey.__table__.update()
                 .where(IdempotencyKey.scope == scope, IdempotencyKey.key == key)
-                .values(report_id=report.id, response=body))
+                .values(report_id=report_id, response=body))
         db.session.commit()
     except BaseException:
         db.session.rollback()
         _discard(created)
         raise
-    for photo in report.photos:
-        photo_jobs.enqueue_derivatives(photo.id)
-    return Outcome(body={**body, "tracking_token": token}, report_id=report.id, replayed=False)
+    for photo_id in photo_ids:
+        photo_jobs.enqueue_derivatives(photo_id)
+    return Outcome(body={**body, "tracking_token": token}, report_id=report_id, replayed=False)
 
 
 def _check_idempotency_key(value: str | None) -> str | None:
+    """Keys are secrets of the client (a replay returns the tracking token): long enough not to be
+    guessed, as a UUID is."""
     if value is None:
         return None
-    if not (0 < len(value) <= IDEMPOTENCY_KEY_MAX and value.isascii() and value.isprintable()):
+    if not (IDEMPOTENCY_KEY_MIN <= len(value) <= IDEMPOTENCY_KEY_MAX and value.isascii() and value.isprintable()):
         raise _error(400, "invalid_idempotency_key",
-                     f"Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_MAX} printable ASCII characters.",
-                     "Idempotency-Key không hợp lệ.", "Idempotency-Key")
+                     f"Idempotency-Key must be {IDEMPOTENCY_KEY_MIN} to {IDEMPOTENCY_KEY_MAX} printable ASCII "
+                     "characters (a UUID is a good key).",
+                     "Idempotency-Key không hợp lệ (nên dùng một UUID).", "Idempotency-Key")
     return value
 
 
@@ -198,7 +205,7 @@ def _enforce_rate_limit(client_ip: str | None, device_id: str | None) -> None:
     wait = ratelimit.hit(get_redis(), "reports", identities, [
         ratelimit.Limit(config["RATE_LIMIT_PER_MINUTE"], 60),
         ratelimit.Limit(config["RATE_LIMIT_PER_DAY"], 86400),
-    ])
+    ], secret=config["SECRET_KEY"])
     if wait is not None:
         raise ApiError(429, "too_many_requests", f"Too many reports from this client; try again in {wait} s.",
                        message_vi=f"Bạn đã gửi quá nhiều phản ánh, vui lòng thử lại sau {wait} giây.",
@@ -235,15 +242,21 @@ def _replay(scope: str, key: str, fingerprint: str) -> Outcome:
     """The key was claimed by a request that has committed (PostgreSQL made us wait for it)."""
     row = db.session.execute(select(IdempotencyKey.request_hash, IdempotencyKey.report_id, IdempotencyKey.response)
                              .where(IdempotencyKey.scope == scope, IdempotencyKey.key == key)).first()
-    db.session.rollback()
     if row is None or row.response is None:  # expired or removed meanwhile: the client may retry
         raise _error(409, "idempotency_conflict", "This Idempotency-Key could not be resolved; retry.",
                      "Không xử lý được khóa Idempotency-Key, vui lòng thử lại.")
     if row.request_hash != fingerprint:
         raise _error(422, "idempotency_key_reused", "This Idempotency-Key was used for a different report.",
                      "Khóa Idempotency-Key đã được dùng cho một phản ánh khác.", "Idempotency-Key")
-    token = tracking_token(row.response["code"], scope, key)
-    return Outcome(body={**row.response, "tracking_token": token}, report_id=row.report_id, replayed=True)
+    body = dict(row.response)
+    token = tracking_token(body["code"], scope, key)
+    stored_hash = db.session.scalar(select(Report.tracking_token_hash).where(Report.id == row.report_id))
+    db.session.rollback()
+    if hmac.compare_digest(token_hash(token), stored_hash or ""):
+        body["tracking_token"] = token
+    else:  # SECRET_KEY was rotated since: never hand out a token that does not work
+        log.warning("replay of report %s without its tracking token (SECRET_KEY changed)", row.report_id)
+    return Outcome(body=body, report_id=row.report_id, replayed=True)
 
 
 def tracking_token(public_code: str, scope: str, key: str | None) -> str:
@@ -288,13 +301,20 @@ def _rate_limited() -> bool:
 
 def _discard(keys: list[str]) -> None:
     """Remove files this request stored, unless a committed photo now refers to them."""
-    storage = get_storage()
     for key in keys:
         try:
-            _lock_content(key.rsplit("/", 1)[-1])
-            if not db.session.scalar(select(exists().where(Photo.storage_key == key))):
-                storage.delete(key)
-            db.session.commit()
-        except Exception:  # cleanup is best effort; a leftover file is an orphan, not a lost report
+            remove_if_unreferenced(key)
+        except Exception:  # best effort: sweep_orphan_originals removes what is left
             db.session.rollback()
             log.exception("could not remove %s after a failed submission", key)
+
+
+def remove_if_unreferenced(key: str) -> bool:
+    """Delete an original no photo refers to, under its content lock (so never one a request is
+    about to commit). True if it was deleted."""
+    _lock_content(key.rsplit("/", 1)[-1])
+    referenced = db.session.scalar(select(exists().where(Photo.storage_key == key)))
+    if not referenced:
+        get_storage().delete(key)
+    db.session.commit()
+    return not referenced

@@ -1,7 +1,8 @@
 """Fixed-window rate limits in Redis, per client identity (IP address, device id).
 
-Identities are hashed before they become Redis keys (an IP address is personal
-data), and the counters expire with their window. If Redis is down the limit
+Identities are keyed-hashed (HMAC with the server secret) before they become
+Redis keys: an IP address is personal data, and a plain hash of one is easily
+reversed. The counters expire with their window. If Redis is down the limit
 is not enforced: refusing residents' reports because the limiter is sick would
 be worse than letting a few too many through.
 """
@@ -9,6 +10,7 @@ be worse than letting a few too many through.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
 import time
 from dataclasses import dataclass
@@ -24,7 +26,7 @@ class Limit:
     seconds: int
 
 
-def hit(conn: redis.Redis, name: str, identities: list[str], limits: list[Limit],
+def hit(conn: redis.Redis, name: str, identities: list[str], limits: list[Limit], secret: str,
         now: float | None = None) -> int | None:
     """Count one event for each identity; return the seconds to wait if any limit is exceeded, else None."""
     limits = [limit for limit in limits if limit.count > 0]
@@ -35,7 +37,7 @@ def hit(conn: redis.Redis, name: str, identities: list[str], limits: list[Limit]
     try:
         pipe = conn.pipeline(transaction=False)
         for identity in identities:
-            hashed = hashlib.sha256(identity.encode()).hexdigest()[:32]
+            hashed = hmac.new(secret.encode(), identity.encode(), hashlib.sha256).hexdigest()[:32]
             for limit in limits:
                 window = int(now // limit.seconds)
                 key = f"hue:ratelimit:{name}:{hashed}:{limit.seconds}:{window}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import re
 
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
@@ -13,16 +14,23 @@ from ..models import Report, ReportEvent
 from .intake import token_hash
 
 
+ID_REF = re.compile(r"^\d{1,18}$")  # fits a BIGINT
+CODE_REF = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,31}$")
+
+
 def find(ref: str) -> Report:
     """A report by its numeric id or its public code (HUE-2026-000123); 404 otherwise."""
+    not_found = ApiError(404, "report_not_found", "No such report.", message_vi="Không tìm thấy phản ánh.")
     stmt = select(Report).options(selectinload(Report.photos), selectinload(Report.category))
-    if ref.isdigit() and len(ref) < 19:
+    if ID_REF.match(ref):
         stmt = stmt.where(Report.id == int(ref))
-    else:
+    elif CODE_REF.match(ref):
         stmt = stmt.where(Report.public_code == ref.upper())
+    else:
+        raise not_found
     report = db.session.scalars(stmt).first()
     if report is None:
-        raise ApiError(404, "report_not_found", "No such report.", message_vi="Không tìm thấy phản ánh.")
+        raise not_found
     return report
 
 

@@ -76,8 +76,11 @@ class LocalStorage:
         self.incoming = self.root / self.INCOMING
 
     def spool(self) -> BinaryIO:
-        self.incoming.mkdir(parents=True, exist_ok=True)
-        return tempfile.NamedTemporaryFile(dir=self.incoming, prefix="upload-")  # noqa: SIM115 (the request closes it)
+        try:
+            self.incoming.mkdir(parents=True, exist_ok=True)
+            return tempfile.NamedTemporaryFile(dir=self.incoming, prefix="upload-")  # noqa: SIM115 (closed by the request)
+        except OSError as exc:
+            raise StorageError(f"cannot spool an upload: {exc.strerror or exc}") from exc
 
     def _adoptable(self, source: BinaryIO) -> str | None:
         """The path of a spooled upload of ours that can be linked into place."""
@@ -152,6 +155,28 @@ def get_storage() -> Storage:
     if storage is None:
         storage = current_app.extensions["hue_storage"] = LocalStorage(current_app.config["MEDIA_ROOT"])
     return storage
+
+
+def recent_originals(storage: Storage, younger_than_s: float, older_than_s: float) -> list[str]:
+    """Keys of originals stored between `younger_than_s` and `older_than_s` seconds ago. Only the
+    directories modified in that window are read, so the walk stays cheap on a large store."""
+    import time
+
+    root = getattr(storage, "root", None)
+    originals = root / "originals" if root else None
+    if originals is None or not originals.is_dir():
+        return []
+    now = time.time()
+    keys = []
+    for first in os.scandir(originals):
+        for second in os.scandir(first.path):
+            if second.stat().st_mtime < now - younger_than_s:
+                continue  # nothing added to this directory in the window
+            for entry in os.scandir(second.path):
+                mtime = entry.stat().st_mtime
+                if entry.is_file() and now - younger_than_s <= mtime <= now - older_than_s:
+                    keys.append(f"originals/{first.name}/{second.name}/{entry.name}")
+    return keys
 
 
 def remove_stale_spools(storage: Storage, older_than_s: float) -> int:

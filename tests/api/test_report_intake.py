@@ -13,6 +13,7 @@ from PIL import Image
 from sqlalchemy import func, select, text
 
 from hue_reports.models import Photo, Report, ReportContact, ReportEvent
+from hue_reports.services import photos
 from hue_reports.services.storage import original_key
 from tests.support import CITADEL, NOKIA, PHOTOS, haversine_m, photo_with_gps, post_report
 
@@ -89,6 +90,8 @@ def test_the_public_view_hides_the_reporter_and_the_token_shows_it(client, db_se
            403, "invalid_tracking_token")
     _error(client.get("/api/v1/reports/HUE-1999-000001"), 404, "report_not_found")
     _error(client.get("/api/v1/reports/99999999"), 404, "report_not_found")
+    for ref in ("%00", "HUE%002026", "9" * 30, "a" * 40, "x%27%3B--"):
+        _error(client.get(f"/api/v1/reports/{ref}"), 404, "report_not_found")
 
 
 def test_the_public_timeline_has_bilingual_labels(client, db_session, redis_conn):
@@ -111,6 +114,7 @@ def test_the_description_is_stored_nfc_normalised(client, db_session, redis_conn
 @pytest.mark.parametrize("fields, field", [
     ({"category": None}, "category"),
     ({"category": "no_such_service"}, "category"),
+    ({"category": "road\x00damage"}, "category"),
     ({"description": None}, "description"),
     ({"description": "   "}, "description"),
     ({"description": "x" * 2001}, "description"),
@@ -127,11 +131,12 @@ def test_the_description_is_stored_nfc_normalised(client, db_session, redis_conn
     ({"reporter_email": "not-an-email"}, "reporter_email"),
     ({"address": "a" * 501}, "address"),
 ])
-def test_every_invalid_field_is_a_422_naming_it(client, db_session, redis_conn, fields, field):
-    before = db_session.scalar(select(func.count()).select_from(Report))
+def test_every_invalid_field_is_a_422_naming_it(client, db_session, redis_conn, fields, field, media_files):
+    before, files = db_session.scalar(select(func.count()).select_from(Report)), media_files()
     error = _error(post_report(client, **fields), 422, "validation_error")
     assert field in error["fields"], error
     assert db_session.scalar(select(func.count()).select_from(Report)) == before
+    assert media_files() == files  # nothing stored, not even a spooled upload
 
 
 def test_an_inactive_category_is_refused(client, db_session, redis_conn):
@@ -204,15 +209,21 @@ def test_the_clients_position_wins_and_the_photo_keeps_its_own(client, db_sessio
 
 @pytest.mark.parametrize("path", sorted(p for p in PHOTOS.rglob("*") if p.is_file()),
                          ids=lambda p: str(p.relative_to(PHOTOS)))
-def test_every_shared_photo_file_is_accepted_or_refused_clearly(client, db_session, redis_conn, path):
-    """Whatever the file (phones, HEIC, broken JPEGs, even the folder's SOURCE.md): 201 or a clear 4xx."""
+def test_every_shared_photo_file_is_accepted_or_refused_clearly(client, db_session, redis_conn, path, media_files):
+    """Whatever the file (phones, HEIC, broken JPEGs, even the folder's SOURCE.md): 201 or a clear 4xx;
+    an accepted photo renders, and a refused one leaves nothing behind."""
     for fields in ({}, {"lat": "", "lon": ""}):
+        files = media_files()
         response = post_report(client, photos=[(path.read_bytes(), path.name)], **fields)
         assert response.status_code in (201, 413, 415, 422), (response.status_code, response.get_json())
-        if response.status_code != 201:
+        if response.status_code == 201:
+            photo_id = response.get_json()["photos"][0]["id"]
+            assert photos.make_derivatives(photo_id) in ("made", "reused", "done")
+        else:
             assert response.get_json()["error"]["code"] in (
                 "invalid_image", "unsupported_media_type", "location_required", "outside_service_area",
                 "image_too_large", "photo_too_large")
+            assert media_files() == files
 
 
 @pytest.mark.parametrize("fmt, save", [("PNG", {}), ("WEBP", {"quality": 80})])
@@ -278,3 +289,16 @@ def test_the_same_photo_twice_in_one_report_is_stored_once(client, db_session, r
     photo = (NOKIA.read_bytes(), "nokia.jpg")
     body = post_report(client, photos=[photo, photo]).get_json()
     assert len(body["photos"]) == 1
+
+
+@pytest.mark.parametrize("cut", [0.5, 0.9, 0.999])
+def test_a_cut_multipart_body_is_a_400_not_missing_fields(client, db_session, redis_conn, cut, media_files):
+    """On a bad network the body arrives cut: say so (400), not that the category is missing."""
+    from tests.support import multipart, report_form
+
+    files = media_files()
+    body, boundary = multipart(report_form([(NOKIA.read_bytes(), "n.jpg")], lat="16.4698", lon="107.5786"))
+    response = client.post("/api/v1/reports", data=body[: int(len(body) * cut)],
+                           content_type=f"multipart/form-data; boundary={boundary}")
+    _error(response, 400, "malformed_body")
+    assert media_files() == files

@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 from rq import Queue
+from rq.job import Job, JobStatus
 from sqlalchemy import func, select, text, update
 
 from hue_reports.extensions import db
@@ -41,10 +42,22 @@ def test_the_sweep_queues_photos_the_queue_lost(client, db_session, redis_conn):
 
 
 def test_old_idempotency_keys_are_forgotten(app, client, db_session, redis_conn):
-    post_report(client, headers={"Idempotency-Key": "old"})
-    post_report(client, headers={"Idempotency-Key": "new"})
+    post_report(client, headers={"Idempotency-Key": "old-0123456789abcdef"})
+    post_report(client, headers={"Idempotency-Key": "new-0123456789abcdef"})
     hours = app.config["IDEMPOTENCY_KEY_HOURS"]
     db_session.execute(text("UPDATE idempotency_keys SET created_at = now() - make_interval(hours => :h) "
-                            "WHERE key = 'old'"), {"h": hours + 1})
+                            "WHERE key = 'old-0123456789abcdef'"), {"h": hours + 1})
     assert maintenance.expire_idempotency_keys() == 1
-    assert db.session.scalars(select(IdempotencyKey.key)).all() == ["new"]
+    assert db.session.scalars(select(IdempotencyKey.key)).all() == ["new-0123456789abcdef"]
+
+
+def test_the_sweep_requeues_a_photo_whose_job_failed_past_its_retries(client, db_session, redis_conn):
+    body = post_report(client, photos=[(photo_with_gps(16.4731, 107.5831), "c.jpg")]).get_json()
+    photo_id = body["photos"][0]["id"]
+    job = Job.fetch(f"derivatives-{photo_id}", connection=redis_conn)
+    job.set_status(JobStatus.FAILED)  # as RQ leaves it once the retries are spent (kept for 7 days)
+    Queue("photos", connection=redis_conn).remove(job)
+    db_session.execute(update(Photo).where(Photo.id == photo_id)
+                       .values(created_at=func.now() - photo_jobs.SWEEP_AFTER - timedelta(seconds=1)))
+    assert photo_jobs.sweep_photos() == 1
+    assert Queue("photos", connection=redis_conn).job_ids == [f"derivatives-{photo_id}"]
