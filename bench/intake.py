@@ -33,9 +33,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from hue_reports.devstack import BIN, GUNICORN_CONFIG, Stack, free_port, server_database_url  # noqa: E402
+from hue_reports.devstack import (BIN, GUNICORN_CONFIG, Stack, free_port, server_database_url,  # noqa: E402
+                                  shared_data)
 
-PHOTO = ROOT.parent / "shared" / "data" / "photos" / "jpg" / "mobile" / "HMD_Nokia_8.3_5G.jpg"
+PHOTO = shared_data() / "photos" / "jpg" / "mobile" / "HMD_Nokia_8.3_5G.jpg"
 CITADEL = ("16.4698", "107.5786")
 
 

@@ -42,6 +42,24 @@ GUNICORN_CONFIG = "python:hue_reports.gunicorn_conf"
 TEST_REDIS_DB = 15
 
 
+def shared_data() -> Path:
+    """The data shared by the project's sessions, for tests and benchmarks (real photos, read in place):
+    HUE_SHARED_DATA, else `shared/data` beside this checkout, else beside the repository this checkout
+    was cloned from."""
+    candidates = []
+    if os.environ.get("HUE_SHARED_DATA"):
+        candidates.append(Path(os.environ["HUE_SHARED_DATA"]))
+    candidates.append(ROOT.parent / "shared" / "data")
+    origin = _run(["git", "-C", str(ROOT), "config", "--get", "remote.origin.url"]).stdout.strip()
+    if origin and Path(origin).is_dir():
+        candidates.append(Path(origin).resolve().parent / "shared" / "data")
+    for candidate in candidates:
+        if (candidate / "photos").is_dir():
+            return candidate
+    raise RuntimeError(f"the shared data is in none of {[str(c) for c in candidates]}: "
+                       "set HUE_SHARED_DATA to the folder that holds photos/")
+
+
 class StackError(RuntimeError):
     """A problem the user must fix; printed without a traceback."""
 

@@ -11,11 +11,12 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from hue_reports.devstack import server_database_url
+from hue_reports.devstack import server_database_url, shared_data
 
 ROOT = Path(__file__).resolve().parent.parent
-# Real photos and data shared by the project's sessions (read, never copied in).
-SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+SHARED_DATA = shared_data()  # real photos, read in place, never copied into the project
 
 
 def required_env(name: str) -> str:
