@@ -32,7 +32,14 @@ test: system-deps venv
 	$(VPY) -m hue_reports.devstack test $(PYTEST_ARGS)
 
 # Benchmarks print figures; they are never run as tests.
-bench: system-deps venv
+BENCH_STAMP := $(VENV)/.bench-requirements-installed
+
+$(BENCH_STAMP): bench/requirements.txt $(STAMP)
+	$(VPY) -m pip install --quiet --disable-pip-version-check -r bench/requirements.txt
+	touch $(BENCH_STAMP)
+
+bench: system-deps venv $(BENCH_STAMP)
+	$(VPY) bench/derivatives.py
 	$(VPY) bench/intake.py $(BENCH_ARGS)
 
 stop: venv

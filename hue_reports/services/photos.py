@@ -327,27 +327,42 @@ def _to_srgb_rgb(im: Image.Image, icc: bytes | None) -> Image.Image:
 
 
 def _encode(im: Image.Image) -> bytes:
-    """JPEG without any metadata: no EXIF, no XMP, no ICC profile, no comment."""
-    clean = Image.new("RGB", im.size)
-    clean.paste(im)
+    """JPEG without any metadata: Pillow writes EXIF, XMP, ICC or comments only when given them,
+    and the image's own `info` (which still holds the original's EXIF) is cleared first."""
+    im.info = {}
     out = io.BytesIO()
-    clean.save(out, "JPEG", quality=JPEG_QUALITY)
+    im.save(out, "JPEG", quality=JPEG_QUALITY)
     return out.getvalue()
 
 
+# Display: after draft mode the remaining shrink is under 2x, where an antialiased bilinear filter is
+# close to Lanczos and twice as fast (the goal is within 1.5x of libvips). Thumbnail: a bicubic filter,
+# cheap at that size, where sharpness shows most.
+DISPLAY_FILTER = Image.Resampling.BILINEAR
+THUMB_FILTER = Image.Resampling.BICUBIC
+# Modes the resampling filters work on; others (palette, 1-bit, 16-bit) are converted first.
+RESAMPLABLE = {"RGB", "RGBA", "L", "LA", "CMYK", "YCbCr"}
+
+
 def render_derivatives(source: BinaryIO) -> dict[str, bytes]:
-    """The display image and the thumbnail of one original, upright and stripped."""
+    """The display image and the thumbnail of one original, upright and stripped.
+
+    Order matters for speed: decode small (JPEG draft mode), resize, and only then turn upright and
+    convert colours, on the smaller image."""
     with Image.open(source, formats=list(CONTENT_TYPES)) as im:
         icc = im.info.get("icc_profile")
         if im.format in ("JPEG", "MPO"):  # MPO: a JPEG with more pictures after it (gain maps, HDR)
             im.draft("RGB", _draft_size(im.size, SIZES["display"]))
-        upright = ImageOps.exif_transpose(im)
-    display = upright
-    display.thumbnail((SIZES["display"], SIZES["display"]), Image.Resampling.LANCZOS)
-    display = _to_srgb_rgb(display, icc)
-    thumb = display.copy()
-    thumb.thumbnail((SIZES["thumb"], SIZES["thumb"]), Image.Resampling.LANCZOS)
-    return {"display": _encode(display), "thumb": _encode(thumb)}
+        im.load()
+        display = im if im.mode in RESAMPLABLE else im.convert(
+            "RGBA" if "transparency" in im.info or im.mode in ("PA",) else "RGB")
+        display.thumbnail((SIZES["display"], SIZES["display"]), DISPLAY_FILTER)
+        ImageOps.exif_transpose(display, in_place=True)
+        display = _to_srgb_rgb(display, icc)
+        thumb = display.copy()
+        thumb.thumbnail((SIZES["thumb"], SIZES["thumb"]), THUMB_FILTER)
+        # Encoded inside the block: `display` may be the opened image itself.
+        return {"display": _encode(display), "thumb": _encode(thumb)}
 
 
 def _failed(photo: Photo, error: str) -> str:
