@@ -73,20 +73,9 @@ def location_columns(city: CityInfo, lon: float, lat: float):
     return inside, _ward_query(p).scalar_subquery()
 
 
-def locate(city: CityInfo, lon: float, lat: float) -> tuple[bool, AdminArea | None]:
-    """(inside the city's outline, the ward) for a point, in one query."""
-    inside, ward_id = db.session.execute(select(*location_columns(city, lon, lat))).one()
-    return bool(inside), db.session.get(AdminArea, ward_id) if ward_id is not None else None
-
-
 def forget_city() -> None:
     """Drop this process's cached city (after the city's data changed here)."""
     current_app.extensions.pop("hue_city", None)
-
-
-def ward_at(lon: float, lat: float) -> AdminArea | None:
-    ward_id = db.session.scalar(_ward_query(point(lon, lat)))
-    return db.session.get(AdminArea, ward_id) if ward_id is not None else None
 
 
 def distance_m(a: tuple[float, float], b: tuple[float, float]) -> float:
