@@ -69,6 +69,28 @@ class City(Base):
     report_code_prefix: Mapped[str] = mapped_column(String(16))
     jurisdiction_id: Mapped[str] = mapped_column(String(200))
     area_id: Mapped[int | None] = mapped_column(ForeignKey("admin_areas.id"))
+    # The working calendar deadlines are counted on (see services/calendar.py), from the data set:
+    # {"holidays": "VN" (a country of the `holidays` package), "weekdays": [1..5] (ISO),
+    #  "periods": [["07:30", "11:30"], ["13:30", "17:00"]]}. The yearly swaps are `calendar_days`.
+    calendar: Mapped[dict[str, Any] | None]
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
     area: Mapped[AdminArea | None] = relationship()
+
+
+CALENDAR_DAY_KINDS = ("day_off", "working_day")
+
+
+class CalendarDay(Base):
+    """A government swap in a city's working calendar: an extra day off, or a make-up working day
+    (usually a Saturday). Public holidays themselves come from the `holidays` package."""
+
+    __tablename__ = "calendar_days"
+    __table_args__ = (CheckConstraint("kind IN ('day_off', 'working_day')", name="kind"),)
+
+    city_id: Mapped[int] = mapped_column(ForeignKey("cities.id", ondelete="CASCADE"), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(200))
+    name_en: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())

@@ -1,4 +1,5 @@
-"""Load a city's data set: wards and the city outline, categories, agencies, routing rules, demo accounts.
+"""Load a city's data set: wards and the city outline, categories, agencies, routing rules, the working
+calendar and its yearly swaps, demo accounts.
 
 Everything is an upsert keyed on the data's own codes (ward code and vintage,
 category code, agency code; a routing rule by category, area and priority) that
@@ -10,15 +11,15 @@ file does not give (an agency's webhook URL or contacts, whether a category or
 agency is active when the file does not say) is left as an admin set it, and
 rows the files do not mention are left alone. Changing a rule's priority in the
 file therefore adds a rule beside the old one; retiring rules, agencies and
-categories is the admin commands' work. Demo accounts are created once and
-never touched again.
+categories is the admin commands' work (a calendar swap: `flask calendar
+add-year --replace`). Demo accounts are created once and never touched again.
 """
 
 from __future__ import annotations
 
 import json
 import unicodedata
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +28,9 @@ from sqlalchemy import Table, func, literal_column, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from ..extensions import db
-from ..models import SRID, Account, AdminArea, Agency, Category, CategoryGroup, City, RoutingRule
-from . import areas
+from ..models import (CALENDAR_DAY_KINDS, SRID, Account, AdminArea, Agency, CalendarDay, Category, CategoryGroup,
+                      City, RoutingRule)
+from . import areas, calendar
 from .passwords import hash_password
 
 Counts = dict[str, int]
@@ -287,6 +289,95 @@ def load_demo_accounts(data_dir: Path) -> Counts:
     return counts
 
 
+CITY_KEYS = ("code", "name", "name_en", "timezone", "report_code_prefix", "jurisdiction_id", "area", "areas")
+
+
+def check_city_cfg(city_cfg: Any) -> dict:
+    """city.yaml's required keys and time zone, checked before anything is written."""
+    if not isinstance(city_cfg, dict):
+        raise SeedError("city.yaml: expected a mapping (code, name, name_en, timezone, ...)")
+    missing = [key for key in CITY_KEYS if city_cfg.get(key) in (None, "")]
+    if missing:
+        raise SeedError(f"city.yaml: missing {', '.join(missing)}")
+    try:
+        calendar.zone(city_cfg["timezone"])
+    except ValueError as exc:
+        raise SeedError(f"city.yaml: timezone: {exc}") from exc
+    return city_cfg
+
+
+def _swap_date(value: Any, where: str) -> date:
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            pass
+    raise SeedError(f"{where}: date must be a date YYYY-MM-DD, not {value!r}")
+
+
+SWAP_KEYS = {"date", "kind", "name", "name_en"}
+
+
+def _calendar_swaps(swaps_cfg: Any) -> list[calendar.Swap]:
+    """The swaps of calendar.yaml ({year: [{date, kind, name, name_en}, ...]}), with their structure
+    checked; whether they make sense on the calendar is calendar.check_swaps'."""
+    if swaps_cfg is None:
+        return []
+    if not isinstance(swaps_cfg, dict):
+        raise SeedError("calendar.yaml: swaps must be a mapping of years to lists of days")
+    swaps = []
+    for year, entries in swaps_cfg.items():
+        if not isinstance(year, int) or isinstance(year, bool) or not 1900 <= year <= 2999:
+            raise SeedError(f"calendar.yaml: swaps: {year!r} is not a year")
+        if entries is None:
+            continue
+        if not isinstance(entries, list):
+            raise SeedError(f"calendar.yaml: swaps {year}: expected a list of days (or [] for none)")
+        for n, entry in enumerate(entries, 1):
+            where = f"calendar.yaml: swaps {year}, entry {n}"
+            if not isinstance(entry, dict) or set(entry) != SWAP_KEYS:
+                given = sorted(entry) if isinstance(entry, dict) else entry
+                raise SeedError(f"{where}: expected exactly date, kind, name, name_en, got {given!r}")
+            day = _swap_date(entry["date"], where)
+            if day.year != year:
+                raise SeedError(f"{where}: {day} is not in {year}")
+            if entry["kind"] not in CALENDAR_DAY_KINDS:
+                raise SeedError(f"{where}: {day}: kind must be one of {', '.join(CALENDAR_DAY_KINDS)}, "
+                                f"not {entry['kind']!r}")
+            swaps.append(calendar.Swap(day, entry["kind"], entry["name"], entry["name_en"]))
+    return swaps
+
+
+def load_calendar(data_dir: Path, city: City) -> tuple[bool, Counts]:
+    """The city's working calendar (calendar.yaml): its settings into City.calendar, its yearly swaps
+    into calendar_days (added or updated, never deleted). Returns whether the settings changed, and the
+    swaps' counts."""
+    cfg = _yaml(data_dir / "calendar.yaml")
+    if not isinstance(cfg, dict):
+        raise SeedError("calendar.yaml: expected a mapping with holidays, weekdays, periods and swaps")
+    try:
+        base = calendar.WorkCalendar.from_config(city.timezone, {k: v for k, v in cfg.items() if k != "swaps"})
+    except ValueError as exc:
+        raise SeedError(f"calendar.yaml: {exc}") from exc
+    swaps = _calendar_swaps(cfg.get("swaps"))
+    try:
+        calendar.check_swaps(base, swaps)
+    except ValueError as exc:
+        raise SeedError(f"calendar.yaml: swaps: {exc}") from exc
+    settings = base.config()
+    changed = city.calendar != settings
+    if changed:
+        city.calendar = settings
+        db.session.flush()
+    if not swaps:
+        return changed, {"created": 0, "updated": 0, "unchanged": 0}
+    rows = [{"city_id": city.id, "day": s.day, "kind": s.kind, "name": s.name.strip(), "name_en": s.name_en.strip()}
+            for s in swaps]
+    return changed, upsert(CalendarDay.__table__, rows, ("city_id", "day"))
+
+
 def city_loaded() -> bool:
     """True once a city's data set has been loaded."""
     return db.session.scalar(select(City.id).limit(1)) is not None
@@ -294,11 +385,16 @@ def city_loaded() -> bool:
 
 def load_city(data_dir: Path, *, demo: bool = False) -> dict[str, Counts]:
     """Load the whole data set in `data_dir` in one transaction; return counts per table."""
-    city_cfg = _yaml(data_dir / "city.yaml")
+    city_cfg = check_city_cfg(_yaml(data_dir / "city.yaml"))
     try:
         summary: dict[str, Counts] = {}
         summary["admin_areas"], wards, city_area = load_areas(data_dir, city_cfg)
         summary["cities"] = load_city_row(city_cfg, city_area)
+        city = db.session.scalars(select(City).where(City.code == str(city_cfg["code"]))).one()
+        calendar_changed, summary["calendar_days"] = load_calendar(data_dir, city)
+        if calendar_changed and summary["cities"]["unchanged"]:  # a new city row is counted as created
+            summary["cities"]["unchanged"] -= 1
+            summary["cities"]["updated"] += 1
         summary["category_groups"], summary["categories"] = load_categories(data_dir)
         summary["agencies"] = load_agencies(data_dir, wards)
         summary["routing_rules"] = load_routing(data_dir, wards, city_area)
@@ -306,6 +402,7 @@ def load_city(data_dir: Path, *, demo: bool = False) -> dict[str, Counts]:
             summary["accounts"] = load_demo_accounts(data_dir)
         db.session.commit()
         areas.forget_city()
+        calendar.forget_calendars()
     except Exception:
         db.session.rollback()
         raise
