@@ -33,8 +33,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from hue_reports.devstack import (BIN, GUNICORN_CONFIG, Stack, free_port, server_database_url,  # noqa: E402
-                                  shared_data)
+from common import bench_stack, percentile  # noqa: E402
+
+from hue_reports.devstack import BIN, GUNICORN_CONFIG, free_port, shared_data  # noqa: E402
 
 PHOTO = shared_data() / "photos" / "jpg" / "mobile" / "HMD_Nokia_8.3_5G.jpg"
 CITADEL = ("16.4698", "107.5786")
@@ -154,11 +155,6 @@ def wait_ready(port: int, path: str, proc: subprocess.Popen, timeout: float = 60
     raise RuntimeError(f"server on {port} did not start")
 
 
-def run_flask(args: list[str], env: dict[str, str]) -> None:
-    subprocess.run([str(BIN / "flask"), "--app", "wsgi", *args], cwd=ROOT, env=env, check=True,
-                   stdout=subprocess.DEVNULL)
-
-
 def derivative_figures(env: dict[str, str], redis_url: str) -> tuple[int, float, float, float]:
     """Run one real RQ worker over the queued derivative jobs: (jobs, photos/s, p50 ms, peak MB)."""
     from redis import Redis
@@ -180,11 +176,6 @@ def derivative_figures(env: dict[str, str], redis_url: str) -> tuple[int, float,
     return queued, len(spans) / wall, statistics.median(durations) * 1000, peak_mb
 
 
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=200)
@@ -193,98 +184,83 @@ def main() -> int:
     args = parser.parse_args()
     photo = PHOTO.read_bytes()
 
-    stack = Stack()
-    services = stack.up(need_database=False, any_port=True)
-    database = f"hue_bench_{uuid.uuid4().hex[:8]}"
-    import psycopg
-
-    admin_url = server_database_url(services["DATABASE_URL"])
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{database}"')
-    media = tempfile.mkdtemp(prefix="hue-bench-media-")
-    env = {**os.environ, "HUE_ENV": "development", "DATABASE_URL": server_database_url(services["DATABASE_URL"],
-                                                                                        database),
-           "REDIS_URL": services["REDIS_URL"].rsplit("/", 1)[0] + "/14", "MEDIA_ROOT": media,
-           "RATE_LIMIT_PER_MINUTE": "0", "RATE_LIMIT_PER_DAY": "0", "LOG_LEVEL": "WARNING",
-           "FLOOR_ROOT": tempfile.mkdtemp(prefix="hue-bench-floor-"), "PYTHONPATH": str(ROOT / "bench")}
     procs: list[subprocess.Popen] = []
-    try:
-        from redis import Redis
+    with bench_stack() as base_env:
+        env = {**base_env, "FLOOR_ROOT": tempfile.mkdtemp(prefix="hue-bench-floor-"),
+               "PYTHONPATH": str(ROOT / "bench")}
+        try:
+            return measure(args, env, photo, procs)
+        finally:
+            for proc in procs:
+                proc.send_signal(signal.SIGTERM)
+            for proc in procs:
+                proc.wait(30)
+            subprocess.run(["rm", "-rf", env["FLOOR_ROOT"]], check=False)
 
-        Redis.from_url(env["REDIS_URL"]).flushdb()
-        run_flask(["db", "upgrade"], env)
-        run_flask(["seed"], env)
-        api_port, floor_port = free_port(), free_port()
-        logs = Path(tempfile.mkdtemp(prefix="hue-bench-logs-"))
-        procs.append(gunicorn("wsgi:app", api_port, env, logs / "api.log"))
-        procs.append(gunicorn("floor_app:app", floor_port, env, logs / "floor.log"))
-        wait_ready(api_port, "/healthz", procs[0])
-        wait_ready(floor_port, "", procs[1])
 
-        warmup = max(args.concurrency * 2, 10)
-        targets = (("floor", floor_port, procs[1]), ("intake", api_port, procs[0]))
-        idle = {name: worker_memory_mb(proc.pid, "VmRSS") for name, _, proc in targets}  # booted, no request yet
-        for _, port, _ in targets:
-            load(port, warmup, args.concurrency, photo)  # warm up: connections, caches
-        rounds: dict[str, list[dict]] = {"floor": [], "intake": []}
-        for _ in range(args.rounds):  # alternate, so that both see the same machine
-            for name, port, _ in targets:
-                cpu_before = cpu_by_component(procs[0].pid, procs[1].pid)
-                wall, latencies, errors = load(port, args.requests, args.concurrency, photo)
-                cpu_after = cpu_by_component(procs[0].pid, procs[1].pid)
-                rounds[name].append({
-                    "rate": len(latencies) / wall, "p50": percentile(latencies, 50) * 1000,
-                    "p95": percentile(latencies, 95) * 1000, "errors": errors,
-                    "cpu_ms": {k: (cpu_after[k] - cpu_before[k]) * 1000 / len(latencies) for k in cpu_after}})
-        results = {}
-        for name, _, proc in targets:
-            peak = worker_memory_mb(proc.pid, "VmHWM")
-            runs = rounds[name]
-            results[name] = {key: statistics.median(r[key] for r in runs) for key in ("rate", "p50", "p95")}
-            results[name]["errors"] = sum(r["errors"] for r in runs)
-            results[name]["cpu_ms"] = {k: statistics.median(r["cpu_ms"][k] for r in runs) for k in runs[0]["cpu_ms"]}
-            results[name]["peak"] = max(peak.values())
-            results[name]["growth"] = max(peak[pid] - idle[name].get(pid, peak[pid]) for pid in peak)
-            results[name]["rates"] = [r["rate"] for r in runs]
-        jobs, per_second, job_p50, job_peak = derivative_figures(env, env["REDIS_URL"])
+def measure(args, env: dict[str, str], photo: bytes, procs: list[subprocess.Popen]) -> int:
+    api_port, floor_port = free_port(), free_port()
+    logs = Path(tempfile.mkdtemp(prefix="hue-bench-logs-"))
+    procs.append(gunicorn("wsgi:app", api_port, env, logs / "api.log"))
+    procs.append(gunicorn("floor_app:app", floor_port, env, logs / "floor.log"))
+    wait_ready(api_port, "/healthz", procs[0])
+    wait_ready(floor_port, "", procs[1])
 
-        floor, intake = results["floor"], results["intake"]
-        print(f"\nIntake benchmark: {args.rounds} rounds of {args.requests} submissions of a "
-              f"{len(photo) / 1e6:.1f} MB, "
-              f"4608x1976 phone photo, {args.concurrency} concurrent clients, gunicorn {GUNICORN_CONFIG}, "
-              f"{os.cpu_count()} CPUs; medians of the rounds")
-        print(f"{'figure':<40}{'intake':>10}{'floor':>10}{'ratio':>8}")
-        for label, key, higher_is_better in (("submissions per second", "rate", True),
-                                             ("latency p50 (ms)", "p50", False), ("latency p95 (ms)", "p95", False)):
-            ratio = floor[key] / intake[key] if higher_is_better else intake[key] / floor[key]
-            print(f"{label:<40}{intake[key]:>10.1f}{floor[key]:>10.1f}{ratio:>7.2f}x")
-        print(f"{'peak RSS of an API worker (MB)':<40}{intake['peak']:>10.1f}{floor['peak']:>10.1f}")
-        print(f"{'its growth under load (MB)':<40}{intake['growth']:>10.1f}{floor['growth']:>10.1f}")
-        print(f"{'errors (non-201 answers)':<40}{intake['errors']:>10}{floor['errors']:>10}")
-        print("CPU milliseconds per submission, by process (all share the machine's CPUs):")
-        for component in intake["cpu_ms"]:
-            if intake["cpu_ms"][component] or floor["cpu_ms"][component]:
-                print(f"  {component:<38}{intake['cpu_ms'][component]:>10.1f}{floor['cpu_ms'][component]:>10.1f}")
-        threads = 8
-        print(f"(one decoded photo: {4608 * 1976 * 3 / 1e6:.0f} MB; each API worker serves up to {threads} "
-              f"requests at once)")
-        print(f"{'derivative jobs run by 1 RQ worker':<40}{jobs:>10}")
-        print(f"{'derivative photos per second':<40}{per_second:>10.2f}")
-        print(f"{'derivative job p50 (ms)':<40}{job_p50:>10.0f}")
-        print(f"{'peak RSS of a derivative job (MB)':<40}{job_peak:>10.1f}")
-        print(f"submissions per second in each round: intake {', '.join(f'{r:.1f}' for r in intake['rates'])}; "
-              f"floor {', '.join(f'{r:.1f}' for r in floor['rates'])}")
-        print(f"intake costs {floor['rate'] / intake['rate']:.2f}x the floor in throughput (goal: at most 1.5x)")
-        return 0
-    finally:
-        for proc in procs:
-            proc.send_signal(signal.SIGTERM)
-        for proc in procs:
-            proc.wait(30)
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-        subprocess.run(["rm", "-rf", media, env["FLOOR_ROOT"]], check=False)
-        stack.down()
+    warmup = max(args.concurrency * 2, 10)
+    targets = (("floor", floor_port, procs[1]), ("intake", api_port, procs[0]))
+    idle = {name: worker_memory_mb(proc.pid, "VmRSS") for name, _, proc in targets}  # booted, no request yet
+    for _, port, _ in targets:
+        load(port, warmup, args.concurrency, photo)  # warm up: connections, caches
+    rounds: dict[str, list[dict]] = {"floor": [], "intake": []}
+    for _ in range(args.rounds):  # alternate, so that both see the same machine
+        for name, port, _ in targets:
+            cpu_before = cpu_by_component(procs[0].pid, procs[1].pid)
+            wall, latencies, errors = load(port, args.requests, args.concurrency, photo)
+            cpu_after = cpu_by_component(procs[0].pid, procs[1].pid)
+            rounds[name].append({
+                "rate": len(latencies) / wall, "p50": percentile(latencies, 50) * 1000,
+                "p95": percentile(latencies, 95) * 1000, "errors": errors,
+                "cpu_ms": {k: (cpu_after[k] - cpu_before[k]) * 1000 / len(latencies) for k in cpu_after}})
+    results = {}
+    for name, _, proc in targets:
+        peak = worker_memory_mb(proc.pid, "VmHWM")
+        runs = rounds[name]
+        results[name] = {key: statistics.median(r[key] for r in runs) for key in ("rate", "p50", "p95")}
+        results[name]["errors"] = sum(r["errors"] for r in runs)
+        results[name]["cpu_ms"] = {k: statistics.median(r["cpu_ms"][k] for r in runs) for k in runs[0]["cpu_ms"]}
+        results[name]["peak"] = max(peak.values())
+        results[name]["growth"] = max(peak[pid] - idle[name].get(pid, peak[pid]) for pid in peak)
+        results[name]["rates"] = [r["rate"] for r in runs]
+    jobs, per_second, job_p50, job_peak = derivative_figures(env, env["REDIS_URL"])
+
+    floor, intake = results["floor"], results["intake"]
+    print(f"\nIntake benchmark: {args.rounds} rounds of {args.requests} submissions of a "
+          f"{len(photo) / 1e6:.1f} MB, "
+          f"4608x1976 phone photo, {args.concurrency} concurrent clients, gunicorn {GUNICORN_CONFIG}, "
+          f"{os.cpu_count()} CPUs; medians of the rounds")
+    print(f"{'figure':<40}{'intake':>10}{'floor':>10}{'ratio':>8}")
+    for label, key, higher_is_better in (("submissions per second", "rate", True),
+                                         ("latency p50 (ms)", "p50", False), ("latency p95 (ms)", "p95", False)):
+        ratio = floor[key] / intake[key] if higher_is_better else intake[key] / floor[key]
+        print(f"{label:<40}{intake[key]:>10.1f}{floor[key]:>10.1f}{ratio:>7.2f}x")
+    print(f"{'peak RSS of an API worker (MB)':<40}{intake['peak']:>10.1f}{floor['peak']:>10.1f}")
+    print(f"{'its growth under load (MB)':<40}{intake['growth']:>10.1f}{floor['growth']:>10.1f}")
+    print(f"{'errors (non-201 answers)':<40}{intake['errors']:>10}{floor['errors']:>10}")
+    print("CPU milliseconds per submission, by process (all share the machine's CPUs):")
+    for component in intake["cpu_ms"]:
+        if intake["cpu_ms"][component] or floor["cpu_ms"][component]:
+            print(f"  {component:<38}{intake['cpu_ms'][component]:>10.1f}{floor['cpu_ms'][component]:>10.1f}")
+    threads = 8
+    print(f"(one decoded photo: {4608 * 1976 * 3 / 1e6:.0f} MB; each API worker serves up to {threads} "
+          f"requests at once)")
+    print(f"{'derivative jobs run by 1 RQ worker':<40}{jobs:>10}")
+    print(f"{'derivative photos per second':<40}{per_second:>10.2f}")
+    print(f"{'derivative job p50 (ms)':<40}{job_p50:>10.0f}")
+    print(f"{'peak RSS of a derivative job (MB)':<40}{job_peak:>10.1f}")
+    print(f"submissions per second in each round: intake {', '.join(f'{r:.1f}' for r in intake['rates'])}; "
+          f"floor {', '.join(f'{r:.1f}' for r in floor['rates'])}")
+    print(f"intake costs {floor['rate'] / intake['rate']:.2f}x the floor in throughput (goal: at most 1.5x)")
+    return 0
 
 
 if __name__ == "__main__":

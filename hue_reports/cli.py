@@ -1,14 +1,16 @@
-"""Command line: `flask seed`, `flask worker`, `flask scheduler` (and Flask-Migrate's `flask db`)."""
+"""Command line: `flask seed`, `flask calendar`, `flask worker`, `flask scheduler`, `flask tokens` (and
+Flask-Migrate's `flask db`)."""
 
 from __future__ import annotations
 
 import signal
 import threading
+from datetime import date, timedelta
 from pathlib import Path
 
 import click
 from flask import Flask, current_app
-from flask.cli import with_appcontext
+from flask.cli import AppGroup, with_appcontext
 
 from . import PACKAGE_DIR
 
@@ -44,19 +46,110 @@ def seed_command(data_dir: Path, demo: bool, if_empty: bool) -> None:
                    f"({', '.join(seed.demo_usernames(data_dir))})")
 
 
+calendar_group = AppGroup("calendar", help="The city's working calendar: public holidays, the government's "
+                                            "yearly swaps, working days and hours.")
+
+_SWAP = (click.DateTime(["%Y-%m-%d"]), str, str)
+_CITY_HELP = "The city's code (city.yaml); default: the city this instance serves."
+
+
+def _city(city_code: str | None):
+    from sqlalchemy import select
+
+    from .extensions import db
+    from .models import City
+
+    query = select(City).order_by(City.id).limit(1) if city_code is None else select(City).where(City.code == city_code)
+    city = db.session.scalars(query).first()
+    if city is None:
+        raise click.ClickException("no city is loaded (flask seed)" if city_code is None else f"no city {city_code!r}")
+    return city
+
+
+@calendar_group.command("add-year")
+@click.argument("year", type=click.IntRange(1900, 2999))
+@click.option("--day-off", "days_off", type=_SWAP, multiple=True, metavar="DATE NAME NAME_EN",
+              help="A working weekday given off (repeatable): date YYYY-MM-DD, Vietnamese name, English name.")
+@click.option("--working-day", "working_days", type=_SWAP, multiple=True, metavar="DATE NAME NAME_EN",
+              help="A make-up working day on a weekend day (repeatable): date, Vietnamese name, English name.")
+@click.option("--replace", is_flag=True,
+              help="Replace the swaps the year already has (alone, without days: delete them).")
+@click.option("--city", "city_code", metavar="CODE", help=_CITY_HELP)
+def calendar_add_year(year: int, days_off: tuple, working_days: tuple, replace: bool, city_code: str | None) -> None:
+    """Record the government's swaps of YEAR: extra days off and make-up working days.
+
+    \b
+    flask calendar add-year 2028 \\
+      --day-off 2028-04-03 "Ngày nghỉ hoán đổi dịp Giỗ Tổ" "Swapped day off for Hung Kings' Day" \\
+      --working-day 2028-04-08 "Ngày làm bù cho ngày nghỉ 3/4/2028" "Make-up working day for 3 April 2028"
+
+    Public holidays come from the `holidays` package and need no entry. A year that already has swaps
+    is refused unless --replace is given.
+    """
+    from .services import calendar
+
+    swaps = sorted((calendar.Swap(day.date(), kind, name, name_en)
+                    for kind, given in ((calendar.DAY_OFF, days_off), (calendar.WORKING_DAY, working_days))
+                    for day, name, name_en in given), key=lambda swap: swap.day)
+    if not swaps and not replace:
+        raise click.UsageError("give at least one --day-off or --working-day (or --replace alone to delete "
+                               "the year's swaps)")
+    city = _city(city_code)
+    try:
+        before = calendar.save_year(city, year, swaps, replace=replace)
+    except (ValueError, calendar.CalendarNotConfigured) as exc:
+        raise click.ClickException(str(exc)) from exc
+    replaced = f" ({before} replaced / thay {before} ngày cũ)" if before else ""
+    click.echo(f"{city.code} {year}: {len(swaps)} ngày hoán đổi đã ghi / swap day(s) recorded{replaced}")
+
+
+@calendar_group.command("show")
+@click.argument("year", type=click.IntRange(1900, 2999))
+@click.option("--city", "city_code", metavar="CODE", help=_CITY_HELP)
+def calendar_show(year: int, city_code: str | None) -> None:
+    """Print YEAR's working weekdays that are off (holidays, swapped days off) and its make-up working
+    days, with their names, then the year's working days and hours."""
+    from .services import calendar
+
+    city = _city(city_code)
+    try:
+        work = calendar.build_calendar(city)
+    except (ValueError, calendar.CalendarNotConfigured) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"{city.name} / {city.name_en} ({city.timezone}): lịch làm việc / working calendar {year}")
+    for special in work.special_days(year):
+        kind = "làm bù / working day" if special.working else "nghỉ / day off"
+        click.echo(f"  {special.day} {calendar.weekday_label(special.day):<8}  {kind:<20}  "
+                   f"{special.name[0]} / {special.name[1]}")
+    day, days, hours = date(year, 1, 1), 0, 0.0
+    while day.year == year:
+        if work.is_working_day(day):
+            days += 1
+            hours += work.working_hours(day)
+        day += timedelta(days=1)
+    click.echo(f"{days} ngày làm việc / working days, {hours:g} giờ làm việc / working hours")
+
+
 @click.command("worker")
 @with_appcontext
 @click.option("--queues", "-q", help="Comma-separated queues, highest priority first (default: RQ_QUEUES).")
 @click.option("--burst", is_flag=True, help="Run the jobs already queued, then exit.")
-def worker_command(queues: str | None, burst: bool) -> None:
+@click.option("--class", "worker_class", type=click.Choice(["simple", "fork"]),
+              help="simple: jobs run in this process; fork: a work horse per job (default: WORKER_CLASS).")
+def worker_command(queues: str | None, burst: bool, worker_class: str | None) -> None:
     """Run an RQ worker inside the application context."""
-    from rq import Worker
+    from rq import SimpleWorker, Worker
 
     from .extensions import get_redis
     from .jobs import queue_names
 
     names = [q.strip() for q in queues.split(",")] if queues else queue_names()
-    worker = Worker(names, connection=get_redis())
+    cls = SimpleWorker if (worker_class or current_app.config["WORKER_CLASS"]) == "simple" else Worker
+    worker = cls(names, connection=get_redis())
+    if "routing" in names:
+        from .services import routing
+
+        routing.warm_up()
     # with_scheduler: RQ's own scheduler runs Retry(interval=...) and enqueue_in.
     worker.work(burst=burst, with_scheduler=True, logging_level=current_app.config["LOG_LEVEL"])
 
@@ -103,6 +196,53 @@ def healthcheck_command(component: str) -> None:
     click.echo(f"{component} alive on {host}")
 
 
+@click.group("tokens")
+def tokens_group() -> None:
+    """Bearer tokens for staff accounts and agencies' systems (GET /api/v1/agency/events)."""
+
+
+@tokens_group.command("create")
+@with_appcontext
+@click.argument("username")
+@click.option("--name", help="What the token is for, e.g. `HEPCO dispatch system`.")
+@click.option("--days", type=click.FloatRange(min=0, min_open=True), default=365, show_default=True,
+              help="Days until it expires.")
+def tokens_create(username: str, name: str | None, days: float) -> None:
+    """Issue a token for an active account and print it (once: only its hash is kept)."""
+    from sqlalchemy import select
+
+    from .extensions import db
+    from .models import Account
+    from .services import auth
+
+    account = db.session.scalars(select(Account).where(Account.username == username.lower())).first()
+    if account is None or not account.active:
+        raise click.ClickException(f"no active account {username!r}")
+    token, row = auth.issue_token(account, name=name, days=days)
+    db.session.commit()
+    click.echo(f"token {row.id} for {account.username}, expires {row.expires_at:%Y-%m-%d %H:%M %Z}:")
+    click.echo(token)
+
+
+@tokens_group.command("revoke")
+@with_appcontext
+@click.argument("token_id", type=int)
+def tokens_revoke(token_id: int) -> None:
+    """Revoke a token by its id (as printed when it was created)."""
+    from datetime import datetime, timezone
+
+    from .extensions import db
+    from .models import ApiToken
+
+    row = db.session.get(ApiToken, token_id)
+    if row is None:
+        raise click.ClickException(f"no token {token_id}")
+    if row.revoked_at is None:
+        row.revoked_at = datetime.now(timezone.utc)
+        db.session.commit()
+    click.echo(f"token {token_id} revoked")
+
+
 def init_app(app: Flask) -> None:
-    for command in (seed_command, worker_command, scheduler_command, healthcheck_command):
+    for command in (seed_command, calendar_group, worker_command, scheduler_command, healthcheck_command, tokens_group):
         app.cli.add_command(command)

@@ -75,6 +75,22 @@ SETTINGS: tuple[Setting, ...] = (
             "Number of trusted proxies in front setting X-Forwarded-For (client IPs for rate limits).", int),
     Setting("HEARTBEAT_SECONDS", "60",
             "How often the scheduler sends a heartbeat job through the queue (shown by /readyz).", int),
+    Setting("DUPLICATE_RADIUS_M", "50",
+            "An open report of the same category this close (metres) makes a new one its duplicate; 0 is off.", int),
+    Setting("DUPLICATE_DAYS", "7", "How far back (days) routing looks for the open report a new one duplicates.",
+            int),
+    Setting("ROUTING_SWEEP_SECONDS", "60",
+            "A report still `submitted` this long after submission is queued for routing again.", int),
+    Setting("ROUTING_ATTEMPTS", "5",
+            "Tries of a routing job before the report is left `routing_failed` for the dispatcher.", int),
+    Setting("PUBLIC_BASE_URL", None,
+            "This service's public URL (e.g. https://phananh.hue.gov.vn), sent in webhook messages so that their "
+            "relative links can be followed."),
+    Setting("WEBHOOK_TIMEOUT_SECONDS", "10", "Timeout of one webhook delivery attempt.", int),
+    Setting("WEBHOOK_RETRY_HOURS", "24", "How long a webhook message is retried (exponential backoff).", int),
+    Setting("WORKER_CLASS", "simple",
+            "`simple` runs jobs in the worker process (fast); `fork` forks a work horse per job (RQ's default).",
+            str),
     Setting("LOG_LEVEL", "INFO", "Log level of the API, worker and scheduler."),
 )
 
@@ -119,6 +135,14 @@ def load_config(environ: Mapping[str, str] | None = None,
     for name in ("MAX_PHOTO_MB", "MAX_PHOTOS", "MAX_PHOTO_MEGAPIXELS", "MAX_REQUEST_MB"):
         if config[name] < 1:
             raise ConfigError(f"{name} must be at least 1")
+    for name in ("ROUTING_ATTEMPTS", "WEBHOOK_TIMEOUT_SECONDS", "WEBHOOK_RETRY_HOURS", "DUPLICATE_DAYS"):
+        if config[name] < 1:
+            raise ConfigError(f"{name} must be at least 1")
+    for name in ("DUPLICATE_RADIUS_M", "ROUTING_SWEEP_SECONDS"):
+        if config[name] < 0:
+            raise ConfigError(f"{name} must not be negative")
+    if config["WORKER_CLASS"] not in ("simple", "fork"):
+        raise ConfigError(f"WORKER_CLASS must be `simple` or `fork`, not {config['WORKER_CLASS']!r}")
 
     config.update({
         "TESTING": env == "testing",

@@ -37,6 +37,9 @@ def schedule(app: Flask) -> list[Periodic]:
     return [
         Periodic("heartbeat", "hue_reports.jobs.ops.heartbeat", app.config["HEARTBEAT_SECONDS"], "periodic",
                  args=lambda now: (now,), timeout_s=30),
+        Periodic("routing-sweep", "hue_reports.jobs.routing.sweep_unrouted", 60, "periodic"),
+        Periodic("outbox-delivery", "hue_reports.jobs.notifications.deliver_due", 60, "notifications", timeout_s=120),
+        Periodic("overdue", "hue_reports.jobs.notifications.flag_overdue", 60, "periodic"),
         Periodic("photo-sweep", "hue_reports.jobs.photos.sweep_photos", 120, "periodic"),
         Periodic("idempotency-expiry", "hue_reports.jobs.maintenance.expire_idempotency_keys", 3600, "periodic"),
         Periodic("stale-uploads", "hue_reports.jobs.maintenance.remove_stale_uploads", 3600, "periodic"),

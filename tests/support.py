@@ -130,3 +130,32 @@ def multipart(form: dict) -> tuple[bytes, str]:
             items.add(name, item)
     stream, _, boundary = stream_encode_multipart(items, use_tempfile=False)
     return stream.getvalue(), boundary
+
+
+def new_report(category: str = "road_damage", lat: float = CITADEL[0], lon: float = CITADEL[1],
+               submitted_at=None, status: str = "submitted"):
+    """A report as intake leaves it (its ward included), flushed in the caller's session: for tests of
+    what comes after intake, without its photos."""
+    from datetime import datetime, timezone
+
+    from geoalchemy2 import WKTElement
+    from sqlalchemy import func, select
+
+    from hue_reports.extensions import db
+    from hue_reports.models import SRID, AdminArea, Category, Report, ReportEvent
+
+    cat = db.session.scalars(select(Category).where(Category.code == category)).one()
+    p = func.ST_SetSRID(func.ST_MakePoint(lon, lat), SRID)
+    ward_id = db.session.scalar(select(AdminArea.id).where(
+        AdminArea.valid_to.is_(None), AdminArea.tier == 2, func.ST_Covers(AdminArea.geom, p)).order_by(
+        AdminArea.code).limit(1))
+    report = Report(public_code=f"TEST-{uuid.uuid4().hex[:12].upper()}", category=cat, description="test",
+                    location=WKTElement(f"POINT({lon!r} {lat!r})", srid=SRID), location_source="client",
+                    ward_id=ward_id, status=status, submitted_at=submitted_at or datetime.now(timezone.utc),
+                    supporters=0, channel="app")
+    db.session.add(report)
+    db.session.flush()
+    db.session.add(ReportEvent(report_id=report.id, type="submitted", actor_kind="resident",
+                               to_status="submitted", public=True, created_at=report.submitted_at))
+    db.session.flush()
+    return report

@@ -47,6 +47,9 @@ EVENT_LABELS: dict[str, dict[str, str]] = {
     "routed": {"vi": "Đã chuyển đến đơn vị xử lý", "en": "Sent to the responsible agency"},
     "routing_failed": {"vi": "Chưa chuyển được đến đơn vị xử lý", "en": "Could not be routed"},
     "duplicate": {"vi": "Trùng với phản ánh đã có", "en": "Duplicate of an existing report"},
+    "unlinked": {"vi": "Tách khỏi phản ánh trùng", "en": "No longer a duplicate"},
+    "supported": {"vi": "Thêm người dân cùng phản ánh", "en": "Another resident reported the same problem"},
+    "overdue": {"vi": "Quá hạn xử lý", "en": "Past its deadline"},
     "acknowledged": {"vi": "Đơn vị đã tiếp nhận", "en": "Acknowledged by the agency"},
     "started": {"vi": "Đang xử lý", "en": "Work started"},
     "resolved": {"vi": "Đã xử lý xong", "en": "Resolved"},
@@ -67,6 +70,8 @@ LOCATION_SOURCES = ("client", "exif")
 CHANNELS = ("app", "web", "open311")
 PHOTO_KINDS = ("evidence", "resolution")
 ACTOR_KINDS = ("resident", "officer", "system", "admin")
+# Events a report has at most one of.
+ONCE_EVENTS = ("submitted", "routed", "overdue")
 
 
 class Report(Timestamps, Base):
@@ -187,6 +192,11 @@ class ReportEvent(Base):
     __table_args__ = (
         CheckConstraint(sql_in("actor_kind", ACTOR_KINDS), name="actor_kind"),
         Index("ix_report_events_report_created", "report_id", "created_at"),
+        # A report is routed once and flagged overdue once, whatever runs twice.
+        Index("uq_report_events_once", "report_id", "type", unique=True,
+              postgresql_where=text(sql_in("type", ONCE_EVENTS))),
+        # An agency's feed: GET /api/v1/agency/events?since=<id>.
+        Index("ix_report_events_agency_id", "agency_id", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)

@@ -129,7 +129,10 @@ class ReportSchema(ma.Schema):
     closed_at = ma.fields.DateTime()
     due_at = ma.fields.DateTime()
     supporters = ma.fields.Integer()
-    duplicate_of = ma.fields.Function(lambda r: r.duplicate_of and r.duplicate_of.public_code)
+    # A duplicate's reporter follows the original report: its code and status are here.
+    duplicate_of = ma.fields.Function(lambda r: r.duplicate_of and {
+        "id": r.duplicate_of.id, "code": r.duplicate_of.public_code, "status": r.duplicate_of.status,
+        "status_label": STATUS_LABELS[r.duplicate_of.status], "overdue": _overdue(r.duplicate_of)})
     photos = ma.fields.List(ma.fields.Nested(PhotoSchema))
 
 
@@ -158,6 +161,22 @@ class EventSchema(ma.Schema):
     to_status = ma.fields.String()
     status_label = ma.fields.Function(lambda e: e.to_status and STATUS_LABELS.get(e.to_status))
     note = ma.fields.String()
+
+
+class AgencyEventSchema(EventSchema):
+    """An event in an agency's feed: with its report, and internal events too."""
+
+    public = ma.fields.Boolean()
+    agency = ma.fields.Function(lambda e: e.agency_id)
+    data = ma.fields.Dict()
+    report = ma.fields.Function(lambda e: {"id": e.report.id, "code": e.report.public_code,
+                                           "status": e.report.status})
+
+
+class AgencyFeedSchema(ma.Schema):
+    events = ma.fields.List(ma.fields.Nested(AgencyEventSchema))
+    next_since = ma.fields.Integer(metadata={"description": "send as `since` to get what comes next"})
+    has_more = ma.fields.Boolean()
 
 
 class EventListSchema(ma.Schema):

@@ -3,7 +3,7 @@
 `submit()` validates the fields, checks every photo (services/photos.py),
 decides the location, and then, in ONE transaction, stores the originals and
 writes the report, its photos, its reporter's contact and its `submitted`
-event. Jobs are enqueued only after the commit. If anything fails, the
+event. Jobs (routing, photo derivatives) are enqueued only after the commit. If anything fails, the
 transaction rolls back and the files this request stored are removed again.
 
 Exactly once: an Idempotency-Key is claimed by inserting its row (primary key
@@ -39,6 +39,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from ..errors import ApiError
 from ..extensions import db, get_redis
 from ..jobs import photos as photo_jobs
+from ..jobs import routing as routing_jobs
 from ..models import (SRID, AdminArea, Category, IdempotencyKey, Photo, Report, ReportCodeCounter, ReportContact,
                       ReportEvent)
 from ..schemas.report import ReportCreateSchema, ReportSchema
@@ -179,6 +180,7 @@ def submit(sub: Submission) -> Outcome:
         db.session.rollback()
         _discard(created)
         raise
+    routing_jobs.enqueue_route(report_id)
     for photo_id in photo_ids:
         photo_jobs.enqueue_derivatives(photo_id)
     return Outcome(body={**body, "tracking_token": token}, report_id=report_id, replayed=False)

@@ -44,3 +44,16 @@ def is_reporter(report: Report, token: str | None) -> bool:
 def public_events(report: Report) -> list[ReportEvent]:
     return list(db.session.scalars(select(ReportEvent).where(
         ReportEvent.report_id == report.id, ReportEvent.public).order_by(ReportEvent.id)))
+
+
+FEED_MAX = 500
+
+
+def agency_events(account, since: int, limit: int) -> list[ReportEvent]:
+    """An agency's feed of what happened to its reports, after event id `since`, oldest first.
+    The dispatcher and admins see every agency's."""
+    stmt = (select(ReportEvent).where(ReportEvent.id > since)
+            .options(selectinload(ReportEvent.report)).order_by(ReportEvent.id).limit(limit))
+    if account.role not in ("dispatcher", "admin"):
+        stmt = stmt.where(ReportEvent.agency_id == account.agency_id)
+    return list(db.session.scalars(stmt))

@@ -1,0 +1,58 @@
+"""What the benchmarks share: a throw-away database on the project-local (or configured) servers."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from hue_reports.devstack import BIN, Stack, server_database_url  # noqa: E402
+
+
+def run_flask(args: list[str], env: dict[str, str]) -> None:
+    subprocess.run([str(BIN / "flask"), "--app", "wsgi", *args], cwd=ROOT, env=env, check=True,
+                   stdout=subprocess.DEVNULL)
+
+
+@contextlib.contextmanager
+def bench_stack(redis_db: int = 14) -> Iterator[dict[str, str]]:
+    """PostgreSQL and Redis up, a fresh database migrated and seeded, an empty Redis database, and a
+    temporary MEDIA_ROOT: yields the environment for the application's processes; removes it all after."""
+    import psycopg
+    from redis import Redis
+
+    stack = Stack()
+    services = stack.up(need_database=False, any_port=True)
+    database = f"hue_bench_{uuid.uuid4().hex[:8]}"
+    admin_url = server_database_url(services["DATABASE_URL"])
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{database}"')
+    media = tempfile.mkdtemp(prefix="hue-bench-media-")
+    env = {**os.environ, "HUE_ENV": "development",
+           "DATABASE_URL": server_database_url(services["DATABASE_URL"], database),
+           "REDIS_URL": services["REDIS_URL"].rsplit("/", 1)[0] + f"/{redis_db}", "MEDIA_ROOT": media,
+           "RATE_LIMIT_PER_MINUTE": "0", "RATE_LIMIT_PER_DAY": "0", "LOG_LEVEL": "WARNING"}
+    try:
+        Redis.from_url(env["REDIS_URL"]).flushdb()
+        run_flask(["db", "upgrade"], env)
+        run_flask(["seed"], env)
+        yield env
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        subprocess.run(["rm", "-rf", media], check=False)
+        Redis.from_url(env["REDIS_URL"]).flushdb()
+        stack.down()
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]

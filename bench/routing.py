@@ -1,0 +1,165 @@
+"""Routing benchmark: routed reports per second per RQ worker, beside the routing SQL alone.
+
+    python bench/routing.py [--reports 2000]      (or: make bench)
+
+Starts the real stack (a throw-away database migrated and seeded with the city), inserts submitted
+reports at random points of the city with random categories (as intake leaves them: ward included),
+queues their `route_report` jobs, and times one real `flask worker --burst --queues routing`
+draining the queue: with the non-forking worker (SimpleWorker, the default) and with RQ's forking
+worker (a work horse per job). The floor is the routing SQL alone, run by one psycopg connection for
+the same number of fresh reports: the same statements (fetch with locks and the duplicate search,
+the rule, the update with its event and outbox row) and a commit per report, with no queue, no
+calendar and no Python around them. Prints reports/s, the ratio to the floor, and each worker's
+peak memory. Goal: a worker routes at least 200 reports/s, within 3x of the floor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import ROOT, bench_stack  # noqa: E402
+
+from hue_reports.devstack import BIN  # noqa: E402
+
+INSERT_SQL = """
+WITH city AS (SELECT a.geom, ST_Envelope(a.geom) AS box FROM cities c JOIN admin_areas a ON a.id = c.area_id),
+candidates AS (
+    SELECT ST_SetSRID(ST_MakePoint(ST_XMin(box) + random() * (ST_XMax(box) - ST_XMin(box)),
+                                   ST_YMin(box) + random() * (ST_YMax(box) - ST_YMin(box))), 4326) AS p
+    FROM city, generate_series(1, %(n)s * 8)
+), points AS (
+    SELECT p FROM candidates, city WHERE ST_Covers(city.geom, p) LIMIT %(n)s
+), cats AS (SELECT array_agg(id) AS ids FROM categories WHERE active)
+INSERT INTO reports (public_code, category_id, description, location, location_source, ward_id, status,
+                     channel, submitted_at, supporters)
+SELECT 'BENCH-' || %(batch)s || '-' || row_number() OVER (), cats.ids[1 + floor(random() * cardinality(cats.ids))],
+       'benchmark', points.p, 'client',
+       (SELECT w.id FROM admin_areas w WHERE w.valid_to IS NULL AND w.tier = 2 AND ST_Covers(w.geom, points.p)
+         ORDER BY w.code LIMIT 1),
+       'submitted', 'app', now() - random() * interval '2 days', 0
+FROM points, cats
+RETURNING id
+"""
+
+
+def insert_reports(url: str, n: int, batch: str) -> list[int]:
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        ids = [row[0] for row in conn.execute(INSERT_SQL, {"n": n, "batch": batch})]
+        conn.execute("ANALYZE reports")
+    return ids
+
+
+def queue_jobs(env: dict[str, str], ids: list[int]) -> None:
+    """Queue the route_report jobs as intake does (deterministic ids, retries), in one pipeline."""
+    code = ("import sys, json\nfrom hue_reports import create_app\nfrom hue_reports.jobs.routing import enqueue_route\n"
+            "app = create_app()\nwith app.app_context():\n    for i in json.load(sys.stdin): enqueue_route(i)\n")
+    subprocess.run([sys.executable, "-c", code], input=json.dumps(ids), text=True, cwd=ROOT, env=env, check=True)
+
+
+def queue_trivial_jobs(env: dict[str, str], n: int) -> None:
+    """The queue's own cost: jobs that only run SELECT 1 (the scheduler's heartbeat) in the same worker."""
+    code = ("import sys, time\nfrom hue_reports import create_app\nfrom hue_reports.extensions import get_queue\n"
+            "app = create_app()\nwith app.app_context():\n    q = get_queue('routing')\n"
+            "    for i in range(int(sys.argv[1])): q.enqueue('hue_reports.jobs.ops.heartbeat', time.time())\n")
+    subprocess.run([sys.executable, "-c", code, str(n)], cwd=ROOT, env=env, check=True)
+
+
+def run_worker(env: dict[str, str], worker_class: str) -> tuple[float, float]:
+    """Drain the routing queue with one worker: (seconds from its first to its last job, peak RSS MB)."""
+    from redis import Redis
+    from rq import Queue
+    from rq.registry import FinishedJobRegistry
+
+    conn = Redis.from_url(env["REDIS_URL"])
+    worker = subprocess.Popen([str(BIN / "flask"), "--app", "wsgi", "worker", "--burst", "--queues", "routing",
+                               "--class", worker_class], cwd=ROOT, env=env)
+    _, status, usage = os.wait4(worker.pid, 0)  # the worker and any work horses it forked
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"the {worker_class} worker failed")
+    queue = Queue("routing", connection=conn)
+    registry = FinishedJobRegistry("routing", connection=conn)
+    jobs = [j for j in (queue.fetch_job(i) for i in registry.get_job_ids()) if j and j.started_at and j.ended_at]
+    wall = (max(j.ended_at for j in jobs) - min(j.started_at for j in jobs)).total_seconds()
+    for job_id in registry.get_job_ids():
+        registry.remove(job_id, delete_job=True)
+    return wall / len(jobs) if jobs else float("nan"), usage.ru_maxrss / 1024
+
+
+def floor(url: str, ids: list[int], radius_m: int, days: int) -> float:
+    """Seconds per report for the routing SQL alone, as routing runs it, on one connection."""
+    import psycopg
+    from psycopg.rows import dict_row
+
+    from hue_reports.services import routing
+
+    def raw(stmt) -> str:  # SQLAlchemy's :name placeholders -> psycopg's %(name)s
+        import re
+
+        return re.sub(r"(?<!:):(\w+)", r"%(\1)s", str(stmt.text).replace("%", "%%"))
+
+    fetch, routed = raw(routing.FETCH_SQL), raw(routing.ROUTED_SQL)
+    with psycopg.connect(url, row_factory=dict_row) as conn:
+        started = time.perf_counter()
+        for report_id in ids:
+            row = conn.execute(fetch, {"id": report_id, "lock_space": routing.DUPLICATE_LOCK_SPACE,
+                                       "radius_m": radius_m, "radius_deg": routing._degrees(radius_m), "days": days,
+                                       "targets": list(routing.DUPLICATE_TARGET_STATUSES)}).fetchone()
+            conn.execute(routed, {"id": report_id, "agency_id": row["agency_id"], "ward_id": row["ward_id"],
+                                  "due_at": row["submitted_at"], "from_status": "submitted", "note": None,
+                                  "data": "{}", "has_webhook": False})
+            conn.commit()
+        return (time.perf_counter() - started) / len(ids)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--reports", type=int, default=2000, help="reports per run (the forking worker gets a "
+                                                                    "quarter as many: it is slower)")
+    args = parser.parse_args()
+    with bench_stack() as env:
+        env = {**env, "LOG_LEVEL": "WARNING"}
+        url = env["DATABASE_URL"]
+        from hue_reports.config import load_config
+
+        config = load_config(env)
+        results = {}
+        for name, worker_class, n in (("simple", "simple", args.reports), ("fork", "fork", max(args.reports // 4, 50))):
+            ids = insert_reports(url, n, name)
+            queue_jobs(env, ids)
+            per_report, peak = run_worker(env, worker_class)
+            results[name] = (per_report, peak, len(ids))
+        queue_trivial_jobs(env, args.reports)
+        trivial, _ = run_worker(env, "simple")
+        floor_ids = insert_reports(url, args.reports, "floor")
+        floor_s = floor(url, floor_ids, config["DUPLICATE_RADIUS_M"], config["DUPLICATE_DAYS"])
+
+    print(f"\nRouting benchmark: {args.reports} reports at random points of the city, {os.cpu_count()} CPUs, "
+          "one worker, duplicates on")
+    print(f"{'figure':<52}{'value':>10}{'floor':>10}{'ratio':>8}")
+    for name, label in (("simple", "routed reports/s, non-forking worker (default)"),
+                        ("fork", "routed reports/s, forking worker")):
+        per_report, peak, n = results[name]
+        print(f"{label:<52}{1 / per_report:>10.1f}{1 / floor_s:>10.1f}{per_report / floor_s:>7.2f}x")
+    print(f"{'routing SQL alone, ms per report':<52}{floor_s * 1000:>10.2f}")
+    print(f"{'a trivial job (SELECT 1) in the same worker, ms':<52}{trivial * 1000:>10.2f}")
+    print(f"{'routing job, ms (non-forking worker)':<52}{results['simple'][0] * 1000:>10.2f}")
+    for name in ("simple", "fork"):
+        print(f"{f'peak RSS of the {name} worker (MB)':<52}{results[name][1]:>10.1f}")
+    best = min(results, key=lambda k: results[k][0])
+    print(f"faster: the {best} worker; goal: at least 200 reports/s within 3x of the floor "
+          f"({1 / results['simple'][0]:.0f}/s at {results['simple'][0] / floor_s:.2f}x)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,234 @@
+"""Delivering the outbox: signed webhook messages to agencies, retried with backoff for a day.
+
+A message is written in the same transaction as the change it tells of
+(services/routing.py, the overdue sweep), so no change is ever told without
+having happened, nor happens without being told. Delivery is at least once:
+a receiver that answered 2xx and whose answer was lost gets the message again,
+with the same `X-Hue-Delivery` id to recognise it.
+
+Signature (for agencies to verify; see `verify_signature`):
+
+    X-Hue-Timestamp: 1763712000                      (Unix seconds when sent)
+    X-Hue-Signature: t=1763712000,v1=<hex>           hex = HMAC-SHA256(secret, "<t>." + raw body)
+
+The receiver recomputes the HMAC over the raw body bytes with the agency's
+webhook secret, compares in constant time, and refuses a timestamp more than
+five minutes off (a replay).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import random
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from flask import current_app, url_for
+from sqlalchemy import select, text
+from sqlalchemy.orm import selectinload
+
+from ..extensions import db
+from ..models import Agency, OutboxMessage, Report, ReportEvent
+from ..schemas.report import EventSchema, ReportSchema
+
+log = logging.getLogger(__name__)
+
+SIGNATURE_HEADER = "X-Hue-Signature"
+TIMESTAMP_HEADER = "X-Hue-Timestamp"
+DELIVERY_HEADER = "X-Hue-Delivery"
+EVENT_HEADER = "X-Hue-Event"
+SIGNATURE_TOLERANCE_S = 300
+# Backoff: 30 s, 1 min, 2 min ... doubling up to an hour between attempts, with +-20% jitter so that
+# many messages failing together do not retry together.
+BACKOFF_FIRST_S, BACKOFF_MAX_S = 30, 3600
+ERROR_MAX_CHARS = 500
+
+
+def sign(secret: str, body: bytes, timestamp: int) -> str:
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={digest}"
+
+
+def verify_signature(secret: str, header: str, body: bytes, now: float | None = None,
+                     tolerance_s: int = SIGNATURE_TOLERANCE_S) -> bool:
+    """What a receiver does: True if `header` signs `body` with `secret`, recently."""
+    try:
+        parts = dict(item.split("=", 1) for item in header.split(","))
+        timestamp = int(parts["t"])
+    except (ValueError, KeyError):
+        return False
+    if abs((time.time() if now is None else now) - timestamp) > tolerance_s:
+        return False
+    expected = sign(secret, body, timestamp).split("v1=", 1)[1]
+    return hmac.compare_digest(expected, parts.get("v1", ""))
+
+
+def backoff_s(attempts: int) -> float:
+    """Seconds to wait after the `attempts`-th failed attempt."""
+    base = min(BACKOFF_FIRST_S * 2 ** max(attempts - 1, 0), BACKOFF_MAX_S)
+    return base * random.uniform(0.8, 1.2)
+
+
+@dataclass
+class Result:
+    message_id: int
+    outcome: str  # delivered | retry | gave_up | skipped
+    status: int | None = None
+    error: str | None = None
+
+
+CLAIM_SQL = text("""
+SELECT id FROM outbox WHERE id = :id AND delivered_at IS NULL AND gave_up_at IS NULL
+FOR UPDATE SKIP LOCKED
+""")
+
+
+def deliver(message_id: int, *, force: bool = False) -> Result:
+    """Try to deliver one message now (unless it is not due yet and not `force`d). Commits.
+
+    The row stays locked during the attempt (SKIP LOCKED elsewhere), so two workers never send
+    one message at the same time."""
+    session = db.session
+    try:
+        if session.execute(CLAIM_SQL, {"id": message_id}).first() is None:
+            session.rollback()
+            return Result(message_id, "skipped")
+        message = session.get(OutboxMessage, message_id)
+        now = datetime.now(timezone.utc)
+        if not force and message.next_attempt_at > now:
+            session.rollback()
+            return Result(message_id, "skipped")
+        agency = session.get(Agency, message.agency_id) if message.agency_id else None
+        message.attempts += 1
+        if agency is None or not agency.webhook_url:
+            # The agency removed its webhook: it pulls its events instead (GET /api/v1/agency/events).
+            message.gave_up_at, message.last_error = now, "no webhook configured for the agency"
+            session.commit()
+            return Result(message_id, "gave_up", error=message.last_error)
+        body = json.dumps(build_payload(message), ensure_ascii=False, separators=(",", ":")).encode()
+        status, error = _post(agency.webhook_url, agency.webhook_secret or "", body, message)
+        if error is None:
+            message.delivered_at, message.last_error = now, None
+            session.commit()
+            return Result(message_id, "delivered", status)
+        message.last_error = error[:ERROR_MAX_CHARS]
+        retry_until = message.created_at + timedelta(hours=current_app.config["WEBHOOK_RETRY_HOURS"])
+        next_at = now + timedelta(seconds=backoff_s(message.attempts))
+        if next_at > retry_until:
+            message.gave_up_at = now
+            log.warning("outbox %s: gave up after %s attempts: %s", message_id, message.attempts, error)
+            outcome = "gave_up"
+        else:
+            message.next_attempt_at = next_at
+            outcome = "retry"
+        session.commit()
+        return Result(message_id, outcome, status, error)
+    except BaseException:
+        session.rollback()
+        raise
+
+
+def _post(url: str, secret: str, body: bytes, message: OutboxMessage) -> tuple[int | None, str | None]:
+    """POST the body; (HTTP status, None) on a 2xx answer, else (status or None, error)."""
+    timestamp = int(time.time())
+    request = urllib.request.Request(url, data=body, method="POST", headers={
+        "Content-Type": "application/json; charset=utf-8",
+        "User-Agent": "hue-reports-webhook/1",
+        SIGNATURE_HEADER: sign(secret, body, timestamp),
+        TIMESTAMP_HEADER: str(timestamp),
+        DELIVERY_HEADER: str(message.id),
+        EVENT_HEADER: message.payload.get("type", ""),
+    })
+    try:
+        with urllib.request.urlopen(request, timeout=current_app.config["WEBHOOK_TIMEOUT_SECONDS"]) as response:
+            response.read(65536)
+            return response.status, None
+    except urllib.error.HTTPError as exc:
+        return exc.code, f"HTTP {exc.code} {exc.reason}"
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        return None, f"{type(exc).__name__}: {reason}"
+
+
+def build_payload(message: OutboxMessage) -> dict[str, Any]:
+    """The JSON body: what happened and the report as it is now (public fields, no reporter data)."""
+    payload = dict(message.payload)
+    base_url = (current_app.config["PUBLIC_BASE_URL"] or "").rstrip("/")
+    body: dict[str, Any] = {"delivery_id": message.id, "type": payload.get("type"),
+                            "created_at": message.created_at.isoformat(), "base_url": base_url or None}
+    # Links in the body are paths of this service's API (relative to base_url).
+    with current_app.test_request_context("/"):
+        if message.report_id is not None:
+            report = db.session.scalars(select(Report).where(Report.id == message.report_id).options(
+                selectinload(Report.photos), selectinload(Report.category))).one()
+            body["report"] = ReportSchema().dump(report)
+            body["report"]["url"] = url_for("reports.get_report", report_id=report.id)
+        event_id = payload.get("event_id")
+        if event_id is not None:
+            event = db.session.get(ReportEvent, event_id)
+            body["event"] = EventSchema().dump(event) if event else None
+    for key, value in payload.items():
+        body.setdefault(key, value)
+    return body
+
+
+def due(limit: int = 500) -> list[int]:
+    """Messages whose next attempt is due, oldest first."""
+    ids = db.session.scalars(select(OutboxMessage.id).where(
+        OutboxMessage.delivered_at.is_(None), OutboxMessage.gave_up_at.is_(None),
+        OutboxMessage.next_attempt_at <= datetime.now(timezone.utc)).order_by(
+        OutboxMessage.next_attempt_at).limit(limit)).all()
+    db.session.rollback()
+    return list(ids)
+
+
+# The overdue sweep: one `overdue` event per report (a unique index makes it once, whatever runs
+# twice), and a message to the report's agency and to the dispatcher where they have a webhook.
+OVERDUE_SQL = text("""
+WITH late AS (
+    SELECT r.id, r.agency_id, r.due_at, r.status FROM reports r
+    WHERE r.status = ANY(CAST(:statuses AS text[])) AND r.due_at < now()
+      AND NOT EXISTS (SELECT 1 FROM report_events e WHERE e.report_id = r.id AND e.type = 'overdue')
+    ORDER BY r.due_at LIMIT :limit
+), ev AS (
+    INSERT INTO report_events (report_id, type, actor_kind, agency_id, public, data)
+    SELECT id, 'overdue', 'system', agency_id, true,
+           jsonb_build_object('due_at', due_at, 'status', status) FROM late
+    ON CONFLICT (report_id, type) WHERE type IN ('submitted', 'routed', 'overdue') DO NOTHING
+    RETURNING id, report_id, agency_id
+), recipients AS (
+    SELECT ev.id AS event_id, ev.report_id, ev.agency_id AS recipient FROM ev
+    UNION
+    SELECT ev.id, ev.report_id, d.id FROM ev, agencies d WHERE d.kind = 'dispatcher' AND d.active
+), msgs AS (
+    INSERT INTO outbox (kind, target, report_id, agency_id, payload, dedupe_key)
+    SELECT 'webhook', 'agency', rc.report_id, rc.recipient,
+           jsonb_build_object('type', 'report.overdue', 'event_id', rc.event_id),
+           'report.overdue:' || rc.report_id || ':' || rc.recipient
+    FROM recipients rc JOIN agencies a ON a.id = rc.recipient AND a.webhook_url IS NOT NULL
+    ON CONFLICT (dedupe_key) DO NOTHING
+    RETURNING id
+)
+SELECT (SELECT count(*) FROM ev) AS flagged, (SELECT coalesce(array_agg(id), '{}') FROM msgs) AS messages
+""")
+
+# Past its deadline counts only while the agency still has the work to do.
+OVERDUE_STATUSES = ("routed", "acknowledged", "in_progress")
+
+
+def flag_overdue(limit: int = 1000) -> tuple[int, list[int]]:
+    """Flag reports past their deadline (once each). Returns (how many, outbox message ids)."""
+    try:
+        row = db.session.execute(OVERDUE_SQL, {"statuses": list(OVERDUE_STATUSES), "limit": limit}).one()
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
+    return row.flagged, list(row.messages)
