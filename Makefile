@@ -41,6 +41,7 @@ $(BENCH_STAMP): bench/requirements.txt $(STAMP)
 bench: system-deps venv $(BENCH_STAMP)
 	$(VPY) bench/derivatives.py
 	$(VPY) bench/intake.py $(BENCH_ARGS)
+	$(VPY) bench/routing.py
 
 stop: venv
 	$(VPY) -m hue_reports.devstack stop

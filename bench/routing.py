@@ -6,10 +6,11 @@ Starts the real stack (a throw-away database migrated and seeded with the city),
 reports at random points of the city with random categories (as intake leaves them: ward included),
 queues their `route_report` jobs, and times one real `flask worker --burst --queues routing`
 draining the queue: with the non-forking worker (SimpleWorker, the default) and with RQ's forking
-worker (a work horse per job). The floor is the routing SQL alone, run by one psycopg connection for
-the same number of fresh reports: the same statements (fetch with locks and the duplicate search,
-the rule, the update with its event and outbox row) and a commit per report, with no queue, no
-calendar and no Python around them. Prints reports/s, the ratio to the floor, and each worker's
+worker (a work horse per job). The floor is the routing SQL alone, run by one psycopg connection
+for the same number of fresh reports: the same statements (the category lock; the fetch with the row
+lock, the rule and the duplicate search; the update with its event and outbox row) and a commit per
+report, with no queue, no calendar and no Python around them. A trivial job (SELECT 1) through the same
+worker shows what the queue itself costs per job. Prints reports/s, the ratio to the floor, and each worker's
 peak memory. Goal: a worker routes at least 200 reports/s, within 3x of the floor.
 """
 
@@ -107,13 +108,13 @@ def floor(url: str, ids: list[int], radius_m: int, days: int) -> float:
 
         return re.sub(r"(?<!:):(\w+)", r"%(\1)s", str(stmt.text).replace("%", "%%"))
 
-    fetch, routed = raw(routing.FETCH_SQL), raw(routing.ROUTED_SQL)
+    lock, fetch, routed = raw(routing.LOCK_SQL), raw(routing.FETCH_SQL), raw(routing.ROUTED_SQL)
     with psycopg.connect(url, row_factory=dict_row) as conn:
         started = time.perf_counter()
         for report_id in ids:
-            row = conn.execute(fetch, {"id": report_id, "lock_space": routing.DUPLICATE_LOCK_SPACE,
-                                       "radius_m": radius_m, "radius_deg": routing._degrees(radius_m), "days": days,
-                                       "targets": list(routing.DUPLICATE_TARGET_STATUSES)}).fetchone()
+            conn.execute(lock, {"id": report_id, "lock_space": routing.DUPLICATE_LOCK_SPACE})
+            row = conn.execute(fetch, {"id": report_id, "radius_m": radius_m, "radius_deg": routing._degrees(radius_m),
+                                       "days": days, "targets": list(routing.DUPLICATE_TARGET_STATUSES)}).fetchone()
             conn.execute(routed, {"id": report_id, "agency_id": row["agency_id"], "ward_id": row["ward_id"],
                                   "due_at": row["submitted_at"], "from_status": "submitted", "note": None,
                                   "data": "{}", "has_webhook": False})

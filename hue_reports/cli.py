@@ -24,7 +24,8 @@ DEFAULT_DATA_DIR = PACKAGE_DIR / "data" / "hue"
               help="The city's data directory (city.yaml, wards, categories, agencies, routing rules).")
 @click.option("--demo", is_flag=True, help="Also create the demo accounts (refused in production).")
 @click.option("--if-empty", is_flag=True,
-              help="Do nothing if a city is already loaded (deployments: never revert an admin's edits).")
+              help="If a city is already loaded, only add what it lacks (its working calendar): deployments never "
+                   "revert an admin's edits.")
 def seed_command(data_dir: Path, demo: bool, if_empty: bool) -> None:
     """Load a city's wards, categories, agencies and routing rules. Running it again changes nothing."""
     from .services import seed
@@ -32,7 +33,13 @@ def seed_command(data_dir: Path, demo: bool, if_empty: bool) -> None:
     if demo and current_app.config["HUE_ENV"] == "production":
         raise click.UsageError("--demo creates accounts with a published password: refused in production")
     if if_empty and seed.city_loaded():
-        click.echo("a city is already loaded: nothing to do (--if-empty)")
+        try:
+            added = seed.complete_city(data_dir)  # what a newer release adds to a loaded city
+        except seed.SeedError as exc:
+            raise click.ClickException(str(exc)) from exc
+        click.echo("a city is already loaded (--if-empty): " + (
+            "added " + ", ".join(f"{table} ({counts['created']} created, {counts['updated']} updated)"
+                                 for table, counts in added.items()) if added else "nothing to do"))
         return
     try:
         summary = seed.load_city(data_dir, demo=demo)

@@ -86,6 +86,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("PUBLIC_BASE_URL", None,
             "This service's public URL (e.g. https://phananh.hue.gov.vn), sent in webhook messages so that their "
             "relative links can be followed."),
+    Setting("ROUTING_JOB_TIMEOUT_SECONDS", "60",
+            "A routing job running longer is stopped (and retried); one `started` twice as long ago is lost.", int),
     Setting("WEBHOOK_TIMEOUT_SECONDS", "10", "Timeout of one webhook delivery attempt.", int),
     Setting("WEBHOOK_RETRY_HOURS", "24", "How long a webhook message is retried (exponential backoff).", int),
     Setting("WORKER_CLASS", "simple",
@@ -135,7 +137,8 @@ def load_config(environ: Mapping[str, str] | None = None,
     for name in ("MAX_PHOTO_MB", "MAX_PHOTOS", "MAX_PHOTO_MEGAPIXELS", "MAX_REQUEST_MB"):
         if config[name] < 1:
             raise ConfigError(f"{name} must be at least 1")
-    for name in ("ROUTING_ATTEMPTS", "WEBHOOK_TIMEOUT_SECONDS", "WEBHOOK_RETRY_HOURS", "DUPLICATE_DAYS"):
+    for name in ("ROUTING_ATTEMPTS", "ROUTING_JOB_TIMEOUT_SECONDS", "WEBHOOK_TIMEOUT_SECONDS", "WEBHOOK_RETRY_HOURS",
+                 "DUPLICATE_DAYS"):
         if config[name] < 1:
             raise ConfigError(f"{name} must be at least 1")
     for name in ("DUPLICATE_RADIUS_M", "ROUTING_SWEEP_SECONDS"):

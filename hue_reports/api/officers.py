@@ -6,8 +6,9 @@ from flask import request
 from flask_smorest import Blueprint
 
 from ..errors import ApiError
-from ..schemas.report import AgencyFeedSchema
-from ..services import auth, reports
+from ..extensions import db
+from ..schemas.report import AgencyFeedSchema, ReportSchema
+from ..services import auth, reports, routing
 from . import not_yet
 
 blp = Blueprint("officers", __name__, url_prefix="/api/v1", description="Officers: queue and workflow")
@@ -31,21 +32,39 @@ def comment(report_id: str):
     raise not_yet("comments")
 
 
+@blp.route("/reports/<report_id>/unlink", methods=["POST"])
+@blp.doc(security=[{"bearer": []}])
+def unlink_duplicate(report_id: str):
+    """A duplicate is a problem of its own after all: unlink it from the report it was joined to and route it.
+
+    For officers of the agency handling the original report, and for the dispatcher."""
+    account = auth.current_account(roles=("officer", "agency_admin", "dispatcher", "admin"))
+    report = reports.find(report_id)
+    handling = {report.agency_id, report.duplicate_of.agency_id if report.duplicate_of else None}
+    if account.role in ("officer", "agency_admin") and account.agency_id not in handling:
+        raise ApiError(403, "forbidden", "This report is not your agency's.",
+                       message_vi="Phản ánh này không thuộc đơn vị của bạn.")
+    routing.unlink_duplicate(report.id, actor_account_id=account.id)
+    db.session.expire_all()
+    return ReportSchema().dump(reports.find(str(report.id))), 200, {"Cache-Control": "no-store"}
+
+
 @blp.route("/agency/events")
 @blp.response(200, AgencyFeedSchema)
 @blp.doc(parameters=[
-    {"in": "query", "name": "since", "schema": {"type": "integer", "minimum": 0},
-     "description": "the last event id already seen (0: from the start)"},
+    {"in": "query", "name": "since", "schema": {"type": "string"},
+     "description": "the `next_since` of the previous page (0 or absent: from the start)"},
     {"in": "query", "name": "limit", "schema": {"type": "integer", "minimum": 1, "maximum": reports.FEED_MAX}}],
     security=[{"bearer": []}])
 def agency_events():
-    """What happened to the agency's reports since a cursor: to pull whatever a webhook missed."""
+    """What happened to the agency's reports after a cursor: to pull whatever a webhook missed."""
     account = auth.current_account()
-    since = _int_arg("since", 0, 0, 2**63 - 1)
+    since = reports.parse_cursor(request.args.get("since"))
     limit = _int_arg("limit", 100, 1, reports.FEED_MAX)
     events = reports.agency_events(account, since, limit + 1)
     page = events[:limit]
-    return {"events": page, "next_since": page[-1].id if page else since, "has_more": len(events) > limit}, 200, {
+    next_since = reports.format_cursor(page[-1]) if page else request.args.get("since", "0")
+    return {"events": page, "next_since": next_since, "has_more": len(events) > limit}, 200, {
         "Cache-Control": "private, no-store"}
 
 
@@ -53,7 +72,7 @@ def _int_arg(name: str, default: int, low: int, high: int) -> int:
     raw = request.args.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    if not (raw.isascii() and raw.isdecimal() and len(raw) <= 19) or not low <= int(raw) <= high:
         raise ApiError(422, "validation_error", f"{name} must be an integer from {low} to {high}.",
                        message_vi=f"{name} phải là số nguyên từ {low} đến {high}.",
                        fields={name: [f"An integer from {low} to {high}."]})

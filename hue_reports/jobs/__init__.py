@@ -43,9 +43,5 @@ def job(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-# RQ statuses of a job that will still run (or is running): not lost.
-PENDING_STATUSES = frozenset({"queued", "started", "scheduled", "deferred"})
-
-
 def queue_names() -> list[str]:
     return list(current_app.config["RQ_QUEUES"])

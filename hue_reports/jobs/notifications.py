@@ -43,8 +43,12 @@ def deliver_due() -> dict[str, int]:
     for message_id in outbox.due():
         if time.monotonic() - started > SWEEP_BUDGET_S:
             break
-        result = outbox.deliver(message_id)
-        counts[result.outcome] = counts.get(result.outcome, 0) + 1
+        try:
+            outcome = outbox.deliver(message_id).outcome
+        except Exception:  # one message must never stop the others (it stays due: the next sweep tries it)
+            log.exception("outbox %s: delivery failed", message_id)
+            outcome = "error"
+        counts[outcome] = counts.get(outcome, 0) + 1
     return counts
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timedelta, timezone
 
 import redis
 from flask import current_app
@@ -11,7 +12,7 @@ from rq.job import Job
 
 from ..extensions import db, get_queue, get_redis
 from ..services import routing
-from . import PENDING_STATUSES, job
+from . import job
 from .notifications import enqueue_delivery
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,8 @@ def enqueue_route(report_id: int) -> bool:
     attempts = current_app.config["ROUTING_ATTEMPTS"]
     try:
         get_queue(QUEUE).enqueue(
-            route_report, report_id, job_id=job_id(report_id), job_timeout=60,
+            route_report, report_id, job_id=job_id(report_id),
+            job_timeout=current_app.config["ROUTING_JOB_TIMEOUT_SECONDS"],
             retry=Retry(max=attempts - 1, interval=RETRY_INTERVALS[:attempts - 1]) if attempts > 1 else None,
             result_ttl=3600, failure_ttl=7 * 86400)
     except redis.RedisError as exc:
@@ -63,17 +65,31 @@ def enqueue_route(report_id: int) -> bool:
 
 @job
 def sweep_unrouted() -> int:
-    """Queue again the reports still `submitted` ROUTING_SWEEP_SECONDS after submission whose job is
-    not waiting in the queue (lost with Redis, or its worker killed). Returns how many."""
+    """Queue again the reports still `submitted` ROUTING_SWEEP_SECONDS after submission whose job is lost
+    (gone with Redis, or left `started` by a killed worker). A report queued again ROUTING_ATTEMPTS times
+    is left `routing_failed` for the dispatcher instead. Returns how many were queued."""
+    config = current_app.config
     queued = 0
     connection = get_redis()
-    for report_id in routing.unrouted(current_app.config["ROUTING_SWEEP_SECONDS"]):
+    now = datetime.now(timezone.utc)
+    stale = timedelta(seconds=2 * config["ROUTING_JOB_TIMEOUT_SECONDS"])
+    for report_id, requeues in routing.unrouted(config["ROUTING_SWEEP_SECONDS"]):
         try:
             existing = Job.fetch(job_id(report_id), connection=connection)
-        except Exception:  # NoSuchJobError, or a job hash the flush left half-written
-            existing = None
-        if existing is not None and existing.get_status(refresh=False) in PENDING_STATUSES - {"started"}:
+            status = existing.get_status(refresh=False)
+        except Exception:  # NoSuchJobError, or a job hash a flush left half-written
+            existing, status = None, None
+        if status in ("queued", "scheduled", "deferred"):
             continue  # waiting for a worker (or for its retry): not lost
-        queued += enqueue_route(report_id)
+        if status == "started" and existing.started_at and now - existing.started_at < stale:
+            continue  # running now (past twice its timeout, its worker died)
+        if requeues >= config["ROUTING_ATTEMPTS"]:
+            log.error("report %s: routing lost %s times; left routing_failed for the dispatcher", report_id,
+                      requeues)
+            routing.mark_failed(report_id, "abandoned")
+            continue
+        if enqueue_route(report_id):
+            routing.count_requeue(report_id)
+            queued += 1
     db.session.remove()
     return queued

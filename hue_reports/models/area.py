@@ -7,6 +7,7 @@ from typing import Any
 
 from geoalchemy2 import Geometry, WKBElement
 from sqlalchemy import CheckConstraint, Date, ForeignKey, String, UniqueConstraint, func
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .base import SRID, Base
@@ -72,7 +73,7 @@ class City(Base):
     # The working calendar deadlines are counted on (see services/calendar.py), from the data set:
     # {"holidays": "VN" (a country of the `holidays` package), "weekdays": [1..5] (ISO),
     #  "periods": [["07:30", "11:30"], ["13:30", "17:00"]]}. The yearly swaps are `calendar_days`.
-    calendar: Mapped[dict[str, Any] | None]
+    calendar: Mapped[dict[str, Any] | None] = mapped_column(JSONB(none_as_null=True))  # None is SQL NULL
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
     area: Mapped[AdminArea | None] = relationship()

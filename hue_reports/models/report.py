@@ -70,6 +70,8 @@ LOCATION_SOURCES = ("client", "exif")
 CHANNELS = ("app", "web", "open311")
 PHOTO_KINDS = ("evidence", "resolution")
 ACTOR_KINDS = ("resident", "officer", "system", "admin")
+# The current transaction's id as a bigint (xid8 has no cast to bigint but through text).
+TXID_SQL = "(pg_current_xact_id()::text)::bigint"
 # Events a report has at most one of.
 ONCE_EVENTS = ("submitted", "routed", "overdue")
 
@@ -111,6 +113,8 @@ class Report(Timestamps, Base):
     version: Mapped[int] = mapped_column(default=1, server_default="1")
     duplicate_of_id: Mapped[int | None] = mapped_column(ForeignKey("reports.id"), index=True)
     supporters: Mapped[int] = mapped_column(default=0, server_default="0")
+    # How often the sweep had to queue this report's routing again (a lost job, a killed worker).
+    routing_requeues: Mapped[int] = mapped_column(SmallInteger, default=0, server_default="0")
     tracking_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
 
     category: Mapped[Category] = relationship()
@@ -195,8 +199,9 @@ class ReportEvent(Base):
         # A report is routed once and flagged overdue once, whatever runs twice.
         Index("uq_report_events_once", "report_id", "type", unique=True,
               postgresql_where=text(sql_in("type", ONCE_EVENTS))),
-        # An agency's feed: GET /api/v1/agency/events?since=<id>.
-        Index("ix_report_events_agency_id", "agency_id", "id"),
+        # The feeds (GET /api/v1/agency/events), in the order of their cursor: one agency's, and everyone's.
+        Index("ix_report_events_agency_feed", "agency_id", "txid", "id"),
+        Index("ix_report_events_feed", "txid", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
@@ -212,6 +217,10 @@ class ReportEvent(Base):
     # No default: whoever writes an event decides whether the public may see it.
     public: Mapped[bool] = mapped_column(Boolean)
     data: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
+    # The id of the transaction that wrote the event. Ids are handed out at insert but become visible at
+    # commit, out of order; a feed that pages by (txid, id) and stops below the oldest running transaction
+    # never skips an event that commits late (services/reports.agency_events).
+    txid: Mapped[int] = mapped_column(BigInteger, server_default=text(TXID_SQL))
 
     report: Mapped[Report] = relationship(back_populates="events")
 

@@ -175,7 +175,7 @@ class AgencyEventSchema(EventSchema):
 
 class AgencyFeedSchema(ma.Schema):
     events = ma.fields.List(ma.fields.Nested(AgencyEventSchema))
-    next_since = ma.fields.Integer(metadata={"description": "send as `since` to get what comes next"})
+    next_since = ma.fields.String(metadata={"description": "send as `since` to get what comes next"})
     has_more = ma.fields.Boolean()
 
 

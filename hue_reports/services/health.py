@@ -40,6 +40,10 @@ def check_database() -> dict[str, str]:
                 "to_regclass('alembic_version') IS NOT NULL")).one()
             current = set(conn.execute(text("SELECT version_num FROM alembic_version")).scalars()) \
                 if migrated else set()
+            expected = set(schema_heads())
+            # Routing needs a city with its working calendar (flask seed).
+            city = conn.execute(text("SELECT bool_or(calendar IS NOT NULL) FROM cities")).scalar() \
+                if current == expected else None
     except SQLAlchemyError as exc:
         # The driver's message (host, role, port) goes to the log, not to a public answer.
         log.warning("readiness: database: %s", str(getattr(exc, "orig", None) or exc).strip().splitlines()[0])
@@ -48,10 +52,13 @@ def check_database() -> dict[str, str]:
         return {"database": "PostGIS extension missing: run `flask db upgrade`", "schema": "unknown"}
     if not migrated:
         return {"database": "ok", "schema": "not migrated: run `flask db upgrade`"}
-    expected = set(schema_heads())
     if current != expected:
         return {"database": "ok",
                 "schema": f"at {sorted(current) or 'nothing'}, expected {sorted(expected)}: run `flask db upgrade`"}
+    if city is None:
+        return {"database": "ok", "schema": "no city loaded: run `flask seed`"}
+    if not city:
+        return {"database": "ok", "schema": "the city has no working calendar: run `flask seed --if-empty`"}
     return {"database": "ok", "schema": "ok"}
 
 

@@ -112,8 +112,16 @@ def deliver(message_id: int, *, force: bool = False) -> Result:
             message.gave_up_at, message.last_error = now, "no webhook configured for the agency"
             session.commit()
             return Result(message_id, "gave_up", error=message.last_error)
-        body = json.dumps(build_payload(message), ensure_ascii=False, separators=(",", ":")).encode()
-        status, error = _post(agency.webhook_url, agency.webhook_secret or "", body, message)
+        if not agency.webhook_secret:  # never send an unsigned (forgeable) message; an admin can still add one
+            status, error = None, "the agency's webhook has no secret to sign with"
+        else:
+            try:
+                body = json.dumps(build_payload(message), ensure_ascii=False, separators=(",", ":")).encode()
+            except Exception as exc:  # noqa: BLE001 - recorded and retried with backoff like any failure
+                log.exception("outbox %s: could not build the message", message_id)
+                status, error = None, f"could not build the message: {type(exc).__name__}"
+            else:
+                status, error = _post(agency.webhook_url, agency.webhook_secret, body, message)
         if error is None:
             message.delivered_at, message.last_error = now, None
             session.commit()
@@ -135,8 +143,19 @@ def deliver(message_id: int, *, force: bool = False) -> Result:
         raise
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect would turn the POST into a GET without the body: it is a failed delivery, not followed."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
+
+
 def _post(url: str, secret: str, body: bytes, message: OutboxMessage) -> tuple[int | None, str | None]:
-    """POST the body; (HTTP status, None) on a 2xx answer, else (status or None, error)."""
+    """POST the body; (HTTP status, None) on a 2xx answer, else (status or None, error). Whatever the
+    receiver does (refuse, redirect, answer garbage, hang up) is a failed attempt, never an exception."""
     timestamp = int(time.time())
     request = urllib.request.Request(url, data=body, method="POST", headers={
         "Content-Type": "application/json; charset=utf-8",
@@ -147,12 +166,16 @@ def _post(url: str, secret: str, body: bytes, message: OutboxMessage) -> tuple[i
         EVENT_HEADER: message.payload.get("type", ""),
     })
     try:
-        with urllib.request.urlopen(request, timeout=current_app.config["WEBHOOK_TIMEOUT_SECONDS"]) as response:
+        with _OPENER.open(request, timeout=current_app.config["WEBHOOK_TIMEOUT_SECONDS"]) as response:
             response.read(65536)
+            if not 200 <= response.status < 300:
+                return response.status, f"HTTP {response.status} (not 2xx)"
             return response.status, None
-    except urllib.error.HTTPError as exc:
-        return exc.code, f"HTTP {exc.code} {exc.reason}"
-    except (urllib.error.URLError, OSError, ValueError) as exc:
+    except urllib.error.HTTPError as exc:  # 3xx (not followed), 4xx, 5xx
+        location = exc.headers.get("Location") if exc.headers else None
+        return exc.code, f"HTTP {exc.code} {exc.reason}" + (f" (redirect to {location}, not followed)"
+                                                             if 300 <= exc.code < 400 else "")
+    except Exception as exc:  # noqa: BLE001 - refused, timed out, TLS, malformed answer (http.client errors)
         reason = getattr(exc, "reason", exc)
         return None, f"{type(exc).__name__}: {reason}"
 

@@ -66,16 +66,19 @@ LIMIT 1
 """
 RULE_SQL = text(RULE_QUERY.format(area=":area_id", category=":category_id"))
 
-# Statement 1: lock the category's duplicate decisions, then the report; read what routing needs:
-# the best rule at its ward, and the nearest earlier open report of its category nearby.
+# Statement 1: lock the category's duplicate decisions. (A statement of its own: under READ COMMITTED a
+# statement sees the data of its start, so the search below must start after the wait for this lock, to
+# see what the job that held it has just committed.)
+LOCK_SQL = text("SELECT pg_advisory_xact_lock(:lock_space, category_id) FROM reports WHERE id = :id") \
+    .bindparams(lock_space=DUPLICATE_LOCK_SPACE)
+
+# Statement 2: lock the report and read what routing needs: the best rule at its ward, and the nearest
+# earlier open report of its category nearby.
 FETCH_SQL = text("""
-WITH locked AS (
-    SELECT pg_advisory_xact_lock(:lock_space, r.category_id) AS ok
-    FROM reports r WHERE r.id = :id
-), r AS (
+WITH r AS (
     SELECT r.id, r.status, r.category_id, r.ward_id, r.submitted_at, r.location, r.supporters,
            c.sla_hours, c.code AS category_code
-    FROM reports r JOIN categories c ON c.id = r.category_id, locked
+    FROM reports r JOIN categories c ON c.id = r.category_id
     WHERE r.id = :id
     FOR UPDATE OF r
 )
@@ -91,14 +94,14 @@ SELECT r.id, r.status, r.category_id, r.ward_id, r.submitted_at, r.sla_hours, r.
          ORDER BY ST_Distance(o.location::geography, r.location::geography), o.submitted_at, o.id
          LIMIT 1) AS duplicate_of_id
 FROM r LEFT JOIN LATERAL (""" + RULE_QUERY.format(area="r.ward_id", category="r.category_id") + """) rule ON true
-""").bindparams(lock_space=DUPLICATE_LOCK_SPACE)
+""")
 
 DISPATCHER_SQL = text("""
 SELECT id AS agency_id, webhook_url IS NOT NULL AS has_webhook FROM agencies
 WHERE kind = 'dispatcher' AND active ORDER BY id LIMIT 1
 """)
 
-# Statement 2 (routed): the report, its event and, for an agency with a webhook, the message.
+# Statement 3 (routed): the report, its event and, for an agency with a webhook, the message.
 ROUTED_SQL = text("""
 WITH upd AS (
     UPDATE reports SET status = 'routed', agency_id = :agency_id, ward_id = :ward_id, routed_at = now(),
@@ -119,11 +122,13 @@ WHERE :has_webhook
 RETURNING id
 """)
 
-# Statement 2 (duplicate): link to the original (and move the report's own duplicates there), count
+# Statement 3 (duplicate): link to the original (and move the report's own duplicates there), count
 # the supporters, and write both reports' events.
 DUPLICATE_SQL = text("""
-WITH orig AS (
-    SELECT id, public_code, agency_id FROM reports WHERE id = :original_id
+WITH orig AS (  -- still open (an officer may have closed it meanwhile), and held until commit
+    SELECT id, public_code, agency_id FROM reports
+    WHERE id = :original_id AND status = ANY(CAST(:targets AS text[]))
+    FOR UPDATE
 ), upd AS (
     UPDATE reports SET status = 'duplicate', duplicate_of_id = orig.id, agency_id = orig.agency_id,
                        ward_id = :ward_id, supporters = 0, version = version + 1, updated_at = now()
@@ -190,6 +195,7 @@ def route_in_transaction(report_id: int, *, detect_duplicates: bool = True,
     config = current_app.config
     radius = config["DUPLICATE_RADIUS_M"] if detect_duplicates else 0
     session = db.session
+    session.execute(LOCK_SQL, {"id": report_id})
     row = session.execute(FETCH_SQL, {
         "id": report_id, "radius_m": radius, "radius_deg": _degrees(radius), "days": config["DUPLICATE_DAYS"],
         "targets": list(DUPLICATE_TARGET_STATUSES)}).mappings().first()
@@ -209,10 +215,13 @@ def route_in_transaction(report_id: int, *, detect_duplicates: bool = True,
         distance = session.scalar(text(
             "SELECT ST_Distance(a.location::geography, b.location::geography) FROM reports a, reports b "
             "WHERE a.id = :a AND b.id = :b"), {"a": report_id, "b": original})
-        session.execute(DUPLICATE_SQL, {"id": report_id, "original_id": original, "ward_id": ward_id,
-                                        "from_status": from_status, "supporters": row["supporters"],
-                                        "distance_m": round(distance or 0, 1)})
-        return Outcome(report_id, "duplicate", duplicate_of_id=original)
+        linked = session.scalar(DUPLICATE_SQL, {
+            "id": report_id, "original_id": original, "ward_id": ward_id, "from_status": from_status,
+            "supporters": row["supporters"], "distance_m": round(distance or 0, 1),
+            "targets": list(DUPLICATE_TARGET_STATUSES)})
+        if linked:
+            return Outcome(report_id, "duplicate", duplicate_of_id=original)
+        # (the original was closed since the search: this report is routed on its own)
 
     rule: Any = row  # the rule at the report's ward, read with it; else at the ward found now, or the city
     if row["ward_id"] is None:
@@ -261,13 +270,21 @@ def mark_failed_in_transaction(report_id: int, reason: str) -> bool:
         is not None
 
 
-def unrouted(older_than_s: int, limit: int = 1000) -> list[int]:
-    """Reports still `submitted` this long after submission: their routing job was lost."""
-    ids = db.session.scalars(text(
-        "SELECT id FROM reports WHERE status = 'submitted' AND submitted_at < now() - make_interval(secs => :s) "
-        "ORDER BY submitted_at LIMIT :limit"), {"s": older_than_s, "limit": limit}).all()
+def unrouted(older_than_s: int, limit: int = 1000) -> list[tuple[int, int]]:
+    """Reports still `submitted` this long after submission (their routing job may be lost), with how
+    often the sweep queued them again: [(id, requeues)]."""
+    rows = db.session.execute(text(
+        "SELECT id, routing_requeues FROM reports WHERE status = 'submitted' "
+        "AND submitted_at < now() - make_interval(secs => :s) ORDER BY submitted_at LIMIT :limit"),
+        {"s": older_than_s, "limit": limit}).tuples().all()
     db.session.rollback()
-    return list(ids)
+    return list(rows)
+
+
+def count_requeue(report_id: int) -> None:
+    db.session.execute(text("UPDATE reports SET routing_requeues = routing_requeues + 1 WHERE id = :id"),
+                       {"id": report_id})
+    db.session.commit()
 
 
 def _degrees(metres: float) -> float:
@@ -282,12 +299,13 @@ def unlink_duplicate(report_id: int, actor_account_id: int | None = None) -> Out
     from ..errors import ApiError
 
     try:
+        db.session.execute(LOCK_SQL, {"id": report_id})  # before any row lock, in routing's order
         row = db.session.execute(text(
             "SELECT r.status, r.duplicate_of_id, o.public_code FROM reports r "
             "LEFT JOIN reports o ON o.id = r.duplicate_of_id WHERE r.id = :id FOR UPDATE OF r"),
             {"id": report_id}).first()
         if row is None:
-            raise ApiError(404, "not_found", "No such report.", message_vi="Không tìm thấy phản ánh.")
+            raise ApiError(404, "report_not_found", "No such report.", message_vi="Không tìm thấy phản ánh.")
         if row.status != "duplicate":
             raise ApiError(409, "invalid_transition", "Only a duplicate report can be unlinked.",
                            message_vi="Chỉ tách được phản ánh trùng lặp.")

@@ -378,6 +378,23 @@ def load_calendar(data_dir: Path, city: City) -> tuple[bool, Counts]:
     return changed, upsert(CalendarDay.__table__, rows, ("city_id", "day"))
 
 
+def complete_city(data_dir: Path) -> dict[str, Counts]:
+    """For a city loaded by an older release: load the parts of the data set it does not have yet (the
+    working calendar), and nothing else. Returns counts per table of what was loaded."""
+    city = db.session.scalars(select(City).order_by(City.id).limit(1)).first()
+    summary: dict[str, Counts] = {}
+    if city is not None and city.calendar is None:
+        try:
+            _, summary["calendar_days"] = load_calendar(data_dir, city)
+            summary["cities"] = {"created": 0, "updated": 1, "unchanged": 0}
+            db.session.commit()
+        except BaseException:
+            db.session.rollback()
+            raise
+        calendar.forget_calendars()
+    return summary
+
+
 def city_loaded() -> bool:
     """True once a city's data set has been loaded."""
     return db.session.scalar(select(City.id).limit(1)) is not None

@@ -41,7 +41,7 @@ def test_an_officer_sees_only_its_agencys_events_oldest_first(client, routed):
     assert codes == {waste.public_code}
     assert [e["type"] for e in body["events"]] == ["routed"]
     assert body["events"][0]["label"]["vi"] == "Đã chuyển đến đơn vị xử lý"
-    assert body["has_more"] is False and body["next_since"] == body["events"][-1]["id"]
+    assert body["has_more"] is False and body["next_since"].endswith(f"-{body['events'][-1]['id']}")
 
 
 def test_the_dispatcher_sees_every_agency(client, routed):
@@ -65,7 +65,8 @@ def test_the_cursor_pages_through_without_gaps_or_repeats(client, db_session):
     assert feed(client, token, since=since).get_json()["events"] == []
 
 
-@pytest.mark.parametrize("params", [{"since": "-1"}, {"since": "abc"}, {"limit": "0"}, {"limit": "501"}])
+@pytest.mark.parametrize("params", [{"since": "-1"}, {"since": "abc"}, {"limit": "0"}, {"limit": "501"},
+                                    {"limit": "²"}, {"limit": "9" * 5000}])
 def test_bad_cursors_are_422(client, db_session, params):
     response = feed(client, token_for("hepco.officer"), **params)
     assert response.status_code == 422
@@ -108,3 +109,63 @@ def test_the_tokens_command_issues_a_working_token_and_revokes_it(app, client, c
     with app.app_context():
         db.session.execute(ApiToken.__table__.delete())
         db.session.commit()
+
+
+def test_an_officer_of_the_originals_agency_unlinks_a_duplicate_and_it_is_routed(client, db_session):
+    from tests.support import CITADEL
+
+    first = new_report("uncollected_waste", submitted_at=datetime.now(timezone.utc) - timedelta(hours=1))
+    routing.route(first.id)
+    second = new_report("uncollected_waste", lat=CITADEL[0] + 0.0001)
+    assert routing.route(second.id).result == "duplicate"
+    url = f"/api/v1/reports/{second.id}/unlink"
+    assert client.post(url).status_code == 401
+    other = client.post(url, headers={"Authorization": f"Bearer {token_for('sxd.officer')}"})
+    assert other.status_code == 403 and other.get_json()["error"]["code"] == "forbidden"
+    hepco = {"Authorization": f"Bearer {token_for('hepco.officer')}"}
+    response = client.post(url, headers=hepco)
+    assert response.status_code == 200, response.get_json()
+    body = response.get_json()
+    assert body["status"] == "routed" and body["duplicate_of"] is None and body["due_at"]
+    again = client.post(url, headers=hepco)
+    assert again.status_code == 409 and again.get_json()["error"]["code"] == "invalid_transition"
+    assert client.post("/api/v1/reports/999999999/unlink", headers=hepco).status_code == 404
+
+
+def test_an_event_committed_late_is_never_skipped_by_the_cursor(app, committed, client, database_url):
+    """Event ids are handed out at insert and become visible at commit, out of order. A long
+    transaction's event must still come after a cursor that a later, shorter transaction moved on."""
+    import psycopg
+
+    with app.app_context():
+        hepco = db.session.scalar(select(Account.agency_id).where(Account.username == "hepco.officer"))
+        token = token_for("hepco.officer")
+        early = new_report("uncollected_waste")
+        late = new_report("uncollected_waste", lat=16.4598)
+        db.session.commit()
+        early_id, late_id = early.id, late.id
+    insert = ("INSERT INTO report_events (report_id, type, actor_kind, agency_id, public) "
+              "VALUES (%s, 'comment', 'system', %s, true) RETURNING id")
+    long_tx = psycopg.connect(database_url)
+    first_id = long_tx.execute(insert, (early_id, hepco)).fetchone()[0]  # inserted first, committed last
+    with psycopg.connect(database_url) as short_tx:
+        second_id = short_tx.execute(insert, (late_id, hepco)).fetchone()[0]
+    assert first_id < second_id
+    seen = []
+    body = feed(client, token).get_json()
+    seen += [e["id"] for e in body["events"]]
+    assert second_id not in seen  # held back while an older transaction is still running
+    long_tx.commit()
+    long_tx.close()
+    body = feed(client, token, since=body["next_since"]).get_json()
+    seen += [e["id"] for e in body["events"]]
+    assert first_id in seen and second_id in seen
+    with app.app_context():
+        db.session.execute(ApiToken.__table__.delete())
+        db.session.commit()
+
+
+@pytest.mark.parametrize("since", ["12", "1-x", "²-1", "9" * 25 + "-1"])
+def test_a_cursor_not_from_next_since_is_422(client, db_session, since):
+    response = feed(client, token_for("hepco.officer"), since=since)
+    assert response.status_code == 422 and "since" in response.get_json()["error"]["fields"]

@@ -24,6 +24,9 @@ from hue_reports.devstack import free_port
 from tests.support import ROOT, flask_cli, post_report
 
 SECRET = "agency-webhook-secret-" + "x" * 16
+# A reporter's personal data, sent with every test submission: it must never leave in a webhook.
+REPORTER = {"reporter_name": "Nguyễn Thị Hoa", "reporter_phone": "0905123456", "reporter_email": "hoa@example.vn",
+            "device_id": "device-7f3a9c2e"}
 
 
 def routed_events(report_ids) -> dict[int, int]:
@@ -36,7 +39,7 @@ def submit(app, count: int) -> list[int]:
     client = app.test_client()
     ids = []
     for n in range(count):
-        response = post_report(client, description=f"Ổ gà số {n}", lat=str(16.4698 + n * 0.002))
+        response = post_report(client, description=f"Ổ gà số {n}", lat=str(16.4698 + n * 0.002), **REPORTER)
         assert response.status_code == 201, response.get_json()
         ids.append(response.get_json()["id"])
     return ids
@@ -73,7 +76,7 @@ def test_after_redis_is_flushed_the_sweep_routes_every_report_exactly_once(make_
 def test_a_worker_killed_in_the_middle_of_a_job_still_routes_the_report_once(app, committed, redis_conn,
                                                                             process_env, database_url, tmp_path):
     [report_id] = submit(app, 1)
-    env = {**process_env, "WORKER_CLASS": "simple", "ROUTING_SWEEP_SECONDS": "0"}
+    env = {**process_env, "WORKER_CLASS": "simple", "ROUTING_SWEEP_SECONDS": "0", "ROUTING_JOB_TIMEOUT_SECONDS": "1"}
     # Hold the report's row: the job starts, takes its locks and waits inside its transaction.
     holder = psycopg.connect(database_url)
     holder.execute("SELECT id FROM reports WHERE id = %s FOR UPDATE", (report_id,))
@@ -100,7 +103,9 @@ def test_a_worker_killed_in_the_middle_of_a_job_still_routes_the_report_once(app
     with app.app_context():
         assert db.session.get(Report, report_id).status == "submitted"  # the killed job committed nothing
         db.session.remove()
-    # The sweep finds it (its job is `started` forever, not waiting in the queue) and a new worker routes it.
+    # The sweep finds it (its job is `started` forever, for more than twice its timeout) and a new worker
+    # routes it.
+    time.sleep(2.5)
     assert _cli(["worker", "--burst", "--queues", "periodic,routing"], env, after=["scheduler", "--once"])
     with app.app_context():
         assert db.session.get(Report, report_id).status == "routed"
@@ -210,7 +215,10 @@ def test_a_webhook_down_then_up_gets_each_message_once_with_a_valid_signature(ap
             payload = json.loads(body)
             assert payload["type"] == "report.routed" and payload["report"]["agency"]["code"] == "SXD"
             assert payload["event"]["type"] == "routed"
-            assert "reporter" not in payload["report"] and "phone" not in body.decode()
+            text_body = body.decode()
+            assert "reporter" not in payload["report"]
+            for value in (*REPORTER.values(), "905123456", "+84"):
+                assert value not in text_body, value
             seen.add(payload["report"]["id"])
         assert seen == set(ids)
         with app.app_context():
@@ -294,3 +302,125 @@ def test_the_scheduler_knows_the_routing_jobs(app):
     assert names["routing-sweep"] == "hue_reports.jobs.routing.sweep_unrouted"
     assert names["outbox-delivery"] == "hue_reports.jobs.notifications.deliver_due"
     assert names["overdue"] == "hue_reports.jobs.notifications.flag_overdue"
+
+
+def test_a_failing_job_is_retried_before_the_report_is_given_up(app, committed, redis_conn, run_jobs):
+    """A try that is not the last leaves the report `submitted` and the job scheduled for its retry."""
+    [report_id] = submit(app, 1)
+    with app.app_context():
+        saved = db.session.scalar(text("SELECT calendar FROM cities LIMIT 1"))
+        db.session.execute(text("UPDATE cities SET calendar = NULL"))
+        db.session.commit()
+        from hue_reports.services import calendar
+        calendar.forget_calendars()
+    from rq.job import Job
+
+    try:
+        run_jobs()
+        job = Job.fetch(f"route-{report_id}", connection=redis_conn)
+        assert job.get_status() == "scheduled" and job.retries_left == app.config["ROUTING_ATTEMPTS"] - 2
+        with app.app_context():
+            assert db.session.get(Report, report_id).status == "submitted"
+    finally:
+        with app.app_context():
+            db.session.execute(text("UPDATE cities SET calendar = CAST(:c AS jsonb)"), {"c": json.dumps(saved)})
+            db.session.commit()
+            calendar.forget_calendars()
+
+
+def test_a_report_whose_job_is_lost_again_and_again_ends_routing_failed(make_app, app, committed, redis_conn):
+    [report_id] = submit(app, 1)
+    sweeping = make_app(ROUTING_SWEEP_SECONDS=0, ROUTING_ATTEMPTS=2)
+    from hue_reports.jobs.routing import sweep_unrouted
+
+    for expected in (1, 1):
+        redis_conn.flushdb()  # the queue loses the job (a flush, a worker killed before it started)
+        with sweeping.app_context():
+            assert sweep_unrouted() == expected
+    redis_conn.flushdb()
+    with sweeping.app_context():
+        assert sweep_unrouted() == 0
+        report = db.session.get(Report, report_id)
+        assert report.status == "routing_failed" and report.routing_requeues == 2
+        [event] = db.session.scalars(select(ReportEvent).where(
+            ReportEvent.report_id == report_id, ReportEvent.type == "routing_failed")).all()
+        assert event.data == {"reason": "abandoned"}
+
+
+class Redirecting(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):  # noqa: N802
+        self.send_response(302)
+        self.send_header("Location", "https://example.invalid/hue")
+        self.end_headers()
+
+    def do_GET(self):  # noqa: N802 - a followed redirect would land here, without the body
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def _garbage_server(port: int):
+    """A receiver that answers anything but HTTP."""
+    import socket
+
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    sock.listen()
+
+    def serve():
+        while True:
+            try:
+                conn, _ = sock.accept()
+            except OSError:
+                return
+            conn.recv(65536)
+            conn.sendall(b"garbage\r\n\r\n")
+            conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return sock
+
+
+@pytest.mark.parametrize("receiver", ["redirect", "garbage", "no_secret"])
+def test_a_receiver_that_misbehaves_is_a_failed_attempt_retried_later(app, committed, redis_conn, receiver_port,
+                                                                     receiver):
+    stop = None
+    if receiver == "redirect":
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", receiver_port), Redirecting)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        stop = lambda: (server.shutdown(), server.server_close())  # noqa: E731
+    elif receiver == "garbage":
+        sock = _garbage_server(receiver_port)
+        stop = sock.close
+    try:
+        with app.app_context():
+            db.session.execute(Agency.__table__.update().where(Agency.code == "SXD").values(
+                webhook_url=f"http://127.0.0.1:{receiver_port}/hue",
+                webhook_secret=None if receiver == "no_secret" else SECRET))
+            ids = []
+            for _ in range(2):
+                message = OutboxMessage(kind="webhook", target="agency", agency_id=db.session.scalar(
+                    select(Agency.id).where(Agency.code == "SXD")), payload={"type": "test"})
+                db.session.add(message)
+                db.session.commit()
+                ids.append(message.id)
+            from hue_reports.jobs.notifications import deliver_due
+
+            assert deliver_due() == {"retry": 2}  # both tried: one bad receiver never stops the sweep
+            db.session.expire_all()
+            for message_id in ids:
+                row = db.session.get(OutboxMessage, message_id)
+                assert row.delivered_at is None and row.attempts == 1 and row.gave_up_at is None
+                assert row.next_attempt_at > datetime.now(timezone.utc) + timedelta(seconds=20)
+                assert {"redirect": "not followed", "garbage": "BadStatusLine",
+                        "no_secret": "no secret"}[receiver] in row.last_error
+    finally:
+        if stop:
+            stop()
+        with app.app_context():
+            db.session.execute(Agency.__table__.update().where(Agency.code == "SXD").values(
+                webhook_url=None, webhook_secret=None))
+            db.session.commit()

@@ -17,8 +17,7 @@ from sqlalchemy import func, select, text
 
 from hue_reports.cli import DEFAULT_DATA_DIR
 from hue_reports.extensions import db
-from hue_reports.models import (Agency, AdminArea, Category, OutboxMessage, ReportEvent,
-                                RoutingRule)
+from hue_reports.models import Agency, AdminArea, Category, OutboxMessage, Report, ReportEvent, RoutingRule
 from hue_reports.services import calendar, routing
 from tests.support import CITADEL, haversine_m, new_report
 
@@ -261,3 +260,53 @@ def test_the_deadline_counts_working_hours_from_submission(db_session):
     routing.route(report.id)
     db.session.refresh(report)
     assert report.due_at == datetime(2026, 11, 23, 3, 30, tzinfo=timezone.utc)  # 10:30 at UTC+7
+
+
+def test_two_reports_routed_at_once_both_join_the_open_original(app, committed, database_url):
+    """Z is open; A and B, close to it and to each other, are routed by two workers at the same time. In
+    either order both end as duplicates of Z, never of each other (a report already a duplicate is never
+    an original): the category's lock serialises the decisions, and the second sees the first's."""
+    import threading
+
+    import psycopg
+
+    with app.app_context():
+        now = datetime.now(timezone.utc)
+        z = new_report(submitted_at=now - timedelta(hours=3))
+        db.session.commit()
+        routing.route(z.id)
+        a = new_report(lat=offset(*CITADEL, 10)[0], submitted_at=now - timedelta(hours=2))
+        b = new_report(lat=offset(*CITADEL, 20)[0], submitted_at=now - timedelta(hours=1))
+        db.session.commit()
+        ids = {"z": z.id, "a": a.id, "b": b.id}
+        category_id = a.category_id
+    holder = psycopg.connect(database_url)  # hold the category's lock until both jobs wait for it
+    holder.execute("SELECT pg_advisory_xact_lock(%s, %s)", (routing.DUPLICATE_LOCK_SPACE, category_id))
+    errors = []
+
+    def work(report_id):
+        try:
+            with app.app_context():
+                routing.route(report_id)
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(ids[k],)) for k in ("a", "b")]
+    for t in threads:
+        t.start()
+    watcher = psycopg.connect(database_url, autocommit=True)
+    deadline = datetime.now() + timedelta(seconds=20)
+    while watcher.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                          ).fetchone()[0] < 2 and datetime.now() < deadline:
+        pass
+    holder.rollback()
+    holder.close()
+    watcher.close()
+    for t in threads:
+        t.join(30)
+    assert not errors
+    with app.app_context():
+        rows = {k: db.session.get(Report, v) for k, v in ids.items()}
+        assert rows["a"].status == rows["b"].status == "duplicate"
+        assert rows["a"].duplicate_of_id == rows["b"].duplicate_of_id == ids["z"]
+        assert rows["z"].supporters == 2 and rows["a"].supporters == 0 and rows["b"].supporters == 0

@@ -1,6 +1,7 @@
 """`flask seed`: Huế's real wards, the city outline, categories, agencies, routing rules, demo accounts."""
 
 import json
+from datetime import date
 import shutil
 from collections import Counter
 
@@ -303,3 +304,32 @@ def test_a_new_ward_vintage_retires_the_previous_one(db_session, tmp_path):
 def test_an_older_ward_vintage_is_refused(db_session, tmp_path):
     with pytest.raises(seed.SeedError, match="older than those loaded"):
         seed.load_city(_new_vintage(tmp_path, "2020-01-01"))
+
+
+def test_a_city_loaded_before_the_calendar_existed_gets_it_from_seed_if_empty(app, client):
+    """A deployment upgraded to the routing release: `flask seed --if-empty` (docker-compose's migrate
+    service) adds the working calendar, and /readyz says what is missing until then. (Committed for real:
+    /readyz opens its own connection.)"""
+    from hue_reports.extensions import db
+    from hue_reports.models import CalendarDay
+    from hue_reports.services import calendar
+
+    with app.app_context():
+        expected_days = db.session.scalar(select(func.count()).select_from(CalendarDay))
+        try:
+            db.session.execute(CalendarDay.__table__.delete())
+            db.session.execute(City.__table__.update().values(calendar=None))
+            db.session.commit()
+            calendar.forget_calendars()
+            not_ready = client.get("/readyz")
+            assert not_ready.status_code == 503
+            assert "working calendar" in not_ready.get_json()["error"]["fields"]["schema"]
+            summary = seed.complete_city(DEFAULT_DATA_DIR)
+            assert summary["calendar_days"]["created"] == expected_days > 0
+            assert db.session.scalar(select(City.calendar)) is not None
+            assert calendar.city_calendar().is_working_day(date(2025, 5, 2)) is False
+            assert seed.complete_city(DEFAULT_DATA_DIR) == {}
+            assert client.get("/readyz").get_json()["checks"]["schema"] == "ok"
+        finally:
+            seed.complete_city(DEFAULT_DATA_DIR)  # (whatever failed above, the calendar is back)
+            db.session.remove()
