@@ -26,8 +26,8 @@ def refuse_oversized_body() -> None:
 
 
 def register(app: Flask, api: Api) -> None:
-    from . import auth, officers, ops, open311, photos, public, reports
+    from . import accounts, auth, officers, ops, open311, photos, public, queue, reports
 
     app.before_request(refuse_oversized_body)
-    for module in (ops, reports, photos, auth, officers, public, open311):
+    for module in (ops, reports, photos, auth, accounts, queue, officers, public, open311):
         api.register_blueprint(module.blp)

@@ -14,12 +14,6 @@ from . import not_yet
 blp = Blueprint("officers", __name__, url_prefix="/api/v1", description="Officers: queue and workflow")
 
 
-@blp.route("/agency/reports")
-def agency_queue():
-    """The agency's tickets, sorted by deadline."""
-    raise not_yet("officer queue")
-
-
 @blp.route("/reports/<report_id>/transitions", methods=["POST"])
 def transition(report_id: str):
     """Acknowledge, start, resolve, reject, transfer, close or reopen a report."""

@@ -8,7 +8,7 @@ from typing import Any
 
 from geoalchemy2 import Geometry, WKBElement
 from sqlalchemy import (BigInteger, Boolean, CheckConstraint, ForeignKey, Identity, Index, SmallInteger,
-                        String, Text, UniqueConstraint, func, text)
+                        String, Text, UniqueConstraint, func, literal_column, text)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .agency import Agency, Category
@@ -89,6 +89,10 @@ class Report(Timestamps, Base):
         CheckConstraint("location_accuracy_m IS NULL OR location_accuracy_m >= 0", name="accuracy_non_negative"),
         Index("ix_reports_agency_status_due", "agency_id", "status", "due_at"),
         Index("ix_reports_open_due", "due_at", postgresql_where=text(sql_in("status", OPEN_STATUSES))),
+        # The officers' text search, with or without Vietnamese diacritics (migration 0004 defines the
+        # function: lower(unaccent(text)), immutable).
+        Index("ix_reports_search", func.hue_search_key(literal_column("description")).label("search_key"),
+              postgresql_using="gin", postgresql_ops={"search_key": "gin_trgm_ops"}),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
@@ -144,6 +148,8 @@ class ReportContact(Base):
     phone: Mapped[str | None] = mapped_column(String(32))
     email: Mapped[str | None] = mapped_column(String(320))
     device_id: Mapped[str | None] = mapped_column(String(200))
+    # Where the reporter's app wants status changes pushed (a push gateway): never sent contact details.
+    notify_url: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     erased_at: Mapped[datetime | None]
 
@@ -229,7 +235,10 @@ class Feedback(Base):
     """The reporter's rating of the fix (1-5) and an optional comment."""
 
     __tablename__ = "feedback"
-    __table_args__ = (CheckConstraint("rating BETWEEN 1 AND 5", name="rating_range"),)
+    __table_args__ = (
+        CheckConstraint("rating BETWEEN 1 AND 5", name="rating_range"),
+        UniqueConstraint("report_id", name="uq_feedback_once"),  # a reporter rates a fix once
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     report_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("reports.id", ondelete="CASCADE"), index=True)

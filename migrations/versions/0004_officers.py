@@ -1,0 +1,41 @@
+"""Officers: diacritic-insensitive search, feedback once per report, the reporter's push URL.
+
+Revision ID: 0004
+Revises: 0003
+Create Date: 2026-11-21
+
+`hue_search_key(text)` is lower(unaccent(text)) declared IMMUTABLE (unaccent itself is only STABLE, as
+its dictionary could change), so that a trigram index can serve searches like "duong" for "đường".
+"""
+from alembic import op
+import sqlalchemy as sa
+
+# revision identifiers, used by Alembic.
+revision = '0004'
+down_revision = '0003'
+branch_labels = None
+depends_on = None
+
+SEARCH_KEY = """
+CREATE FUNCTION hue_search_key(value text) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE STRICT
+RETURN lower(public.unaccent('public.unaccent'::regdictionary, value))
+"""
+
+
+def upgrade():
+    op.execute("CREATE EXTENSION IF NOT EXISTS unaccent WITH SCHEMA public")
+    op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm WITH SCHEMA public")
+    op.execute(SEARCH_KEY)
+    op.create_index('ix_reports_search', 'reports', [sa.text('hue_search_key(description) gin_trgm_ops')],
+                    unique=False, postgresql_using='gin')
+    op.add_column('report_contacts', sa.Column('notify_url', sa.Text(), nullable=True))
+    op.create_unique_constraint('uq_feedback_once', 'feedback', ['report_id'])
+
+
+def downgrade():
+    op.drop_constraint('uq_feedback_once', 'feedback', type_='unique')
+    op.drop_column('report_contacts', 'notify_url')
+    op.drop_index('ix_reports_search', table_name='reports', postgresql_using='gin')
+    op.execute("DROP FUNCTION hue_search_key(text)")
+    # (the extensions stay: other objects may use them)
