@@ -250,6 +250,116 @@ def tokens_revoke(token_id: int) -> None:
     click.echo(f"token {token_id} revoked")
 
 
+users_group = AppGroup("users", help="Staff accounts: officers and agency admins (of one agency), dispatchers, "
+                                    "admins.")
+
+
+def _password(password_stdin: bool) -> str:
+    """The new password: the first line of standard input, or typed twice at a prompt."""
+    if password_stdin:
+        return click.get_text_stream("stdin").readline().rstrip("\r\n")
+    return click.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+
+def _refused(exc: Exception) -> click.ClickException:
+    """A service's refusal (ma.ValidationError, ApiError) as a command's error message."""
+    import marshmallow as ma
+
+    if isinstance(exc, ma.ValidationError) and isinstance(exc.messages, dict):
+        return click.ClickException("; ".join(
+            f"{field}: {' '.join(map(str, problems)) if isinstance(problems, list) else problems}"
+            for field, problems in exc.messages.items()))
+    return click.ClickException(str(exc))
+
+
+def _user(username: str):
+    from .services import accounts
+
+    account = accounts.find(username)
+    if account is None:
+        raise click.ClickException(f"no account {username!r}")
+    return account
+
+
+_PASSWORD_STDIN = click.option("--password-stdin", is_flag=True,
+                               help="Read the password from the first line of standard input instead of a prompt.")
+
+
+@users_group.command("create")
+@click.argument("username")
+@click.option("--role", required=True, type=click.Choice(["officer", "agency_admin", "dispatcher", "admin"]),
+              help="officer or agency_admin (with --agency), dispatcher, admin.")
+@click.option("--agency", "agency_code", metavar="CODE",
+              help="The agency's code: required for officer and agency_admin, refused for admin.")
+@click.option("--display-name", help="The name people see (default: the username).")
+@click.option("--email")
+@_PASSWORD_STDIN
+def users_create(username: str, role: str, agency_code: str | None, display_name: str | None, email: str | None,
+                 password_stdin: bool) -> None:
+    """Create an account. The password (at least 10 characters, not the username) is asked for twice."""
+    import marshmallow as ma
+
+    from .errors import ApiError
+    from .extensions import db
+    from .services import accounts
+
+    fields = {"agency_code": agency_code, "display_name": display_name, "email": email}
+    try:
+        accounts.check_new(username, role, **fields)  # before asking for the password
+        account = accounts.create(username, role, _password(password_stdin), **fields)
+        db.session.commit()
+    except (ma.ValidationError, ApiError) as exc:
+        raise _refused(exc) from exc
+    agency = f" of {account.agency.code}" if account.agency is not None else ""
+    click.echo(f"created {account.role} {account.username}{agency}")
+
+
+@users_group.command("disable")
+@click.argument("username")
+def users_disable(username: str) -> None:
+    """Disable an account: it can no longer log in, and its tokens are revoked."""
+    from .extensions import db
+    from .services import accounts
+
+    account = _user(username)
+    revoked = accounts.set_active(account, False)
+    db.session.commit()
+    click.echo(f"disabled {account.username}; {revoked} token(s) revoked")
+
+
+@users_group.command("enable")
+@click.argument("username")
+def users_enable(username: str) -> None:
+    """Enable a disabled account again (its old tokens stay revoked)."""
+    from .extensions import db
+    from .services import accounts
+
+    account = _user(username)
+    accounts.set_active(account, True)
+    db.session.commit()
+    click.echo(f"enabled {account.username}")
+
+
+@users_group.command("reset-password")
+@click.argument("username")
+@_PASSWORD_STDIN
+def users_reset_password(username: str, password_stdin: bool) -> None:
+    """Set a new password: the account's tokens are revoked and a lockout is cleared."""
+    import marshmallow as ma
+
+    from .extensions import db
+    from .services import accounts
+
+    account = _user(username)
+    try:
+        revoked = accounts.reset_password(account, _password(password_stdin))
+    except ma.ValidationError as exc:
+        raise _refused(exc) from exc
+    db.session.commit()
+    click.echo(f"password of {account.username} reset; {revoked} token(s) revoked, lockout cleared")
+
+
 def init_app(app: Flask) -> None:
     for command in (seed_command, calendar_group, worker_command, scheduler_command, healthcheck_command, tokens_group):
         app.cli.add_command(command)
+    app.cli.add_command(users_group)

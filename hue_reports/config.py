@@ -68,6 +68,15 @@ SETTINGS: tuple[Setting, ...] = (
             "no limit.", int),
     Setting("RATE_LIMIT_PER_DAY", "100", "Report submissions per day per client (IP and device id); 0 is no "
             "limit.", int),
+    Setting("TOKEN_HOURS", "12", "How long a token from log-in (POST /api/v1/auth/token) is valid, in hours.", int),
+    Setting("LOGIN_MAX_FAILURES", "5",
+            "Failed log-ins in a row that lock an account (429 `account_locked`); 0 is no lockout.", int),
+    Setting("LOGIN_LOCKOUT_MINUTES", "15", "How long a locked account is refused, even with the right password.",
+            int),
+    Setting("LOGIN_IP_MAX_FAILURES", "20",
+            "Failed log-ins per client IP in LOGIN_IP_WINDOW_MINUTES before its log-ins are refused (429); 0 is no "
+            "limit.", int),
+    Setting("LOGIN_IP_WINDOW_MINUTES", "15", "The window of LOGIN_IP_MAX_FAILURES, in minutes.", int),
     Setting("IDEMPOTENCY_KEY_HOURS", "48", "How long an Idempotency-Key is remembered (at least 24).", int),
     Setting("LOCATION_MISMATCH_M", "500",
             "Distance between the client's position and a photo's GPS beyond which the report notes it.", int),
@@ -88,6 +97,12 @@ SETTINGS: tuple[Setting, ...] = (
             "relative links can be followed."),
     Setting("ROUTING_JOB_TIMEOUT_SECONDS", "60",
             "A routing job running longer is stopped (and retried); one `started` twice as long ago is lost.", int),
+    Setting("NOTIFY_URL_PREFIXES", None,
+            "Comma-separated URL prefixes a report's `notify_url` may start with (the city's push gateways); "
+            "empty refuses every notify_url.", _list),
+    Setting("FEEDBACK_DAYS", "7",
+            "Days after resolution in which the reporter may rate the fix (a 1 or 2 reopens it); then it closes.",
+            int),
     Setting("WEBHOOK_TIMEOUT_SECONDS", "10", "Timeout of one webhook delivery attempt.", int),
     Setting("WEBHOOK_RETRY_HOURS", "24", "How long a webhook message is retried (exponential backoff).", int),
     Setting("WORKER_CLASS", "simple",
@@ -142,6 +157,12 @@ def load_config(environ: Mapping[str, str] | None = None,
         if config[name] < 1:
             raise ConfigError(f"{name} must be at least 1")
     for name in ("DUPLICATE_RADIUS_M", "ROUTING_SWEEP_SECONDS"):
+        if config[name] < 0:
+            raise ConfigError(f"{name} must not be negative")
+    for name in ("TOKEN_HOURS", "LOGIN_LOCKOUT_MINUTES", "LOGIN_IP_WINDOW_MINUTES"):
+        if config[name] < 1:
+            raise ConfigError(f"{name} must be at least 1")
+    for name in ("LOGIN_MAX_FAILURES", "LOGIN_IP_MAX_FAILURES"):
         if config[name] < 0:
             raise ConfigError(f"{name} must not be negative")
     if config["WORKER_CLASS"] not in ("simple", "fork"):

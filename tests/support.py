@@ -159,3 +159,17 @@ def new_report(category: str = "road_damage", lat: float = CITADEL[0], lon: floa
                                to_status="submitted", public=True, created_at=report.submitted_at))
     db.session.flush()
     return report
+
+
+def staff_headers(username: str, **kw) -> dict:
+    """Authorization headers with a fresh bearer token for a (demo) staff account, in the caller's session."""
+    from sqlalchemy import select
+
+    from hue_reports.extensions import db
+    from hue_reports.models import Account
+    from hue_reports.services import auth
+
+    account = db.session.scalars(select(Account).where(Account.username == username)).one()
+    token, _ = auth.issue_token(account, **kw)
+    db.session.flush()
+    return {"Authorization": f"Bearer {token}"}

@@ -1,4 +1,4 @@
-"""Officer API: the agency's queue and the workflow transitions."""
+"""Officer API: a report as its agency sees it, the workflow transitions, comments, duplicates, the feed."""
 
 from __future__ import annotations
 
@@ -7,23 +7,75 @@ from flask_smorest import Blueprint
 
 from ..errors import ApiError
 from ..extensions import db
-from ..schemas.report import AgencyFeedSchema, ReportSchema
-from ..services import auth, reports, routing
-from . import not_yet
+from ..schemas.report import AgencyFeedSchema, OfficerEventSchema, OfficerReportSchema, ReportSchema
+from ..services import auth, intake, reports, routing, workflow
 
 blp = Blueprint("officers", __name__, url_prefix="/api/v1", description="Officers: queue and workflow")
 
 
+STAFF = ("officer", "agency_admin", "dispatcher", "admin")
+
+
+def _body() -> tuple[dict, list]:
+    """The request's fields and uploads: JSON for most actions, multipart/form-data to send photos."""
+    if request.mimetype == "multipart/form-data":
+        uploads = [intake.Upload(stream=f.stream, field="photos") for f in request.files.getlist("photos")]
+        return request.form.to_dict(), uploads
+    if not request.content_length:
+        return {}, []
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise ApiError(400, "malformed_body", "Send a JSON object (or multipart/form-data with photos).",
+                       message_vi="Dữ liệu gửi lên phải là một đối tượng JSON.")
+    return data, []
+
+
+def _officer_view(report_id: int, account, status: int = 200, acted: bool = False):
+    """The officer view; `acted`: right after this account changed it (a transfer may have taken it away)."""
+    report = reports.find(str(report_id))
+    if not acted and not workflow.may_handle(account, report):
+        raise ApiError(404, "report_not_found", "No such report.", message_vi="Không tìm thấy phản ánh.")
+    body = OfficerReportSchema(context_account=account).dump(report)
+    return body, status, {"ETag": f'"{report.version}"', "Cache-Control": "private, no-store"}
+
+
+@blp.route("/agency/reports/<report_id>")
+@blp.doc(security=[{"bearer": []}])
+def officer_report(report_id: str):
+    """A report as its agency sees it: the version to send back, the actions allowed now, every event
+    (internal comments too), the photos with their originals. Reporter contact: dispatcher and admins only."""
+    account = auth.current_account(roles=STAFF)
+    return _officer_view(reports.find(report_id).id, account)
+
+
 @blp.route("/reports/<report_id>/transitions", methods=["POST"])
+@blp.doc(security=[{"bearer": []}], parameters=[{"in": "header", "name": "If-Match", "schema": {"type": "string"},
+                                                   "description": "the report's version (or the `version` field)"}])
 def transition(report_id: str):
-    """Acknowledge, start, resolve, reject, transfer, close or reopen a report."""
-    raise not_yet("workflow transitions")
+    """Acknowledge, start, resolve, reject, transfer, close or reopen a report (`action`).
+
+    Send the version you saw (If-Match or `version`): 412 if the report changed since, 409 if the action
+    is not allowed now. resolve needs a `note` and photos (multipart/form-data); reject, transfer and
+    reopen a `reason`; transfer an `agency` (its code, or `dispatcher`)."""
+    account = auth.current_account(roles=STAFF)
+    fields, uploads = _body()
+    version = workflow.parse_version(request.headers.get("If-Match"), fields.get("version"))
+    report = reports.find(report_id)
+    workflow.transition(report.id, account, str(fields.get("action", "")), version, fields, uploads)
+    return _officer_view(report.id, account, acted=True)
 
 
 @blp.route("/reports/<report_id>/comments", methods=["POST"])
+@blp.doc(security=[{"bearer": []}])
 def comment(report_id: str):
-    """A public or internal comment on a report."""
-    raise not_yet("comments")
+    """A comment: `text`, and `public` (true: on the public timeline; false, the default: officers only)."""
+    account = auth.current_account(roles=STAFF)
+    fields, uploads = _body()
+    if uploads:
+        raise ApiError(422, "validation_error", "Comments take no photos.", message_vi="Bình luận không kèm ảnh.",
+                       fields={"photos": ["Not accepted."]})
+    event = workflow.comment(reports.find(report_id).id, account, fields)
+    return OfficerEventSchema().dump(event), 201, {"Cache-Control": "no-store"}
 
 
 @blp.route("/reports/<report_id>/unlink", methods=["POST"])

@@ -21,8 +21,7 @@ def photo(photo_id: int, size: str):
 
     `original` is private: only officers of the report's agency may fetch it (officer API)."""
     if size == "original":
-        raise ApiError(401, "authentication_required", "Originals are only for the agency handling the report.",
-                       message_vi="Ảnh gốc chỉ dành cho đơn vị xử lý.")
+        return _original(photo_id)
     if size not in SIZES:
         raise ApiError(404, "not_found", f"Sizes are {', '.join(SIZES)}.", message_vi="Không có kích thước này.")
     item = db.session.get(Photo, photo_id)
@@ -42,4 +41,21 @@ def photo(photo_id: int, size: str):
     response = send_file(source, mimetype="image/jpeg", etag=f"photo-{item.id}-{size}", conditional=True,
                          max_age=31536000)
     response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
+    return response
+
+
+def _original(photo_id: int):
+    """The original, with its metadata, for the agency handling the report (and the dispatcher): never
+    cached by anyone in between."""
+    from ..services import auth, workflow
+
+    account = auth.current_account(roles=workflow.STAFF)
+    item = db.session.get(Photo, photo_id)
+    if item is None or not workflow.may_handle(account, item.report):
+        raise ApiError(404, "photo_not_found", "No such photo.", message_vi="Không tìm thấy ảnh.")
+    storage = get_storage()
+    path = storage.local_path(item.storage_key)
+    response = send_file(path if path is not None else storage.open(item.storage_key), mimetype=item.content_type,
+                         conditional=True, etag=False, max_age=0)
+    response.headers["Cache-Control"] = "private, no-store"
     return response

@@ -10,8 +10,7 @@ from ..schemas.category import ServiceListSchema
 from ..schemas.common import ErrorSchema
 from ..schemas.report import (EventListSchema, PrivateReportSchema, ReportCreatedSchema, ReportSchema,
                               multipart_request_body)
-from ..services import catalog, intake, reports
-from . import not_yet
+from ..services import catalog, intake, reports, workflow
 
 blp = Blueprint("reports", __name__, url_prefix="/api/v1", description="Residents: reports and services")
 
@@ -75,6 +74,21 @@ def get_report_events(report_id: str):
 
 
 @blp.route("/reports/<report_id>/feedback", methods=["POST"])
+@blp.doc(parameters=[{"in": "header", "name": "X-Tracking-Token", "required": True, "schema": {"type": "string"}}])
 def post_feedback(report_id: str):
-    """The reporter rates the fix (tracking token)."""
-    raise not_yet("feedback")
+    """The reporter rates the fix, once, within FEEDBACK_DAYS of it: JSON `rating` (1-5) and `comment`.
+    A 1 or 2 reopens the report to the same agency; 3 to 5 closes it."""
+    report = reports.find(report_id)
+    token = request.headers.get("X-Tracking-Token")
+    if not token:
+        raise ApiError(401, "tracking_token_required", "Send the report's tracking token (X-Tracking-Token).",
+                       message_vi="Cần mã theo dõi của phản ánh (X-Tracking-Token).")
+    if not reports.is_reporter(report, token):
+        raise ApiError(403, "invalid_tracking_token", "This tracking token is not this report's.",
+                       message_vi="Mã theo dõi không đúng.")
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise ApiError(400, "malformed_body", "Send a JSON object: {\"rating\": 1-5, \"comment\": \"...\"}.",
+                       message_vi="Dữ liệu gửi lên phải là một đối tượng JSON.")
+    workflow.feedback(report, data)
+    return PrivateReportSchema().dump(reports.find(str(report.id))), 201, {"Cache-Control": "private, no-store"}

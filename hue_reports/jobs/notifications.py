@@ -35,6 +35,18 @@ def enqueue_delivery(message_id: int) -> bool:
     return True
 
 
+def enqueue_due_soon() -> None:
+    """Deliver what was just written to the outbox without waiting for the minute's sweep (one job at a
+    time; if Redis is down, the sweep does it)."""
+    from rq.exceptions import DuplicateJobError
+
+    try:
+        get_queue(QUEUE).enqueue(deliver_due, job_id="outbox-soon", unique=True, job_timeout=120, result_ttl=0,
+                                 failure_ttl=3600)
+    except (DuplicateJobError, redis.RedisError):
+        pass
+
+
 @job
 def deliver_due() -> dict[str, int]:
     """Attempt every message whose next attempt is due. Returns the count per outcome."""

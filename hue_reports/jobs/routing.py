@@ -13,7 +13,7 @@ from rq.job import Job
 from ..extensions import db, get_queue, get_redis
 from ..services import routing
 from . import job
-from .notifications import enqueue_delivery
+from .notifications import enqueue_delivery, enqueue_due_soon
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,8 @@ def route_report(report_id: int) -> str:
         raise
     for message_id in outcome.outbox_ids:
         enqueue_delivery(message_id)
+    if outcome.notified:
+        enqueue_due_soon()
     return outcome.result
 
 

@@ -60,6 +60,17 @@ class ReportCreateSchema(ma.Schema):
     reporter_phone = VietnamesePhone()
     reporter_email = ma.fields.Email(validate=ma.validate.Length(max=320))
     device_id = Text(validate=ma.validate.Length(min=1, max=200))
+    notify_url = ma.fields.Url(require_tld=False, schemes={"http", "https"}, validate=ma.validate.Length(max=500),
+                               metadata={"description": "where status changes are pushed (a push gateway the "
+                                                        "city allows: NOTIFY_URL_PREFIXES)"})
+
+    @ma.validates("notify_url")
+    def allowed_notify_url(self, value, **kwargs):
+        from flask import current_app
+
+        prefixes = current_app.config["NOTIFY_URL_PREFIXES"] or []
+        if not any(value.startswith(prefix) for prefix in prefixes):
+            raise ma.ValidationError("This server does not push to this address (see NOTIFY_URL_PREFIXES).")
 
     @ma.pre_load
     def drop_empty(self, data, **kwargs):
@@ -163,6 +174,48 @@ class EventSchema(ma.Schema):
     note = ma.fields.String()
 
 
+class OfficerEventSchema(EventSchema):
+    """An event as officers see it: internal ones too, with who acted."""
+
+    public = ma.fields.Boolean()
+    actor = ma.fields.Function(lambda e: e.actor_kind)
+    actor_account = ma.fields.Function(lambda e: e.actor_account_id)
+    data = ma.fields.Dict()
+
+
+class OfficerPhotoSchema(PrivatePhotoSchema):
+    """Officers of the report's agency may fetch the original (with their token)."""
+
+    urls = ma.fields.Function(lambda p: {size: url_for("photos.photo", photo_id=p.id, size=size)
+                                         for size in ("display", "thumb", "original")})
+    event = ma.fields.Integer(attribute="event_id")
+
+
+class OfficerReportSchema(ReportSchema):
+    """A report as the agency handling it sees it. The reporter's contact only for dispatchers and admins
+    (as in Hue-S: officers answer through public comments and status changes)."""
+
+    def __init__(self, *args, context_account=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.account = context_account
+
+    version = ma.fields.Integer()
+    photos = ma.fields.List(ma.fields.Nested(OfficerPhotoSchema))
+    events = ma.fields.List(ma.fields.Nested(OfficerEventSchema))
+    allowed_actions = ma.fields.Method("_allowed")
+    reporter = ma.fields.Method("_reporter")
+
+    def _allowed(self, report):
+        from ..services.workflow import allowed_actions
+
+        return allowed_actions(report, self.account) if self.account is not None else []
+
+    def _reporter(self, report):
+        if self.account is None or self.account.role not in ("dispatcher", "admin") or report.contact is None:
+            return None
+        return ReporterSchema().dump(report.contact)
+
+
 class AgencyEventSchema(EventSchema):
     """An event in an agency's feed: with its report, and internal events too."""
 
@@ -209,6 +262,7 @@ def multipart_request_body() -> dict:
                 "reporter_phone": {**text, "description": "Vietnamese mobile or landline number"},
                 "reporter_email": {**text, "format": "email"},
                 "device_id": {**text, "maxLength": 200},
+                "notify_url": {**text, "format": "uri", "description": "push gateway for status changes"},
                 "photos": {"type": "array", "minItems": 1, "maxItems": 5,
                            "items": {"type": "string", "format": "binary"},
                            "description": "JPEG, PNG, WebP or HEIC files"},

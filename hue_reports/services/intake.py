@@ -99,8 +99,7 @@ def submit(sub: Submission) -> Outcome:
         raise _error(422, "validation_error", f"Send 1 to {config['MAX_PHOTOS']} photos.",
                      f"Gửi từ 1 đến {config['MAX_PHOTOS']} ảnh.", "photos")
     tz = ZoneInfo(city.timezone)
-    infos = [inspect_upload(u.stream, field=u.field, max_bytes=config["MAX_PHOTO_MB"] * 1024 * 1024,
-                            max_pixels=config["MAX_PHOTO_MEGAPIXELS"] * 1_000_000, tz=tz) for u in sub.uploads]
+    infos = inspect_uploads(sub.uploads, tz)
     fingerprint = _fingerprint(sub.channel, data, infos)
     if first is not None:  # a retry: answer as the first time, whatever changed since
         return _replay(scope, key, fingerprint)
@@ -128,17 +127,13 @@ def submit(sub: Submission) -> Outcome:
         if not claimed:
             return _replay(scope, key, fingerprint)
     else:
-        _lock_content(*shas)
+        lock_content(*shas)
 
     created: list[str] = []
     try:
         # The application's clock (NTP-synchronised): the answer needs the time before the insert.
         submitted_at = datetime.now(timezone.utc)
-        storage = get_storage()
-        for upload, info in zip(sub.uploads, infos, strict=True):
-            upload.stream.seek(0)
-            if storage.put(original_key(info.sha256), upload.stream):
-                created.append(original_key(info.sha256))
+        created += store_originals(sub.uploads, infos)
         code = _next_code(city.report_code_prefix, submitted_at.astimezone(tz).year)
         token = tracking_token(code, scope, key)
         report = Report(
@@ -148,20 +143,11 @@ def submit(sub: Submission) -> Outcome:
             address=data.get("address"), ward=ward, submitted_at=submitted_at,
             tracking_token_hash=token_hash(token))
         contact = {f: data.get(f"reporter_{f}") for f in ("name", "phone", "email")} | {
-            "device_id": data.get("device_id")}
+            "device_id": data.get("device_id"), "notify_url": data.get("notify_url")}
         if any(contact.values()):
             report.contact = ReportContact(**contact)
-        seen: set[str] = set()
-        for info in infos:
-            if info.sha256 in seen:
-                continue  # the same photo twice in one report is stored once
-            seen.add(info.sha256)
-            report.photos.append(Photo(
-                kind="evidence", storage_key=original_key(info.sha256), sha256=info.sha256,
-                content_type=info.content_type, size_bytes=info.size_bytes, width=info.width, height=info.height,
-                gps=WKTElement(f"POINT({info.gps[1]!r} {info.gps[0]!r})", srid=SRID) if info.gps else None,
-                taken_at=info.taken_at))
-        event_data = {"photos": len(seen)}
+        report.photos.extend(photo_rows(infos, "evidence"))
+        event_data = {"photos": len(report.photos)}
         if exif_distance is not None:
             event_data["exif_distance_m"] = round(exif_distance)
         report.events.append(ReportEvent(type="submitted", actor_kind="resident", to_status="submitted",
@@ -178,12 +164,47 @@ def submit(sub: Submission) -> Outcome:
         db.session.commit()
     except BaseException:
         db.session.rollback()
-        _discard(created)
+        discard(created)
         raise
     routing_jobs.enqueue_route(report_id)
     for photo_id in photo_ids:
         photo_jobs.enqueue_derivatives(photo_id)
     return Outcome(body={**body, "tracking_token": token}, report_id=report_id, replayed=False)
+
+
+def inspect_uploads(uploads: list[Upload], tz: ZoneInfo) -> list[PhotoInfo]:
+    """Check every uploaded photo (size, format, structure, pixels) and read its metadata; 4xx on the
+    first bad one. No pixel is decoded."""
+    config = current_app.config
+    return [inspect_upload(u.stream, field=u.field, max_bytes=config["MAX_PHOTO_MB"] * 1024 * 1024,
+                           max_pixels=config["MAX_PHOTO_MEGAPIXELS"] * 1_000_000, tz=tz) for u in uploads]
+
+
+def store_originals(uploads: list[Upload], infos: list[PhotoInfo]) -> list[str]:
+    """Store the originals (content-addressed) inside the caller's transaction, which must hold the
+    content locks of their hashes; returns the keys this call created (to discard if it fails)."""
+    storage = get_storage()
+    created = []
+    for upload, info in zip(uploads, infos, strict=True):
+        upload.stream.seek(0)
+        if storage.put(original_key(info.sha256), upload.stream):
+            created.append(original_key(info.sha256))
+    return created
+
+
+def photo_rows(infos: list[PhotoInfo], kind: str) -> list[Photo]:
+    """Photo rows for stored originals; the same photo twice is kept once."""
+    rows, seen = [], set()
+    for info in infos:
+        if info.sha256 in seen:
+            continue
+        seen.add(info.sha256)
+        rows.append(Photo(
+            kind=kind, storage_key=original_key(info.sha256), sha256=info.sha256, content_type=info.content_type,
+            size_bytes=info.size_bytes, width=info.width, height=info.height,
+            gps=WKTElement(f"POINT({info.gps[1]!r} {info.gps[0]!r})", srid=SRID) if info.gps else None,
+            taken_at=info.taken_at))
+    return rows
 
 
 def _check_idempotency_key(value: str | None) -> str | None:
@@ -293,7 +314,7 @@ LOCK_SQL = """SELECT count(pg_advisory_xact_lock(hashtextextended(sha, 0)))
                FROM (SELECT sha FROM unnest(CAST(:shas AS text[])) AS sha ORDER BY sha) AS ordered"""
 
 
-def _lock_content(*sha256s: str) -> None:
+def lock_content(*sha256s: str) -> None:
     db.session.execute(text(LOCK_SQL), {"shas": sorted(sha256s)})
 
 
@@ -301,7 +322,7 @@ def _rate_limited() -> bool:
     return current_app.config["RATE_LIMIT_PER_MINUTE"] > 0 or current_app.config["RATE_LIMIT_PER_DAY"] > 0
 
 
-def _discard(keys: list[str]) -> None:
+def discard(keys: list[str]) -> None:
     """Remove files this request stored, unless a committed photo now refers to them."""
     for key in keys:
         try:
@@ -314,7 +335,7 @@ def _discard(keys: list[str]) -> None:
 def remove_if_unreferenced(key: str) -> bool:
     """Delete an original no photo refers to, under its content lock (so never one a request is
     about to commit). True if it was deleted."""
-    _lock_content(key.rsplit("/", 1)[-1])
+    lock_content(key.rsplit("/", 1)[-1])
     referenced = db.session.scalar(select(exists().where(Photo.storage_key == key)))
     if not referenced:
         get_storage().delete(key)

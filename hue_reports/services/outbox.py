@@ -37,6 +37,7 @@ from sqlalchemy.orm import selectinload
 from ..extensions import db
 from ..models import Agency, OutboxMessage, Report, ReportEvent
 from ..schemas.report import EventSchema, ReportSchema
+from . import committing
 
 log = logging.getLogger(__name__)
 
@@ -105,8 +106,11 @@ def deliver(message_id: int, *, force: bool = False) -> Result:
         if not force and message.next_attempt_at > now:
             session.rollback()
             return Result(message_id, "skipped")
-        agency = session.get(Agency, message.agency_id) if message.agency_id else None
         message.attempts += 1
+        if message.agency_id is None:  # a reporter's push gateway (notify_url)
+            status, error = _push(message)
+            return _record(message, now, status, error)
+        agency = session.get(Agency, message.agency_id)
         if agency is None or not agency.webhook_url:
             # The agency removed its webhook: it pulls its events instead (GET /api/v1/agency/events).
             message.gave_up_at, message.last_error = now, "no webhook configured for the agency"
@@ -122,25 +126,47 @@ def deliver(message_id: int, *, force: bool = False) -> Result:
                 status, error = None, f"could not build the message: {type(exc).__name__}"
             else:
                 status, error = _post(agency.webhook_url, agency.webhook_secret, body, message)
-        if error is None:
-            message.delivered_at, message.last_error = now, None
-            session.commit()
-            return Result(message_id, "delivered", status)
-        message.last_error = error[:ERROR_MAX_CHARS]
-        retry_until = message.created_at + timedelta(hours=current_app.config["WEBHOOK_RETRY_HOURS"])
-        next_at = now + timedelta(seconds=backoff_s(message.attempts))
-        if next_at > retry_until:
-            message.gave_up_at = now
-            log.warning("outbox %s: gave up after %s attempts: %s", message_id, message.attempts, error)
-            outcome = "gave_up"
-        else:
-            message.next_attempt_at = next_at
-            outcome = "retry"
-        session.commit()
-        return Result(message_id, outcome, status, error)
+        return _record(message, now, status, error)
     except BaseException:
         session.rollback()
         raise
+
+
+def _record(message: OutboxMessage, now: datetime, status: int | None, error: str | None) -> Result:
+    """Record an attempt's outcome and commit: delivered, retried later with backoff, or given up."""
+    session = db.session
+    message_id = message.id
+    if error is None:
+        message.delivered_at, message.last_error = now, None
+        session.commit()
+        return Result(message_id, "delivered", status)
+    message.last_error = error[:ERROR_MAX_CHARS]
+    retry_until = message.created_at + timedelta(hours=current_app.config["WEBHOOK_RETRY_HOURS"])
+    next_at = now + timedelta(seconds=backoff_s(message.attempts))
+    if next_at > retry_until:
+        message.gave_up_at = now
+        log.warning("outbox %s: gave up after %s attempts: %s", message_id, message.attempts, error)
+        outcome = "gave_up"
+    else:
+        message.next_attempt_at = next_at
+        outcome = "retry"
+    session.commit()
+    return Result(message_id, outcome, status, error)
+
+
+def _push(message: OutboxMessage) -> tuple[int | None, str | None]:
+    """A status change to the reporter's push gateway: the stored payload (the status, never contact
+    details), signed with the SHA-256 of the report's tracking token (which the reporter's app can
+    compute, and nobody else)."""
+    prefixes = current_app.config["NOTIFY_URL_PREFIXES"] or []
+    if not any(message.target.startswith(prefix) for prefix in prefixes):
+        return None, "notify_url is no longer allowed (NOTIFY_URL_PREFIXES)"
+    secret = db.session.scalar(select(Report.tracking_token_hash).where(Report.id == message.report_id))
+    if not secret:
+        return None, "the report has no tracking token to sign with"
+    body = json.dumps({"delivery_id": message.id, **message.payload}, ensure_ascii=False,
+                      separators=(",", ":")).encode()
+    return _post(message.target, secret, body, message)
 
 
 class _NoRedirects(urllib.request.HTTPRedirectHandler):
@@ -248,10 +274,27 @@ OVERDUE_STATUSES = ("routed", "acknowledged", "in_progress")
 
 def flag_overdue(limit: int = 1000) -> tuple[int, list[int]]:
     """Flag reports past their deadline (once each). Returns (how many, outbox message ids)."""
-    try:
+    with committing():
         row = db.session.execute(OVERDUE_SQL, {"statuses": list(OVERDUE_STATUSES), "limit": limit}).one()
-        db.session.commit()
-    except BaseException:
-        db.session.rollback()
-        raise
     return row.flagged, list(row.messages)
+
+
+# The reporter's push messages: to the report's own notify_url and to those of its duplicates (whose
+# reporters follow it), with the status only: never anyone's contact details.
+NOTIFY_SQL = text("""
+INSERT INTO outbox (kind, target, report_id, payload, dedupe_key)
+SELECT 'webhook', c.notify_url, c.report_id,
+       jsonb_build_object('type', 'report.status', 'report', mine.public_code, 'follows',
+                          CASE WHEN mine.id <> r.id THEN r.public_code END,
+                          'status', r.status, 'event_id', :event_id, 'at', now()),
+       'status:' || :event_id || ':' || c.report_id
+FROM reports r
+JOIN reports mine ON mine.id = r.id OR mine.duplicate_of_id = r.id
+JOIN report_contacts c ON c.report_id = mine.id AND c.notify_url IS NOT NULL AND c.erased_at IS NULL
+WHERE r.id = :id
+ON CONFLICT (dedupe_key) DO NOTHING
+""")
+
+
+def notify_status(report_id: int, event_id: int) -> None:
+    db.session.execute(NOTIFY_SQL, {"id": report_id, "event_id": event_id})

@@ -36,7 +36,7 @@ from sqlalchemy import text
 
 from ..extensions import db
 from ..models import OPEN_STATUSES
-from . import areas, calendar
+from . import areas, calendar, committing, outbox
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +84,8 @@ WITH r AS (
 )
 SELECT r.id, r.status, r.category_id, r.ward_id, r.submitted_at, r.sla_hours, r.supporters, r.category_code,
        ST_Y(r.location) AS lat, ST_X(r.location) AS lon, rule.*,
+       EXISTS (SELECT 1 FROM reports m JOIN report_contacts c ON c.report_id = m.id
+                WHERE (m.id = r.id OR m.duplicate_of_id = r.id) AND c.notify_url IS NOT NULL) AS notify,
        (SELECT o.id FROM reports o
          WHERE :radius_m > 0 AND o.category_id = r.category_id AND o.id <> r.id
            AND o.status = ANY(CAST(:targets AS text[]))
@@ -176,17 +178,13 @@ class Outcome:
     due_at: datetime | None = None
     duplicate_of_id: int | None = None
     outbox_ids: tuple[int, ...] = ()
+    notified: bool = False  # push messages for reporters were queued too
 
 
 def route(report_id: int, *, detect_duplicates: bool = True, from_status: str = "submitted") -> Outcome:
     """Route one report and commit. Running it again changes nothing (`unchanged`)."""
-    try:
-        outcome = route_in_transaction(report_id, detect_duplicates=detect_duplicates, from_status=from_status)
-        db.session.commit()
-    except BaseException:
-        db.session.rollback()
-        raise
-    return outcome
+    with committing():
+        return route_in_transaction(report_id, detect_duplicates=detect_duplicates, from_status=from_status)
 
 
 def route_in_transaction(report_id: int, *, detect_duplicates: bool = True,
@@ -220,7 +218,9 @@ def route_in_transaction(report_id: int, *, detect_duplicates: bool = True,
             "supporters": row["supporters"], "distance_m": round(distance or 0, 1),
             "targets": list(DUPLICATE_TARGET_STATUSES)})
         if linked:
-            return Outcome(report_id, "duplicate", duplicate_of_id=original)
+            if row["notify"]:
+                _notify(report_id, "duplicate")
+            return Outcome(report_id, "duplicate", duplicate_of_id=original, notified=row["notify"])
         # (the original was closed since the search: this report is routed on its own)
 
     rule: Any = row  # the rule at the report's ward, read with it; else at the ward found now, or the city
@@ -247,7 +247,17 @@ def route_in_transaction(report_id: int, *, detect_duplicates: bool = True,
     outbox_ids = session.scalars(ROUTED_SQL, {
         "id": report_id, "agency_id": agency_id, "ward_id": ward_id, "due_at": due_at, "from_status": from_status,
         "note": note, "data": json.dumps(data), "has_webhook": bool(has_webhook)}).all()
-    return Outcome(report_id, "routed", agency_id=agency_id, due_at=due_at, outbox_ids=tuple(outbox_ids))
+    if row["notify"]:
+        _notify(report_id, "routed")
+    return Outcome(report_id, "routed", agency_id=agency_id, due_at=due_at, outbox_ids=tuple(outbox_ids),
+                   notified=row["notify"])
+
+
+def _notify(report_id: int, event_type: str) -> None:
+    """Queue the push message of the event just written to the reporters who asked for them."""
+    event_id = db.session.scalar(text("SELECT max(id) FROM report_events WHERE report_id = :id AND type = :t"),
+                                 {"id": report_id, "t": event_type})
+    outbox.notify_status(report_id, event_id)
 
 
 NO_RULE_NOTE = ("Không có quy tắc phân công cho lĩnh vực và địa bàn này: chuyển Trung tâm điều hành xử lý. / "
@@ -256,13 +266,8 @@ NO_RULE_NOTE = ("Không có quy tắc phân công cho lĩnh vực và địa bà
 
 def mark_failed(report_id: int, reason: str) -> bool:
     """Leave a report the queue could not route as `routing_failed`, for the dispatcher. True if changed."""
-    try:
-        changed = mark_failed_in_transaction(report_id, reason)
-        db.session.commit()
-    except BaseException:
-        db.session.rollback()
-        raise
-    return changed
+    with committing():
+        return mark_failed_in_transaction(report_id, reason)
 
 
 def mark_failed_in_transaction(report_id: int, reason: str) -> bool:
