@@ -112,6 +112,12 @@ RETRY_AFTER_S = "5"
 
 def handle_database_unavailable(exc: sa_exc.SQLAlchemyError) -> Response:
     """PostgreSQL unreachable, restarting, or timing out: 503, retry later. Anything else is a bug."""
+    if isinstance(exc, sa_exc.DataError):
+        # A value PostgreSQL cannot take (a NUL character, a number out of range): the input's fault.
+        log.warning("refused a value the database cannot store: %s", type(getattr(exc, "orig", exc)).__name__)
+        return error_response(422, "invalid_value", "A value in the request cannot be stored (e.g. a NUL "
+                              "character or a number out of range).",
+                              message_vi="Dữ liệu gửi lên có giá trị không hợp lệ.")
     if isinstance(exc, sa_exc.DBAPIError) and not (exc.connection_invalidated or
                                                    isinstance(exc, sa_exc.OperationalError)):
         return handle_unexpected(exc)

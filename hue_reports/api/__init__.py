@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask, current_app, request
 from flask_smorest import Api
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 
 from ..errors import ApiError
 
@@ -13,6 +13,26 @@ def not_yet(feature: str) -> ApiError:
     """501 for a route of the planned API surface whose issue has not landed yet."""
     return ApiError(501, "not_implemented", f"Not available yet: {feature}.",
                     message_vi=f"Chức năng chưa được hỗ trợ: {feature}.")
+
+
+JSON_MAX_BYTES = 64 * 1024
+
+
+def json_object() -> dict:
+    """The request's body as a JSON object: 413 over 64 kB, 400 `malformed_body` if it does not parse
+    (deeply nested JSON included), 422 if it is not an object."""
+    if len(request.get_data(cache=True)) > JSON_MAX_BYTES:
+        raise RequestEntityTooLarge()
+    try:
+        data = request.get_json(force=True, silent=False)
+    except (BadRequest, RecursionError, ValueError):
+        raise ApiError(400, "malformed_body", "The body is not valid JSON.",
+                       message_vi="Dữ liệu gửi lên không phải JSON hợp lệ.") from None
+    if not isinstance(data, dict):
+        raise ApiError(422, "validation_error", "Send a JSON object.",
+                       message_vi="Dữ liệu gửi lên phải là một đối tượng JSON.",
+                       fields={"_schema": ["A JSON object is expected."]})
+    return data
 
 
 def refuse_oversized_body() -> None:
@@ -26,7 +46,7 @@ def refuse_oversized_body() -> None:
 
 
 def register(app: Flask, api: Api) -> None:
-    from . import accounts, auth, officers, ops, open311, photos, public, queue, reports
+    from . import accounts, auth, officers, open311, ops, photos, public, queue, reports
 
     app.before_request(refuse_oversized_body)
     for module in (ops, reports, photos, auth, accounts, queue, officers, public, open311):

@@ -13,6 +13,7 @@ from ..extensions import db
 from ..schemas.common import ErrorSchema
 from ..services import accounts, auth
 from ..services.accounts import ACCOUNT_SCHEMA, AccountCreateSchema, AccountListSchema, AccountSchema, PasswordSchema
+from . import json_object
 
 blp = Blueprint("accounts", __name__, url_prefix="/api/v1", description="Agency admins: officers")
 
@@ -31,13 +32,7 @@ def json_body(schema: ma.Schema) -> dict:
     if not request.is_json:
         raise ApiError(415, "unsupported_media_type", "Send a JSON body (Content-Type: application/json).",
                        message_vi="Hãy gửi dữ liệu JSON (Content-Type: application/json).")
-    data = request.get_json(silent=True)
-    if data is None:
-        raise ApiError(400, "malformed_body", "The body is not valid JSON.",
-                       message_vi="Dữ liệu gửi lên không phải JSON hợp lệ.")
-    if not isinstance(data, dict):
-        raise ma.ValidationError({"_schema": ["A JSON object is expected."]})
-    return schema.load(data)
+    return schema.load(json_object())
 
 
 def _manager():

@@ -9,6 +9,7 @@ from ..errors import ApiError
 from ..extensions import db
 from ..schemas.report import AgencyFeedSchema, OfficerEventSchema, OfficerReportSchema, ReportSchema
 from ..services import auth, intake, reports, routing, workflow
+from . import json_object
 
 blp = Blueprint("officers", __name__, url_prefix="/api/v1", description="Officers: queue and workflow")
 
@@ -21,9 +22,9 @@ def _body() -> tuple[dict, list]:
     if request.mimetype == "multipart/form-data":
         uploads = [intake.Upload(stream=f.stream, field="photos") for f in request.files.getlist("photos")]
         return request.form.to_dict(), uploads
-    if not request.content_length:
+    if not request.get_data(cache=True):
         return {}, []
-    data = request.get_json(silent=True)
+    data = json_object()
     if not isinstance(data, dict):
         raise ApiError(400, "malformed_body", "Send a JSON object (or multipart/form-data with photos).",
                        message_vi="Dữ liệu gửi lên phải là một đối tượng JSON.")

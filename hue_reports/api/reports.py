@@ -8,9 +8,15 @@ from flask_smorest import Blueprint
 from ..errors import ApiError
 from ..schemas.category import ServiceListSchema
 from ..schemas.common import ErrorSchema
-from ..schemas.report import (EventListSchema, PrivateReportSchema, ReportCreatedSchema, ReportSchema,
-                              multipart_request_body)
+from ..schemas.report import (
+    EventListSchema,
+    PrivateReportSchema,
+    ReportCreatedSchema,
+    ReportSchema,
+    multipart_request_body,
+)
 from ..services import catalog, intake, reports, workflow
+from . import json_object
 
 blp = Blueprint("reports", __name__, url_prefix="/api/v1", description="Residents: reports and services")
 
@@ -86,9 +92,5 @@ def post_feedback(report_id: str):
     if not reports.is_reporter(report, token):
         raise ApiError(403, "invalid_tracking_token", "This tracking token is not this report's.",
                        message_vi="Mã theo dõi không đúng.")
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        raise ApiError(400, "malformed_body", "Send a JSON object: {\"rating\": 1-5, \"comment\": \"...\"}.",
-                       message_vi="Dữ liệu gửi lên phải là một đối tượng JSON.")
-    workflow.feedback(report, data)
+    workflow.feedback(report, json_object())
     return PrivateReportSchema().dump(reports.find(str(report.id))), 201, {"Cache-Control": "private, no-store"}

@@ -72,8 +72,8 @@ PHOTO_KINDS = ("evidence", "resolution")
 ACTOR_KINDS = ("resident", "officer", "system", "admin")
 # The current transaction's id as a bigint (xid8 has no cast to bigint but through text).
 TXID_SQL = "(pg_current_xact_id()::text)::bigint"
-# Events a report has at most one of.
-ONCE_EVENTS = ("submitted", "routed", "overdue")
+# Events a report has at most one of (overdue: one per deadline).
+ONCE_EVENTS = ("submitted", "routed")
 
 
 class Report(Timestamps, Base):
@@ -205,6 +205,9 @@ class ReportEvent(Base):
         # A report is routed once and flagged overdue once, whatever runs twice.
         Index("uq_report_events_once", "report_id", "type", unique=True,
               postgresql_where=text(sql_in("type", ONCE_EVENTS))),
+        # ... and flagged overdue once per deadline (a reopened report has a new one).
+        Index("uq_report_events_overdue", "report_id", text("(data ->> 'due_epoch')"), unique=True,
+              postgresql_where=text("type = 'overdue'")),
         # The feeds (GET /api/v1/agency/events), in the order of their cursor: one agency's, and everyone's.
         Index("ix_report_events_agency_feed", "agency_id", "txid", "id"),
         Index("ix_report_events_feed", "txid", "id"),

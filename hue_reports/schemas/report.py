@@ -68,8 +68,9 @@ class ReportCreateSchema(ma.Schema):
     def allowed_notify_url(self, value, **kwargs):
         from flask import current_app
 
-        prefixes = current_app.config["NOTIFY_URL_PREFIXES"] or []
-        if not any(value.startswith(prefix) for prefix in prefixes):
+        from ..services.outbox import notify_url_allowed
+
+        if not notify_url_allowed(value, current_app.config["NOTIFY_URL_PREFIXES"]):
             raise ma.ValidationError("This server does not push to this address (see NOTIFY_URL_PREFIXES).")
 
     @ma.pre_load
@@ -155,10 +156,14 @@ class ReporterSchema(ma.Schema):
 
 
 class PrivateReportSchema(ReportSchema):
-    """What the reporter sees with their tracking token."""
+    """What the reporter sees with their tracking token: their own photos with what the camera recorded
+    (an officer's photos of the fix as anyone sees them)."""
 
     reporter = ma.fields.Nested(ReporterSchema, attribute="contact", allow_none=True)
-    photos = ma.fields.List(ma.fields.Nested(PrivatePhotoSchema))
+    photos = ma.fields.Method("_photos")
+
+    def _photos(self, report):
+        return [(PrivatePhotoSchema if p.kind == "evidence" else PhotoSchema)().dump(p) for p in report.photos]
 
 
 class EventSchema(ma.Schema):

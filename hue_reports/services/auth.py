@@ -151,14 +151,17 @@ def login(username: str, password: str, client_ip: str | None) -> Login:
         # after another, so none slips past the lockout. (NO KEY UPDATE: issuing tokens is not blocked.)
         account = db.session.scalars(select(Account).where(Account.username == name)
                                      .with_for_update(key_share=True)).first()
-    if account is not None and account.locked_until is not None and account.locked_until > now:
+    locked_for = (account.locked_until - now if account is not None and account.locked_until is not None
+                  and account.locked_until > now else None) if account is not None else _unknown_locked(name)
+    if locked_for is not None:
         db.session.rollback()
         raise ApiError(429, "account_locked",
                        "Too many failed log-ins: this account is locked for a while; try again later.",
                        message_vi="Đăng nhập sai quá nhiều lần: tài khoản tạm thời bị khóa, vui lòng thử lại sau.",
-                       headers={"Retry-After": str(_retry_seconds(account.locked_until - now))})
+                       headers={"Retry-After": str(_retry_seconds(locked_for))})
     if account is None:
         verify_password(_dummy_hash(), password)
+        _unknown_failure(name)  # an unknown name locks like a real one: a lockout reveals nothing
         right = False
     else:
         right = verify_password(account.password_hash, password)
@@ -181,6 +184,38 @@ def login(username: str, password: str, client_ip: str | None) -> Login:
     token, row = issue_token(account, name=LOGIN_TOKEN_NAME, days=config["TOKEN_HOURS"] / 24)
     db.session.commit()
     return Login(token=token, expires_at=row.expires_at, account=account)
+
+
+def _unknown_key(name: str) -> str:
+    secret = current_app.config["SECRET_KEY"].encode()
+    return "hue:login-unknown:" + hmac.new(secret, name.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def _unknown_locked(name: str) -> timedelta | None:
+    """How long an unknown username still looks locked (as a real account would after as many failures)."""
+    limit = current_app.config["LOGIN_MAX_FAILURES"]
+    if not limit or not name:
+        return None
+    try:
+        key = _unknown_key(name)
+        failures, ttl = int(get_redis().get(key) or 0), get_redis().pttl(key)
+    except redis.RedisError:
+        return None
+    return timedelta(milliseconds=ttl) if failures >= limit and ttl > 0 else None
+
+
+def _unknown_failure(name: str) -> None:
+    config = current_app.config
+    if not config["LOGIN_MAX_FAILURES"] or not name:
+        return
+    try:
+        key = _unknown_key(name)
+        pipe = get_redis().pipeline()
+        pipe.incr(key)
+        pipe.expire(key, config["LOGIN_LOCKOUT_MINUTES"] * 60)
+        pipe.execute()
+    except redis.RedisError as exc:
+        log.warning("log-in lockout of unknown names not kept (Redis unavailable): %s", exc)
 
 
 def _too_many_from_ip(wait: int) -> ApiError:

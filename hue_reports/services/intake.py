@@ -133,7 +133,7 @@ def submit(sub: Submission) -> Outcome:
     try:
         # The application's clock (NTP-synchronised): the answer needs the time before the insert.
         submitted_at = datetime.now(timezone.utc)
-        created += store_originals(sub.uploads, infos)
+        store_originals(sub.uploads, infos, created)
         code = _next_code(city.report_code_prefix, submitted_at.astimezone(tz).year)
         token = tracking_token(code, scope, key)
         report = Report(
@@ -180,16 +180,15 @@ def inspect_uploads(uploads: list[Upload], tz: ZoneInfo) -> list[PhotoInfo]:
                            max_pixels=config["MAX_PHOTO_MEGAPIXELS"] * 1_000_000, tz=tz) for u in uploads]
 
 
-def store_originals(uploads: list[Upload], infos: list[PhotoInfo]) -> list[str]:
+def store_originals(uploads: list[Upload], infos: list[PhotoInfo], created: list[str]) -> None:
     """Store the originals (content-addressed) inside the caller's transaction, which must hold the
-    content locks of their hashes; returns the keys this call created (to discard if it fails)."""
+    content locks of their hashes. Each key this call creates is appended to `created` as soon as it
+    exists, so that the caller discards every one of them if anything fails, even the next put."""
     storage = get_storage()
-    created = []
     for upload, info in zip(uploads, infos, strict=True):
         upload.stream.seek(0)
         if storage.put(original_key(info.sha256), upload.stream):
             created.append(original_key(info.sha256))
-    return created
 
 
 def photo_rows(infos: list[PhotoInfo], kind: str) -> list[Photo]:

@@ -26,6 +26,7 @@ import random
 import time
 import urllib.error
 import urllib.request
+from urllib.parse import urlsplit
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -158,8 +159,7 @@ def _push(message: OutboxMessage) -> tuple[int | None, str | None]:
     """A status change to the reporter's push gateway: the stored payload (the status, never contact
     details), signed with the SHA-256 of the report's tracking token (which the reporter's app can
     compute, and nobody else)."""
-    prefixes = current_app.config["NOTIFY_URL_PREFIXES"] or []
-    if not any(message.target.startswith(prefix) for prefix in prefixes):
+    if not notify_url_allowed(message.target, current_app.config["NOTIFY_URL_PREFIXES"]):
         return None, "notify_url is no longer allowed (NOTIFY_URL_PREFIXES)"
     secret = db.session.scalar(select(Report.tracking_token_hash).where(Report.id == message.report_id))
     if not secret:
@@ -238,29 +238,32 @@ def due(limit: int = 500) -> list[int]:
     return list(ids)
 
 
-# The overdue sweep: one `overdue` event per report (a unique index makes it once, whatever runs
-# twice), and a message to the report's agency and to the dispatcher where they have a webhook.
+# The overdue sweep: one `overdue` event per report and deadline (a unique index makes it once, whatever
+# runs twice; a reopened report gets a new deadline, which may pass too), and a message to the report's
+# agency and to the dispatcher where they have a webhook.
 OVERDUE_SQL = text("""
 WITH late AS (
-    SELECT r.id, r.agency_id, r.due_at, r.status FROM reports r
+    SELECT r.id, r.agency_id, r.due_at, r.status, CAST(CAST(extract(epoch FROM r.due_at) AS bigint) AS text) AS due
+    FROM reports r
     WHERE r.status = ANY(CAST(:statuses AS text[])) AND r.due_at < now()
-      AND NOT EXISTS (SELECT 1 FROM report_events e WHERE e.report_id = r.id AND e.type = 'overdue')
+      AND NOT EXISTS (SELECT 1 FROM report_events e WHERE e.report_id = r.id AND e.type = 'overdue'
+                        AND e.data->>'due_epoch' = CAST(CAST(extract(epoch FROM r.due_at) AS bigint) AS text))
     ORDER BY r.due_at LIMIT :limit
 ), ev AS (
     INSERT INTO report_events (report_id, type, actor_kind, agency_id, public, data)
     SELECT id, 'overdue', 'system', agency_id, true,
-           jsonb_build_object('due_at', due_at, 'status', status) FROM late
-    ON CONFLICT (report_id, type) WHERE type IN ('submitted', 'routed', 'overdue') DO NOTHING
-    RETURNING id, report_id, agency_id
+           jsonb_build_object('due_at', due_at, 'due_epoch', due, 'status', status) FROM late
+    ON CONFLICT (report_id, (data->>'due_epoch')) WHERE type = 'overdue' DO NOTHING
+    RETURNING id, report_id, agency_id, data->>'due_epoch' AS due
 ), recipients AS (
-    SELECT ev.id AS event_id, ev.report_id, ev.agency_id AS recipient FROM ev
+    SELECT ev.id AS event_id, ev.report_id, ev.due, ev.agency_id AS recipient FROM ev
     UNION
-    SELECT ev.id, ev.report_id, d.id FROM ev, agencies d WHERE d.kind = 'dispatcher' AND d.active
+    SELECT ev.id, ev.report_id, ev.due, d.id FROM ev, agencies d WHERE d.kind = 'dispatcher' AND d.active
 ), msgs AS (
     INSERT INTO outbox (kind, target, report_id, agency_id, payload, dedupe_key)
     SELECT 'webhook', 'agency', rc.report_id, rc.recipient,
            jsonb_build_object('type', 'report.overdue', 'event_id', rc.event_id),
-           'report.overdue:' || rc.report_id || ':' || rc.recipient
+           'report.overdue:' || rc.report_id || ':' || rc.due || ':' || rc.recipient
     FROM recipients rc JOIN agencies a ON a.id = rc.recipient AND a.webhook_url IS NOT NULL
     ON CONFLICT (dedupe_key) DO NOTHING
     RETURNING id
@@ -298,3 +301,42 @@ ON CONFLICT (dedupe_key) DO NOTHING
 
 def notify_status(report_id: int, event_id: int) -> None:
     db.session.execute(NOTIFY_SQL, {"id": report_id, "event_id": event_id})
+
+
+def notify_url_allowed(url: str, prefixes: list[str] | None) -> bool:
+    """Is `url` under one of the allowed push gateways? Compared as URLs, not as strings: the same scheme,
+    host and port exactly, no user info, and the path under the prefix's path at a `/` boundary (so
+    `https://push.vn@evil.test/`, `https://push.vn.evil.test/` or another port never pass)."""
+    try:
+        target = urlsplit(url)
+        target_port = target.port or DEFAULT_PORTS.get(target.scheme)
+    except ValueError:
+        return False
+    if target.username is not None or target.password is not None or not target.hostname:
+        return False
+    if any(ord(c) < 0x21 or c == "\\" for c in url):  # control characters, spaces, backslashes: refused
+        return False
+    for prefix in prefixes or []:
+        allowed = urlsplit(prefix)
+        if (allowed.scheme, allowed.hostname, allowed.port or DEFAULT_PORTS.get(allowed.scheme)) != (
+                target.scheme, target.hostname, target_port):
+            continue
+        base = allowed.path if allowed.path.endswith("/") else allowed.path + "/"
+        if (target.path or "/").startswith(base) or target.path == allowed.path.rstrip("/"):
+            return True
+    return False
+
+
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def tell_agency(report_id: int, agency_id: int | None, event_type: str, event_id: int) -> None:
+    """A webhook message to an agency about one of its reports (if it has a webhook), in the caller's
+    transaction."""
+    db.session.execute(text("""
+        INSERT INTO outbox (kind, target, report_id, agency_id, payload, dedupe_key)
+        SELECT 'webhook', 'agency', :report_id, a.id, jsonb_build_object('type', CAST(:type AS text),
+               'event_id', CAST(:event_id AS bigint)), :type || ':' || :event_id || ':' || a.id
+        FROM agencies a WHERE a.id = :agency_id AND a.webhook_url IS NOT NULL
+        ON CONFLICT (dedupe_key) DO NOTHING
+    """), {"report_id": report_id, "agency_id": agency_id, "type": event_type, "event_id": event_id})

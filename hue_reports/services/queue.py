@@ -123,13 +123,12 @@ def _order(sort: str):
 
 # --- filters ------------------------------------------------------------------------------------------
 
-def _escape_like(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 def search_pattern(q: str):
-    """`%<search key of q>%`, with LIKE's wildcards in q taken literally (backslash is LIKE's escape)."""
-    return literal("%", Text) + func.hue_search_key(_escape_like(q), type_=Text) + literal("%", Text)
+    """`%<search key of q>%`, with LIKE's wildcards taken literally (backslash is LIKE's escape). Escaped
+    AFTER the search key: unaccent turns full-width ％ ＿ ＼ into % _ \\."""
+    key = func.hue_search_key(q, type_=Text)
+    escaped = func.replace(func.replace(func.replace(key, "\\", "\\\\"), "%", "\\%"), "_", "\\_")
+    return literal("%", Text) + escaped + literal("%", Text)
 
 
 def description_matches(q: str):

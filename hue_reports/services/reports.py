@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 import re
 
-from sqlalchemy import or_, select, text, tuple_
+from sqlalchemy import and_, or_, select, text, tuple_
 from sqlalchemy.orm import selectinload
 
 from ..errors import ApiError
@@ -81,5 +81,8 @@ def agency_events(account, since: tuple[int, int], limit: int) -> list[ReportEve
         if account.agency_id is None:  # (the accounts table forbids it; never widen the feed if it happens)
             raise ApiError(403, "forbidden", "This account belongs to no agency.",
                            message_vi="Tài khoản này không thuộc đơn vị nào.")
-        stmt = stmt.where(ReportEvent.agency_id == account.agency_id)
+        # Its reports' events, and the transfers that took a report away from it.
+        stmt = stmt.where(or_(ReportEvent.agency_id == account.agency_id,
+                              and_(ReportEvent.type == "transferred",
+                                   ReportEvent.data["from_agency_id"].as_integer() == account.agency_id)))
     return list(db.session.scalars(stmt))

@@ -271,8 +271,10 @@ def mark_failed(report_id: int, reason: str) -> bool:
 
 
 def mark_failed_in_transaction(report_id: int, reason: str) -> bool:
-    return db.session.execute(FAILED_SQL, {"id": report_id, "data": json.dumps({"reason": reason})}).first() \
-        is not None
+    event_id = db.session.scalar(FAILED_SQL, {"id": report_id, "data": json.dumps({"reason": reason})})
+    if event_id is not None:
+        outbox.notify_status(report_id, event_id)
+    return event_id is not None
 
 
 def unrouted(older_than_s: int, limit: int = 1000) -> list[tuple[int, int]]:

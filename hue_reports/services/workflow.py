@@ -18,7 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import select, text
+from sqlalchemy import select, text, update
 from zoneinfo import ZoneInfo
 
 from ..errors import ApiError
@@ -60,7 +60,9 @@ RULES: tuple[Rule, ...] = tuple(Rule(*row) for row in (
     ("transfer", "in_progress", "routed", STAFF, "transferred"),
     ("transfer", "submitted", "routed", DISPATCH, "transferred"),
     ("transfer", "routing_failed", "routed", DISPATCH, "transferred"),
-    ("close", "resolved", "closed", STAFF, "closed"),
+    # (an agency closing its own fix at once would take the resident's rating away: the rating, or
+    # FEEDBACK_DAYS without one, closes it; the dispatcher may close earlier)
+    ("close", "resolved", "closed", DISPATCH, "closed"),
     ("reopen", "resolved", "in_progress", DISPATCH, "reopened"),
     ("reopen", "closed", "in_progress", DISPATCH, "reopened"),
 ))
@@ -200,7 +202,11 @@ def transition(report_id: int, account: Account, action: str, version: int, fiel
         if action == "transfer":
             target = _target_agency(fields, report)
             report.agency_id = target.id
-            data = {"from_agency": _code(from_agency), "to_agency": target.code}
+            report.acknowledged_at = None  # the new agency has not acknowledged it
+            # Its duplicates follow it (their reporters follow it, and the old agency is out of it).
+            db.session.execute(update(Report).where(Report.duplicate_of_id == report.id)
+                               .values(agency_id=target.id))
+            data = {"from_agency": _code(from_agency), "from_agency_id": from_agency, "to_agency": target.code}
             if report.routed_at is None:
                 report.routed_at = now
             if report.due_at is None:  # (manual routing of an unrouted report: its deadline starts at submission)
@@ -231,12 +237,14 @@ def transition(report_id: int, account: Account, action: str, version: int, fiel
                                message_vi="Ảnh này đã có trong phản ánh: hãy gửi ảnh chụp sau khi xử lý.",
                                fields={"photos": ["Already attached to this report."]})
             intake.lock_content(*{i.sha256 for i in infos})
-            created = intake.store_originals(uploads, infos)
+            intake.store_originals(uploads, infos, created)
             for photo in intake.photo_rows(infos, "resolution"):
                 photo.report_id, photo.event_id = report.id, event.id
                 db.session.add(photo)
         db.session.flush()
         outbox.notify_status(report.id, event.id)
+        if action == "transfer":
+            outbox.tell_agency(report.id, report.agency_id, "report.transferred", event.id)
         photo_ids = [p.id for p in report.photos if p.event_id == event.id] if infos else []
         db.session.commit()
     except BaseException:
@@ -341,7 +349,7 @@ CLOSE_UNRATED_SQL = text("""
 WITH due AS (
     SELECT r.id FROM reports r
     WHERE r.status = 'resolved' AND r.resolved_at < now() - make_interval(days => :days)
-      AND NOT EXISTS (SELECT 1 FROM feedback f WHERE f.report_id = r.id)
+      AND NOT EXISTS (SELECT 1 FROM feedback f WHERE f.report_id = r.id AND f.created_at >= r.resolved_at)
     ORDER BY r.resolved_at LIMIT :limit
     FOR UPDATE SKIP LOCKED
 ), upd AS (

@@ -1,4 +1,4 @@
-"""Officers: diacritic-insensitive search, feedback once per report, the reporter's push URL.
+"""Officers: diacritic-insensitive search, feedback once per report, the reporter's push URL, overdue once per deadline.
 
 Revision ID: 0004
 Revises: 0003
@@ -31,9 +31,19 @@ def upgrade():
                     unique=False, postgresql_using='gin')
     op.add_column('report_contacts', sa.Column('notify_url', sa.Text(), nullable=True))
     op.create_unique_constraint('uq_feedback_once', 'feedback', ['report_id'])
+    # Overdue once per deadline, not once per report: a reopened report gets a new deadline.
+    op.drop_index('uq_report_events_once', table_name='report_events')
+    op.create_index('uq_report_events_once', 'report_events', ['report_id', 'type'], unique=True,
+                    postgresql_where=sa.text("type IN ('submitted', 'routed')"))
+    op.create_index('uq_report_events_overdue', 'report_events', ['report_id', sa.text("(data ->> 'due_epoch')")],
+                    unique=True, postgresql_where=sa.text("type = 'overdue'"))
 
 
 def downgrade():
+    op.drop_index('uq_report_events_overdue', table_name='report_events')
+    op.drop_index('uq_report_events_once', table_name='report_events')
+    op.create_index('uq_report_events_once', 'report_events', ['report_id', 'type'], unique=True,
+                    postgresql_where=sa.text("type IN ('submitted', 'routed', 'overdue')"))
     op.drop_constraint('uq_feedback_once', 'feedback', type_='unique')
     op.drop_column('report_contacts', 'notify_url')
     op.drop_index('ix_reports_search', table_name='reports', postgresql_using='gin')

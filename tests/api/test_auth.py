@@ -115,6 +115,16 @@ def test_failures_in_a_row_lock_the_account_even_for_the_right_password(client, 
     assert account("hepco.officer").failed_logins == 0 and account("hepco.officer").locked_until is None
 
 
+def test_an_unknown_username_locks_like_a_real_one(client, db_session, redis_conn, limits):
+    """A lockout must not tell which usernames exist."""
+    limits(LOGIN_MAX_FAILURES=3, LOGIN_LOCKOUT_MINUTES=10)
+    for name in ("nobody.here", "hepco.officer"):
+        answers = [login(client, name, "wrong-password") for _ in range(4)]
+        assert [a.status_code for a in answers] == [401, 401, 401, 429], name
+        assert answers[-1].get_json()["error"]["code"] == "account_locked"
+        assert 590 <= int(answers[-1].headers["Retry-After"]) <= 600
+
+
 def test_a_successful_log_in_resets_the_failure_count(client, db_session, redis_conn, limits):
     limits(LOGIN_MAX_FAILURES=3)
     for _ in range(2):

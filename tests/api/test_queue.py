@@ -243,6 +243,8 @@ def texts(db_session):
     ("cây", {"other"}),
     ("%", set()),  # LIKE's wildcards are literal
     ("_", set()),
+    ("％", set()),  # ... also in their full-width forms, which unaccent folds into them
+    ("＿", set()),
     ("nothing like it", set()),
 ])
 def test_search_with_or_without_diacritics(client, hepco, texts, q, expected):

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from hue_reports.extensions import db
-from hue_reports.models import Feedback, Photo, Report, ReportEvent
+from hue_reports.models import Account, Feedback, Photo, Report, ReportEvent
 from hue_reports.services import routing, workflow
 from tests.support import NOKIA, PHOTOS, multipart, new_report, post_report, staff_headers
 
@@ -178,7 +178,8 @@ def test_a_transfer_moves_the_ticket_to_the_other_agency_and_out_of_reach(client
     db.session.refresh(report)
     [event] = db.session.scalars(select(ReportEvent).where(ReportEvent.report_id == report.id,
                                                            ReportEvent.type == "transferred")).all()
-    assert event.data == {"from_agency": "HEPCO", "to_agency": "SXD"} and event.note.startswith("Hư hỏng")
+    assert event.data["from_agency"] == "HEPCO" and event.data["to_agency"] == "SXD"
+    assert event.note.startswith("Hư hỏng")
     assert client.get(f"/api/v1/agency/reports/{report.id}", headers=hepco).status_code == 404
     assert act(client, report, hepco, "acknowledge").status_code == 404
     assert act(client, report, staff_headers("sxd.officer"), "acknowledge").status_code == 200
@@ -334,3 +335,82 @@ def test_the_residents_own_photo_is_not_a_photo_of_the_fix(client, db_session):
     assert response.status_code == 422 and response.get_json()["error"]["code"] == "photo_already_attached"
     db.session.refresh(report)
     assert report.status == "in_progress"
+
+
+def test_a_transfer_takes_the_duplicates_along_and_tells_both_agencies(client, db_session):
+    """The old agency loses the report and its duplicates, and its feed says where they went; the new
+    agency gets them unacknowledged."""
+    from tests.support import CITADEL
+
+    original = new_report("uncollected_waste", submitted_at=datetime.now(timezone.utc) - timedelta(hours=1))
+    routing.route(original.id)
+    duplicate = new_report("uncollected_waste", lat=CITADEL[0] + 0.0001)
+    assert routing.route(duplicate.id).result == "duplicate"
+    db.session.refresh(original)
+    hepco = staff_headers("hepco.officer")
+    assert act(client, original, hepco, "acknowledge").status_code == 200
+    db.session.refresh(original)
+    assert act(client, original, hepco, "transfer", agency="SXD", reason="Không phải rác").status_code == 200
+    db.session.refresh(original)
+    db.session.refresh(duplicate)
+    assert original.acknowledged_at is None
+    assert duplicate.agency_id == original.agency_id != db.session.scalar(
+        select(Account.agency_id).where(Account.username == "hepco.officer"))
+    assert client.get(f"/api/v1/agency/reports/{duplicate.id}", headers=hepco).status_code == 404
+    feed = client.get("/api/v1/agency/events", headers=hepco).get_json()["events"]
+    assert [e["type"] for e in feed if e["report"]["id"] == original.id][-1] == "transferred"
+
+
+def test_a_dispatcher_closes_a_fix_early_an_agency_cannot(client, db_session):
+    report, _ = _resolved_with_reporter(client)
+    refused = act(client, report, staff_headers("hepco.officer"), "close")
+    assert refused.status_code == 409
+    assert act(client, report, staff_headers("ioc"), "close").status_code == 200
+
+
+def test_a_fix_reopened_by_its_rating_and_resolved_again_still_closes_unrated(client, db_session, app):
+    report, token = _resolved_with_reporter(client)
+    assert client.post(f"/api/v1/reports/{report.id}/feedback", json={"rating": 1},
+                       headers={"X-Tracking-Token": token}).status_code == 201
+    db.session.refresh(report)
+    assert resolve(client, report, staff_headers("hepco.officer"),
+                   photos=[((PHOTOS / "jpg/orientation/landscape_5.jpg").read_bytes(), "again.jpg")]
+                   ).status_code == 200
+    days = app.config["FEEDBACK_DAYS"]
+    db.session.execute(Report.__table__.update().where(Report.id == report.id).values(
+        resolved_at=datetime.now(timezone.utc) - timedelta(days=days, hours=1)))
+    db.session.execute(Feedback.__table__.update().where(Feedback.report_id == report.id).values(
+        created_at=datetime.now(timezone.utc) - timedelta(days=days + 2)))  # (rated the first fix)
+    assert workflow.close_unrated() == 1
+    db.session.refresh(report)
+    assert report.status == "closed"
+
+
+def test_bad_bodies_are_4xx_never_500(client, db_session):
+    report = routed_report()
+    hepco = staff_headers("hepco.officer")
+    url = f"/api/v1/reports/{report.id}/transitions"
+    headers = {**hepco, "If-Match": f'"{report.version}"', "Content-Type": "application/json"}
+    for body, status in (("[" * 30_000, 400), ("{", 400), ("[1, 2]", 422), ('{"action": "transfer", '
+                         '"agency": "S\\u0000XD", "reason": "x"}', 422), ("x" * 70_000, 413)):
+        response = client.post(url, data=body, headers=headers)
+        assert response.status_code == status, (body[:30], response.get_json())
+    db.session.refresh(report)
+    assert report.status == "routed"
+
+
+def test_overdue_is_flagged_once_per_deadline(db_session):
+    from hue_reports.services import outbox
+
+    report = routed_report()
+    past = datetime.now(timezone.utc) - timedelta(hours=1)
+    db.session.execute(Report.__table__.update().where(Report.id == report.id).values(due_at=past))
+    assert outbox.flag_overdue()[0] == 1
+    assert outbox.flag_overdue()[0] == 0
+    # Reopened with a fresh deadline, which passes too: flagged again, once.
+    db.session.execute(Report.__table__.update().where(Report.id == report.id).values(
+        due_at=past + timedelta(minutes=30)))
+    assert outbox.flag_overdue()[0] == 1
+    assert outbox.flag_overdue()[0] == 0
+    assert len(db.session.scalars(select(ReportEvent).where(ReportEvent.report_id == report.id,
+                                                            ReportEvent.type == "overdue")).all()) == 2

@@ -46,9 +46,16 @@ def test_a_notify_url_outside_the_allowed_prefixes_is_refused(make_app, db_sessi
     closed = make_app(NOTIFY_URL_PREFIXES=None).test_client()
     response = post_report(closed, notify_url="http://127.0.0.1:6379/")  # e.g. the server's own Redis
     assert response.status_code == 422 and "notify_url" in response.get_json()["error"]["fields"]
-    allowed = make_app(NOTIFY_URL_PREFIXES=["https://push.example.vn/"]).test_client()
-    assert post_report(allowed, notify_url="https://push.example.vn.evil.test/x").status_code == 422
-    assert post_report(allowed, notify_url="https://push.example.vn/device/abc").status_code == 201
+    for prefix in ("https://push.example.vn/", "https://push.example.vn"):  # with or without the slash
+        allowed = make_app(NOTIFY_URL_PREFIXES=[prefix]).test_client()
+        for bypass in ("https://push.example.vn.evil.test/x", "https://push.example.vn@evil.test/x",
+                       "https://user:pw@push.example.vn/x", "https://push.example.vn:6379/x",
+                       "http://push.example.vn/x", "https://push.example.vnx/x", "https://push.example.vn/\x00",
+                       "https://push.example.vn\\@evil.test/"):
+            response = post_report(allowed, notify_url=bypass)
+            assert response.status_code == 422, (prefix, bypass)
+        assert post_report(allowed, notify_url="https://push.example.vn/device/abc").status_code == 201
+        assert post_report(allowed, notify_url="https://PUSH.example.vn:443/device/abc").status_code == 201
 
 
 def test_status_changes_reach_the_reporter_and_the_duplicates_reporter(make_app, committed, redis_conn, gateway):
