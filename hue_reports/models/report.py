@@ -93,6 +93,10 @@ class Report(Timestamps, Base):
         # function: lower(unaccent(text)), immutable).
         Index("ix_reports_search", func.hue_search_key(literal_column("description")).label("search_key"),
               postgresql_using="gin", postgresql_ops={"search_key": "gin_trgm_ops"}),
+        Index("ix_reports_search_address", func.hue_search_key(literal_column("address")).label("address_key"),
+              postgresql_using="gin", postgresql_ops={"address_key": "gin_trgm_ops"}),
+        Index("ix_reports_search_code", func.hue_search_key(literal_column("public_code")).label("code_key"),
+              postgresql_using="gin", postgresql_ops={"code_key": "gin_trgm_ops"}),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)

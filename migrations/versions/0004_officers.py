@@ -27,8 +27,10 @@ def upgrade():
     op.execute("CREATE EXTENSION IF NOT EXISTS unaccent WITH SCHEMA public")
     op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm WITH SCHEMA public")
     op.execute(SEARCH_KEY)
-    op.create_index('ix_reports_search', 'reports', [sa.text('hue_search_key(description) gin_trgm_ops')],
-                    unique=False, postgresql_using='gin')
+    for name, column in (('ix_reports_search', 'description'), ('ix_reports_search_address', 'address'),
+                         ('ix_reports_search_code', 'public_code')):
+        op.create_index(name, 'reports', [sa.text(f'hue_search_key({column}) gin_trgm_ops')], unique=False,
+                        postgresql_using='gin')
     op.add_column('report_contacts', sa.Column('notify_url', sa.Text(), nullable=True))
     op.create_unique_constraint('uq_feedback_once', 'feedback', ['report_id'])
     # Overdue once per deadline, not once per report: a reopened report gets a new deadline.
@@ -46,6 +48,7 @@ def downgrade():
                     postgresql_where=sa.text("type IN ('submitted', 'routed', 'overdue')"))
     op.drop_constraint('uq_feedback_once', 'feedback', type_='unique')
     op.drop_column('report_contacts', 'notify_url')
-    op.drop_index('ix_reports_search', table_name='reports', postgresql_using='gin')
+    for name in ('ix_reports_search', 'ix_reports_search_address', 'ix_reports_search_code'):
+        op.drop_index(name, table_name='reports', postgresql_using='gin')
     op.execute("DROP FUNCTION hue_search_key(text)")
     # (the extensions stay: other objects may use them)

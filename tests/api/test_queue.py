@@ -259,13 +259,15 @@ def test_search_finds_a_public_code(client, hepco, texts):
     assert codes(ok(client, hepco, q=code[-6:].lower())) == [code]
 
 
-def test_the_search_index_can_serve_the_description_part(db_session):
-    """The description arm is the very expression of ix_reports_search (hue_search_key(description))."""
+def test_the_search_indexes_serve_the_whole_search(db_session):
+    """Each arm of the search (description, address, code) is the very expression of a trigram index, so
+    the OR of them can be served by the indexes (a bitmap OR) instead of reading every report."""
     db.session.execute(text("SET LOCAL enable_seqscan = off"))
-    stmt = select(Report.id).where(queue.description_matches("duong"))
+    stmt = select(Report.id).where(queue.search_condition("duong"))
     sql = str(stmt.compile(dialect=db.engine.dialect, compile_kwargs={"literal_binds": True}))
     plan = "\n".join(db.session.connection().exec_driver_sql("EXPLAIN " + sql).scalars())
-    assert "ix_reports_search" in plan, plan
+    for index in ("ix_reports_search ", "ix_reports_search_address", "ix_reports_search_code"):
+        assert index in plan, plan
 
 
 # --- order and pages --------------------------------------------------------------------------------------
