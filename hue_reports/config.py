@@ -103,6 +103,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("FEEDBACK_DAYS", "7",
             "Days after resolution in which the reporter may rate the fix (a 1 or 2 reopens it); then it closes.",
             int),
+    Setting("PUBLIC_CLUSTER_BELOW_ZOOM", "14",
+            "The public map data answers clusters (counts by status per grid cell) below this zoom.", int),
     Setting("WEBHOOK_TIMEOUT_SECONDS", "10", "Timeout of one webhook delivery attempt.", int),
     Setting("WEBHOOK_RETRY_HOURS", "24", "How long a webhook message is retried (exponential backoff).", int),
     Setting("WORKER_CLASS", "simple",

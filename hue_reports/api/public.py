@@ -2,23 +2,64 @@
 
 from __future__ import annotations
 
+from flask import jsonify, make_response, request
 from flask_smorest import Blueprint
+from werkzeug.datastructures import MultiDict
 
+from ..schemas.queue import load_query
+from ..schemas.report import EventSchema, ReportSchema
+from ..services import public, reports
 from . import not_yet
+from .officers import _int_arg
 
 blp = Blueprint("public", __name__, url_prefix="", description="Public: map data and metrics")
 
 
+MAP_FILTERS = ("status", "category", "agency", "ward", "from", "to", "overdue")
+
+
+def _cacheable(body: dict, max_age: int = 60):
+    """A public answer a CDN can hold: an ETag of its content, Cache-Control, and 304 when unchanged."""
+    response = make_response(jsonify(body))
+    response.add_etag()
+    response.headers["Cache-Control"] = f"public, max-age={max_age}"
+    return response.make_conditional(request)
+
+
 @blp.route("/api/v1/public/reports")
+@blp.doc(parameters=[
+    {"in": "query", "name": "bbox", "schema": {"type": "string"}, "description": "minLon,minLat,maxLon,maxLat"},
+    {"in": "query", "name": "zoom", "schema": {"type": "integer", "minimum": 0, "maximum": 22},
+     "description": "the map's zoom: below PUBLIC_CLUSTER_BELOW_ZOOM the answer is clusters"},
+    {"in": "query", "name": "cursor", "schema": {"type": "string"}},
+    {"in": "query", "name": "limit", "schema": {"type": "integer", "minimum": 1, "maximum": public.FEATURES_MAX}},
+    *({"in": "query", "name": name, "schema": {"type": "string"}} for name in MAP_FILTERS)])
 def public_reports():
-    """Reports in a bounding box, as GeoJSON."""
-    raise not_yet("public report map data")
+    """Reports as a GeoJSON FeatureCollection (points, at most 5,000 a page with a cursor), or clusters
+    (counts by status per grid cell) below a zoom level. Filters: status, category, agency, ward, from, to,
+    overdue. No personal data."""
+    filters = MultiDict([(k, v) for k, v in request.args.items(multi=True) if k in MAP_FILTERS])
+    args = load_query(filters)
+    bbox = public.parse_bbox(request.args.get("bbox"))
+    zoom = _int_arg("zoom", None, 0, 22)
+    if zoom is not None and zoom < public.cluster_below_zoom():
+        return _cacheable(public.clusters(args, bbox, zoom))
+    cursor = _int_arg("cursor", 0, 0, 2**63 - 1)
+    limit = _int_arg("limit", public.FEATURES_MAX, 1, public.FEATURES_MAX)
+    return _cacheable(public.features(args, bbox, cursor, limit))
 
 
 @blp.route("/api/v1/public/reports/<report_id>")
 def public_report(report_id: str):
-    """One report's public page data."""
-    raise not_yet("public report page data")
+    """One report's public page: its public view, its public timeline, and the resolution photos beside
+    the resident's."""
+    report = reports.find(report_id)
+    body = ReportSchema().dump(report)
+    photos = body.pop("photos")
+    body["photos"] = [p for p in photos if p["kind"] == "evidence"]
+    body["resolution_photos"] = [p for p in photos if p["kind"] == "resolution"]
+    body["events"] = EventSchema(many=True).dump(reports.public_events(report))
+    return _cacheable(body, max_age=30)
 
 
 @blp.route("/api/v1/public/tiles/<int:z>/<int:x>/<int:y>.mvt")

@@ -10,7 +10,7 @@ from sqlalchemy import func, select, text
 
 from hue_reports.extensions import db
 from hue_reports.models import IdempotencyKey, Photo, Report
-from tests.support import NOKIA, PHOTOS, photo_with_gps, post_report
+from tests.support import NOKIA, PHOTOS, away_from_window_edge, photo_with_gps, post_report
 
 
 def _count(session, model) -> int:
@@ -202,6 +202,7 @@ def test_after_a_secret_rotation_a_replay_never_hands_out_a_dead_token(make_app,
 
 def test_submissions_are_rate_limited_per_ip(make_app, db_session, redis_conn):
     app = make_app(RATE_LIMIT_PER_MINUTE=2, RATE_LIMIT_PER_DAY=100)
+    away_from_window_edge()
     client = app.test_client()
     ip = {"REMOTE_ADDR": "203.0.113.7"}
     codes = [post_report(client, environ_base=ip, headers={"Idempotency-Key": f"rl-{n}-0123456789abcdef"}).status_code
@@ -219,6 +220,7 @@ def test_submissions_are_rate_limited_per_ip(make_app, db_session, redis_conn):
 
 def test_submissions_are_rate_limited_per_device_across_ips(make_app, db_session, redis_conn):
     app = make_app(RATE_LIMIT_PER_MINUTE=1, RATE_LIMIT_PER_DAY=100)
+    away_from_window_edge()
     client = app.test_client()
     first = post_report(client, environ_base={"REMOTE_ADDR": "198.51.100.1"}, device_id="roaming-phone")
     second = post_report(client, environ_base={"REMOTE_ADDR": "198.51.100.2"}, device_id="roaming-phone")
@@ -247,6 +249,7 @@ def test_with_redis_down_a_report_is_still_accepted(make_app, db_session):
 def test_behind_a_trusted_proxy_the_forwarded_address_is_the_client(make_app, db_session, redis_conn):
     """With PROXY_FIX_X_FOR=1 the limit applies to the resident's address, not to the proxy's."""
     app = make_app(RATE_LIMIT_PER_MINUTE=1, RATE_LIMIT_PER_DAY=100, PROXY_FIX_X_FOR=1)
+    away_from_window_edge()
     client = app.test_client()
     proxy = {"REMOTE_ADDR": "10.0.0.2"}
     first = post_report(client, environ_base=proxy, headers={"X-Forwarded-For": "203.0.113.50"})
@@ -258,6 +261,7 @@ def test_behind_a_trusted_proxy_the_forwarded_address_is_the_client(make_app, db
 def test_without_a_trusted_proxy_a_forwarded_header_is_ignored(make_app, db_session, redis_conn):
     """A client cannot dodge the limit by inventing X-Forwarded-For."""
     app = make_app(RATE_LIMIT_PER_MINUTE=1, RATE_LIMIT_PER_DAY=100)
+    away_from_window_edge()
     client = app.test_client()
     ip = {"REMOTE_ADDR": "198.51.100.77"}
     assert post_report(client, environ_base=ip, headers={"X-Forwarded-For": "1.1.1.1"}).status_code == 201

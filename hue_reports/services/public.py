@@ -1,0 +1,146 @@
+"""Public map data: reports in a bounding box as GeoJSON points, or clustered below a zoom level.
+
+No personal data: no reporter field, no description (a resident may write a name or a phone number in
+it; the report's own public page shows it), no original photo, only the derivative thumbnail.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from flask import current_app, url_for
+from sqlalchemy import Float, func, literal_column, select
+from sqlalchemy.orm import aliased
+
+from ..errors import ApiError
+from ..extensions import db
+from ..models import OPEN_STATUSES, OVERDUE_LABEL, SRID, STATUS_LABELS, AdminArea, Agency, Category, Report
+from . import queue
+
+FEATURES_MAX = 5000
+# Below this zoom a map shows clusters; a cluster cell is a quarter of a web-map tile at that zoom.
+CLUSTER_CELLS_PER_TILE = 4
+
+
+def _invalid(field: str, message: str, message_vi: str) -> ApiError:
+    return ApiError(422, "validation_error", message, message_vi=message_vi, fields={field: [message]})
+
+
+def parse_bbox(raw: str | None) -> tuple[float, float, float, float] | None:
+    """minLon,minLat,maxLon,maxLat in WGS84."""
+    if raw is None:
+        return None
+    parts = raw.split(",")
+    try:
+        values = tuple(float(p) for p in parts)
+    except ValueError:
+        values = ()
+    if len(values) != 4 or any(v != v or v in (float("inf"), float("-inf")) for v in values):
+        raise _invalid("bbox", "bbox is minLon,minLat,maxLon,maxLat (four numbers).",
+                       "bbox gồm 4 số: minLon,minLat,maxLon,maxLat.")
+    min_lon, min_lat, max_lon, max_lat = values
+    if not (-180 <= min_lon < max_lon <= 180 and -90 <= min_lat < max_lat <= 90):
+        raise _invalid("bbox", "bbox must have min < max, longitudes in [-180, 180], latitudes in [-90, 90].",
+                       "bbox không hợp lệ.")
+    return values  # type: ignore[return-value]
+
+
+def _where(args: dict, bbox, now: datetime) -> list:
+    codes = queue._resolve_codes(args)
+    conditions = [Report.location.is_not(None)]
+    if codes.agency_id is not None:
+        conditions.append(Report.agency_id == codes.agency_id)
+    conditions += queue._filters(args, codes, now)
+    if args.get("status"):
+        conditions.append(Report.status.in_(args["status"]))
+    if bbox is not None:
+        conditions.append(Report.location.intersects(func.ST_MakeEnvelope(*bbox, SRID)))
+    return conditions
+
+
+def features(args: dict, bbox, cursor: int, limit: int, now: datetime | None = None) -> dict[str, Any]:
+    """A GeoJSON FeatureCollection of the reports, by id after `cursor`, at most `limit`."""
+    now = now or datetime.now(timezone.utc)
+    ward = aliased(AdminArea)
+    thumb = queue._thumb_photo_id().label("thumb_id")
+    stmt = (select(Report.id, Report.public_code, Report.status, Report.due_at, Report.submitted_at,
+                   Report.routed_at, Report.resolved_at, Report.supporters,
+                   func.ST_X(Report.location, type_=Float).label("lon"),
+                   func.ST_Y(Report.location, type_=Float).label("lat"),
+                   Category.code.label("category_code"), Category.name.label("category_vi"),
+                   Category.name_en.label("category_en"), Agency.code.label("agency_code"),
+                   Agency.name.label("agency_vi"), Agency.name_en.label("agency_en"),
+                   ward.code.label("ward_code"), ward.name.label("ward_vi"), ward.name_en.label("ward_en"), thumb)
+            .join(Category, Category.id == Report.category_id)
+            .outerjoin(Agency, Agency.id == Report.agency_id)
+            .outerjoin(ward, ward.id == Report.ward_id)
+            .where(*_where(args, bbox, now), Report.id > cursor)
+            .order_by(Report.id).limit(limit + 1))
+    rows = db.session.execute(stmt).mappings().all()
+    page = rows[:limit]
+    overdue_statuses = set(OPEN_STATUSES)
+    items = []
+    for r in page:
+        overdue = r["due_at"] is not None and r["status"] in overdue_statuses and r["due_at"] < now
+        items.append({"type": "Feature", "id": r["id"],
+                      "geometry": {"type": "Point", "coordinates": [r["lon"], r["lat"]]},
+                      "properties": {
+                          "code": r["public_code"],
+                          "category": {"code": r["category_code"],
+                                       "name": {"vi": r["category_vi"], "en": r["category_en"]}},
+                          "status": r["status"], "status_label": STATUS_LABELS[r["status"]],
+                          "overdue": overdue, "overdue_label": OVERDUE_LABEL if overdue else None,
+                          "created_at": _iso(r["submitted_at"]), "routed_at": _iso(r["routed_at"]),
+                          "resolved_at": _iso(r["resolved_at"]), "due_at": _iso(r["due_at"]),
+                          "agency": r["agency_code"] and {"code": r["agency_code"],
+                                                          "name": {"vi": r["agency_vi"], "en": r["agency_en"]}},
+                          "ward": r["ward_code"] and {"code": r["ward_code"], "name": r["ward_vi"],
+                                                      "name_en": r["ward_en"]},
+                          "thumbnail_url": r["thumb_id"] and url_for("photos.photo", photo_id=r["thumb_id"],
+                                                                     size="thumb"),
+                          "supporters": r["supporters"],
+                          "url": url_for("public.public_report", report_id=r["public_code"]),
+                      }})
+    has_more = len(rows) > limit
+    return {"type": "FeatureCollection", "features": items, "count": len(items), "has_more": has_more,
+            "next_cursor": str(page[-1]["id"]) if has_more else None}
+
+
+def clusters(args: dict, bbox, zoom: int, now: datetime | None = None) -> dict[str, Any]:
+    """Counts by status per grid cell (a quarter of a map tile at `zoom`), computed in PostGIS."""
+    now = now or datetime.now(timezone.utc)
+    cell = 360.0 / (2 ** zoom) / CLUSTER_CELLS_PER_TILE
+    snapped = func.ST_SnapToGrid(Report.location, cell)
+    stmt = (select(func.ST_X(snapped, type_=Float).label("cx"), func.ST_Y(snapped, type_=Float).label("cy"),
+                   Report.status, func.count().label("n"),
+                   func.avg(func.ST_X(Report.location, type_=Float)).label("lon"),
+                   func.avg(func.ST_Y(Report.location, type_=Float)).label("lat"))
+            .where(*_where(args, bbox, now))
+            .group_by(literal_column("cx"), literal_column("cy"), Report.status))
+    cells: dict[tuple[float, float], dict] = {}
+    for row in db.session.execute(stmt).mappings():
+        key = (row["cx"], row["cy"])
+        entry = cells.setdefault(key, {"count": 0, "by_status": {}, "lon_sum": 0.0, "lat_sum": 0.0})
+        entry["count"] += row["n"]
+        entry["by_status"][row["status"]] = row["n"]
+        entry["lon_sum"] += row["lon"] * row["n"]
+        entry["lat_sum"] += row["lat"] * row["n"]
+    out = []
+    for (cx, cy), entry in sorted(cells.items()):
+        n = entry["count"]
+        out.append({"type": "Feature", "geometry": {"type": "Point", "coordinates": [
+                        round(entry["lon_sum"] / n, 6), round(entry["lat_sum"] / n, 6)]},
+                    "properties": {"cluster": True, "count": n, "by_status": entry["by_status"],
+                                   "cell": [cx, cy], "cell_size_deg": cell}})
+    return {"type": "FeatureCollection", "features": out, "count": len(out), "clustered": True, "zoom": zoom,
+            "total": sum(f["properties"]["count"] for f in out)}
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def cluster_below_zoom() -> int:
+    return current_app.config["PUBLIC_CLUSTER_BELOW_ZOOM"]
+
