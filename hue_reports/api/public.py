@@ -64,8 +64,20 @@ def public_report(report_id: str):
 
 @blp.route("/api/v1/public/tiles/<int:z>/<int:x>/<int:y>.mvt")
 def tile(z: int, x: int, y: int):
-    """A Mapbox vector tile of reports."""
-    raise not_yet("vector tiles")
+    """A Mapbox vector tile of the reports: points (layer `reports`) at high zoom, clusters (layer
+    `clusters`) below PUBLIC_CLUSTER_BELOW_ZOOM; 204 for an empty tile. Same filters as the map data."""
+    public.check_tile(z, x, y)
+    filters = MultiDict([(k, v) for k, v in request.args.items(multi=True) if k in MAP_FILTERS])
+    data = public.tile(z, x, y, load_query(filters))
+    if not data:
+        response = make_response("", 204)
+        response.headers["Cache-Control"] = "public, max-age=60"
+        return response
+    response = make_response(data)
+    response.mimetype = "application/vnd.mapbox-vector-tile"
+    response.add_etag()
+    response.headers["Cache-Control"] = "public, max-age=60"
+    return response.make_conditional(request)
 
 
 @blp.route("/api/v1/public/metrics")

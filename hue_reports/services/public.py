@@ -144,3 +144,47 @@ def _iso(value: datetime | None) -> str | None:
 def cluster_below_zoom() -> int:
     return current_app.config["PUBLIC_CLUSTER_BELOW_ZOOM"]
 
+
+
+# Vector tiles: Mapbox Vector Tiles made by PostGIS (ST_AsMVT) in web-mercator tile coordinates.
+WEB_MERCATOR = 3857
+TILE_EXTENT = 4096
+WORLD_M = 40075016.68557849
+CLUSTER_CELLS_PER_TILE_SIDE = 16
+TILE_FEATURES_MAX = 20000
+
+
+def tile(z: int, x: int, y: int, args: dict, now: datetime | None = None) -> bytes:
+    """One tile: points (layer `reports`: code, status, category, overdue) from PUBLIC_CLUSTER_BELOW_ZOOM on,
+    clusters below it (layer `clusters`: count, open, overdue per cell of 1/16 of the tile's side). An
+    empty tile is b"" (the index answers that at once)."""
+    now = now or datetime.now(timezone.utc)
+    envelope = func.ST_TileEnvelope(z, x, y)
+    in_tile = Report.location.op("&&")(func.ST_Transform(envelope, SRID))
+    where = [*_where(args, None, now), in_tile]
+    projected = func.ST_Transform(Report.location, WEB_MERCATOR)
+    open_ = Report.status.in_(OPEN_STATUSES)
+    overdue = open_ & Report.due_at.is_not(None) & (Report.due_at < now)
+    if z >= cluster_below_zoom():
+        layer = "reports"
+        rows = (select(func.ST_AsMVTGeom(projected, envelope, TILE_EXTENT).label("geom"),
+                       Report.public_code.label("code"), Report.status.label("status"),
+                       Category.code.label("category"), overdue.label("overdue"))
+                .join(Category, Category.id == Report.category_id)
+                .where(*where).order_by(Report.id).limit(TILE_FEATURES_MAX))
+    else:
+        layer = "clusters"
+        cell = WORLD_M / 2 ** z / CLUSTER_CELLS_PER_TILE_SIDE
+        rows = (select(func.ST_AsMVTGeom(func.ST_Centroid(func.ST_Collect(projected)), envelope, TILE_EXTENT)
+                       .label("geom"), func.count().label("count"),
+                       func.count().filter(open_).label("open"), func.count().filter(overdue).label("overdue"))
+                .where(*where).group_by(func.ST_SnapToGrid(projected, cell)))
+    t = rows.subquery("t")
+    data = db.session.scalar(select(func.ST_AsMVT(literal_column("t"), layer, TILE_EXTENT, "geom")).select_from(t))
+    return bytes(data or b"")
+
+
+def check_tile(z: int, x: int, y: int) -> None:
+    if not (0 <= z <= 22 and 0 <= x < 2 ** z and 0 <= y < 2 ** z):
+        raise ApiError(404, "tile_not_found", "No such tile (zoom 0-22, x and y within the zoom's grid).",
+                       message_vi="Không có ô bản đồ này.")

@@ -147,3 +147,40 @@ def test_no_personal_data_in_the_map_data(client, db_session):
     assert answer["code"] in text
     for secret in (*REPORTER.values(), "+84977111333", "0977111333"):
         assert secret not in text
+
+
+def tile_of(lat: float, lon: float, z: int) -> tuple[int, int]:
+    """The web-map tile (x, y) holding a point, computed here independently of PostGIS."""
+    import math
+
+    n = 2 ** z
+    x = int((lon + 180) / 360 * n)
+    y = int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n)
+    return x, y
+
+
+def test_a_street_level_tile_holds_the_points_in_it(client, mapped, app):
+    z = app.config["PUBLIC_CLUSTER_BELOW_ZOOM"] + 2
+    x, y = tile_of(*INSIDE[0], z)
+    response = client.get(f"/api/v1/public/tiles/{z}/{x}/{y}.mvt")
+    assert response.status_code == 200
+    assert response.mimetype == "application/vnd.mapbox-vector-tile"
+    data = response.data
+    assert b"reports" in data and mapped["in0"].public_code.encode() in data
+    assert mapped["out"].public_code.encode() not in data  # another tile's report
+    assert response.headers["ETag"] and response.headers["Cache-Control"].startswith("public")
+    again = client.get(f"/api/v1/public/tiles/{z}/{x}/{y}.mvt", headers={"If-None-Match": response.headers["ETag"]})
+    assert again.status_code == 304
+
+
+def test_a_city_tile_at_low_zoom_holds_clusters_and_an_empty_tile_is_204(client, mapped, app):
+    z = app.config["PUBLIC_CLUSTER_BELOW_ZOOM"] - 4
+    x, y = tile_of(*INSIDE[0], z)
+    response = client.get(f"/api/v1/public/tiles/{z}/{x}/{y}.mvt")
+    assert response.status_code == 200
+    assert b"clusters" in response.data and b"count" in response.data
+    assert mapped["in0"].public_code.encode() not in response.data  # clusters carry no codes
+    empty = client.get(f"/api/v1/public/tiles/{z}/0/0.mvt")  # the Arctic Ocean
+    assert empty.status_code == 204 and empty.data == b""
+    for bad in ("23/0/0", f"{z}/{2 ** z}/0", f"{z}/0/{2 ** z}"):
+        assert client.get(f"/api/v1/public/tiles/{bad}.mvt").status_code == 404
