@@ -6,6 +6,7 @@ from flask import jsonify, make_response, request
 from flask_smorest import Blueprint
 from werkzeug.datastructures import MultiDict
 
+from ..errors import ApiError
 from ..schemas.queue import load_query
 from ..schemas.report import EventSchema, ReportSchema
 from ..services import public, reports
@@ -41,11 +42,14 @@ def public_reports():
     filters = MultiDict([(k, v) for k, v in request.args.items(multi=True) if k in MAP_FILTERS])
     args = load_query(filters)
     bbox = public.parse_bbox(request.args.get("bbox"))
-    zoom = _int_arg("zoom", None, 0, 22)
-    if zoom is not None and zoom < public.cluster_below_zoom():
-        return _cacheable(public.clusters(args, bbox, zoom))
+    zoom = public.parse_zoom(request.args.get("zoom"))
     cursor = _int_arg("cursor", 0, 0, 2**63 - 1)
     limit = _int_arg("limit", public.FEATURES_MAX, 1, public.FEATURES_MAX)
+    if zoom is not None and zoom < public.cluster_below_zoom():
+        if bbox is None:
+            raise ApiError(422, "validation_error", "Clusters are for a map view: send its bbox.",
+                           message_vi="Cần bbox của vùng bản đồ.", fields={"bbox": ["Required with a low zoom."]})
+        return _cacheable(public.clusters(args, bbox, zoom))
     return _cacheable(public.features(args, bbox, cursor, limit))
 
 

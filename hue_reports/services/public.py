@@ -39,11 +39,27 @@ def parse_bbox(raw: str | None) -> tuple[float, float, float, float] | None:
     if len(values) != 4 or any(v != v or v in (float("inf"), float("-inf")) for v in values):
         raise _invalid("bbox", "bbox is minLon,minLat,maxLon,maxLat (four numbers).",
                        "bbox gồm 4 số: minLon,minLat,maxLon,maxLat.")
-    min_lon, min_lat, max_lon, max_lat = values
-    if not (-180 <= min_lon < max_lon <= 180 and -90 <= min_lat < max_lat <= 90):
-        raise _invalid("bbox", "bbox must have min < max, longitudes in [-180, 180], latitudes in [-90, 90].",
+    # Map clients send unwrapped longitudes at low zoom (-200..200): clamp to the world.
+    min_lon, max_lon = max(values[0], -180.0), min(values[2], 180.0)
+    min_lat, max_lat = max(values[1], -90.0), min(values[3], 90.0)
+    values = (min_lon, min_lat, max_lon, max_lat)
+    if not (min_lon < max_lon and min_lat < max_lat):
+        raise _invalid("bbox", "bbox must have min < max (a box crossing the antimeridian: two requests).",
                        "bbox không hợp lệ.")
     return values  # type: ignore[return-value]
+
+
+def parse_zoom(raw: str | None) -> int | None:
+    """A map's zoom, 0 to 22; fractional zooms (MapLibre) are floored."""
+    if raw is None or raw == "":
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not 0 <= value <= 22:
+        raise _invalid("zoom", "zoom is a number from 0 to 22.", "zoom là số từ 0 đến 22.")
+    return int(value)
 
 
 def _where(args: dict, bbox, now: datetime) -> list:
@@ -54,6 +70,8 @@ def _where(args: dict, bbox, now: datetime) -> list:
     conditions += queue._filters(args, codes, now)
     if args.get("status"):
         conditions.append(Report.status.in_(args["status"]))
+    else:  # a duplicate is already counted in its original's supporters: not a second point on the map
+        conditions.append(Report.status != "duplicate")
     if bbox is not None:
         conditions.append(Report.location.intersects(func.ST_MakeEnvelope(*bbox, SRID)))
     return conditions
@@ -111,13 +129,16 @@ def clusters(args: dict, bbox, zoom: int, now: datetime | None = None) -> dict[s
     """Counts by status per grid cell (a quarter of a map tile at `zoom`), computed in PostGIS."""
     now = now or datetime.now(timezone.utc)
     cell = 360.0 / (2 ** zoom) / CLUSTER_CELLS_PER_TILE
-    snapped = func.ST_SnapToGrid(Report.location, cell)
+    # Grid points at half a cell from the origin: cell borders fall on multiples of the cell size (the
+    # tile borders in longitude), so a cluster is not cut in two at every tile seam.
+    snapped = func.ST_SnapToGrid(Report.location, cell / 2, cell / 2, cell, cell)
     stmt = (select(func.ST_X(snapped, type_=Float).label("cx"), func.ST_Y(snapped, type_=Float).label("cy"),
                    Report.status, func.count().label("n"),
                    func.avg(func.ST_X(Report.location, type_=Float)).label("lon"),
                    func.avg(func.ST_Y(Report.location, type_=Float)).label("lat"))
             .where(*_where(args, bbox, now))
-            .group_by(literal_column("cx"), literal_column("cy"), Report.status))
+            .group_by(literal_column("cx"), literal_column("cy"), Report.status)
+            .order_by(literal_column("cx"), literal_column("cy"), Report.status))  # (a stable ETag)
     cells: dict[tuple[float, float], dict] = {}
     for row in db.session.execute(stmt).mappings():
         key = (row["cx"], row["cy"])
@@ -160,7 +181,9 @@ def tile(z: int, x: int, y: int, args: dict, now: datetime | None = None) -> byt
     empty tile is b"" (the index answers that at once)."""
     now = now or datetime.now(timezone.utc)
     envelope = func.ST_TileEnvelope(z, x, y)
-    in_tile = Report.location.op("&&")(func.ST_Transform(envelope, SRID))
+    # Points within the tile's buffer too (ST_AsMVTGeom keeps 256/4096 of it), so markers are not cut at seams.
+    buffered = func.ST_TileEnvelope(z, x, y, literal_column("margin => 0.0625"))
+    in_tile = Report.location.op("&&")(func.ST_Transform(buffered, SRID))
     where = [*_where(args, None, now), in_tile]
     projected = func.ST_Transform(Report.location, WEB_MERCATOR)
     open_ = Report.status.in_(OPEN_STATUSES)
@@ -171,14 +194,18 @@ def tile(z: int, x: int, y: int, args: dict, now: datetime | None = None) -> byt
                        Report.public_code.label("code"), Report.status.label("status"),
                        Category.code.label("category"), overdue.label("overdue"))
                 .join(Category, Category.id == Report.category_id)
-                .where(*where).order_by(Report.id).limit(TILE_FEATURES_MAX))
+                # Over the cap, the open reports and the newest are kept.
+                .where(*where).order_by(open_.desc(), Report.id.desc()).limit(TILE_FEATURES_MAX))
     else:
         layer = "clusters"
         cell = WORLD_M / 2 ** z / CLUSTER_CELLS_PER_TILE_SIDE
-        rows = (select(func.ST_AsMVTGeom(func.ST_Centroid(func.ST_Collect(projected)), envelope, TILE_EXTENT)
-                       .label("geom"), func.count().label("count"),
+        key = func.ST_SnapToGrid(projected, cell / 2, cell / 2, cell, cell)  # cells never cross a tile seam
+        centre = func.ST_SetSRID(func.ST_MakePoint(func.avg(func.ST_X(projected)), func.avg(func.ST_Y(projected))),
+                                 WEB_MERCATOR)
+        rows = (select(func.ST_AsMVTGeom(centre, envelope, TILE_EXTENT).label("geom"), func.count().label("count"),
                        func.count().filter(open_).label("open"), func.count().filter(overdue).label("overdue"))
-                .where(*where).group_by(func.ST_SnapToGrid(projected, cell)))
+                .where(*where, Report.location.op("&&")(func.ST_Transform(envelope, SRID)))
+                .group_by(key).order_by(key))
     t = rows.subquery("t")
     data = db.session.scalar(select(func.ST_AsMVT(literal_column("t"), layer, TILE_EXTENT, "geom")).select_from(t))
     return bytes(data or b"")

@@ -32,7 +32,7 @@ from decimal import Decimal
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from ..extensions import db
 from ..models import OPEN_STATUSES
@@ -206,7 +206,7 @@ def route_in_transaction(report_id: int, *, detect_duplicates: bool = True,
         raise RuntimeError("no city is loaded (flask seed)")
     ward_id = row["ward_id"]
     if ward_id is None:
-        ward_id = session.scalar(areas.location_columns(city, row["lon"], row["lat"])[1].select())
+        ward_id = session.scalar(select(areas.location_columns(city, row["lon"], row["lat"])[1]))
 
     if row["duplicate_of_id"] is not None:
         original = row["duplicate_of_id"]

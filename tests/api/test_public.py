@@ -109,8 +109,8 @@ def test_a_cdn_can_hold_the_answer(client, mapped):
 
 @pytest.mark.parametrize("params,field", [
     ({"bbox": "1,2,3"}, "bbox"), ({"bbox": "a,b,c,d"}, "bbox"), ({"bbox": "108,16,107,17"}, "bbox"),
-    ({"bbox": "0,0,200,10"}, "bbox"), ({"bbox": "nan,1,2,3"}, "bbox"), ({"zoom": "-1"}, "zoom"),
-    ({"zoom": "23"}, "zoom"), ({"limit": "5001"}, "limit"), ({"cursor": "x"}, "cursor"),
+    ({"bbox": "190,0,200,10"}, "bbox"), ({"bbox": "nan,1,2,3"}, "bbox"), ({"zoom": "-1"}, "zoom"),
+    ({"zoom": "23"}, "zoom"), ({"zoom": "x"}, "zoom"), ({"limit": "5001"}, "limit"), ({"cursor": "x"}, "cursor"),
     ({"status": "lost"}, "status"), ({"category": "nope"}, "category"), ({"from": "yesterday"}, "from"),
 ])
 def test_bad_parameters_are_422(client, db_session, params, field):
@@ -184,3 +184,34 @@ def test_a_city_tile_at_low_zoom_holds_clusters_and_an_empty_tile_is_204(client,
     assert empty.status_code == 204 and empty.data == b""
     for bad in ("23/0/0", f"{z}/{2 ** z}/0", f"{z}/0/{2 ** z}"):
         assert client.get(f"/api/v1/public/tiles/{bad}.mvt").status_code == 404
+
+
+def test_clusters_merge_what_is_close_and_count_only_the_box(client, db_session, app):
+    zoom = 10  # a cell is 360 / 2**10 / 4 = 0.088 degrees (~9 km)
+    near_a = new_report("road_damage", lat=16.4600, lon=107.5800)
+    near_b = new_report("flooding", lat=16.4609, lon=107.5800)  # ~100 m away
+    far = new_report("road_damage", lat=16.7000, lon=107.2000)  # ~45 km away, still in the box
+    outside = new_report("road_damage", lat=16.3000, lon=107.8000)
+    for r in (near_a, near_b, far, outside):
+        routing.route(r.id, detect_duplicates=False)
+    body = get(client, bbox="107.1,16.4,107.7,16.8", zoom=zoom).get_json()
+    counts = sorted(f["properties"]["count"] for f in body["features"])
+    assert counts == [1, 2] and body["total"] == 3
+    together = max(body["features"], key=lambda f: f["properties"]["count"])
+    lon, lat = together["geometry"]["coordinates"]
+    assert abs(lat - 16.46045) < 1e-4 and abs(lon - 107.58) < 1e-4  # the mean of its points
+
+
+def test_duplicates_are_not_a_second_point_unless_asked_for(client, mapped):
+    duplicate = new_report("road_damage", lat=INSIDE[0][0] + 0.0001, lon=INSIDE[0][1])
+    assert routing.route(duplicate.id).result == "duplicate"
+    assert duplicate.public_code not in codes(get(client, bbox=bbox()).get_json())
+    assert codes(get(client, bbox=bbox(), status="duplicate").get_json()) == {duplicate.public_code}
+
+
+def test_map_clients_zooms_and_boxes_are_taken_as_they_come(client, mapped, app):
+    assert get(client, bbox="-200,-100,200,100", zoom="2.7").get_json()["zoom"] == 2  # clamped, floored
+    no_box = client.get("/api/v1/public/reports", query_string={"zoom": 3})
+    assert no_box.status_code == 422 and "bbox" in no_box.get_json()["error"]["fields"]
+    assert client.get("/api/v1/public/reports", query_string={"zoom": 3, "bbox": bbox(),
+                                                              "limit": "abc"}).status_code == 422

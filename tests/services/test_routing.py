@@ -310,3 +310,13 @@ def test_two_reports_routed_at_once_both_join_the_open_original(app, committed, 
         assert rows["a"].status == rows["b"].status == "duplicate"
         assert rows["a"].duplicate_of_id == rows["b"].duplicate_of_id == ids["z"]
         assert rows["z"].supporters == 2 and rows["a"].supporters == 0 and rows["b"].supporters == 0
+
+
+def test_a_report_without_a_ward_gets_one_when_routed(db_session):
+    report = new_report()
+    expected = report.ward_id
+    assert expected is not None
+    db.session.execute(Report.__table__.update().where(Report.id == report.id).values(ward_id=None))
+    assert routing.route(report.id).result == "routed"
+    db.session.refresh(report)
+    assert report.ward_id == expected
