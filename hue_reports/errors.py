@@ -112,9 +112,9 @@ RETRY_AFTER_S = "5"
 
 def handle_database_unavailable(exc: sa_exc.SQLAlchemyError) -> Response:
     """PostgreSQL unreachable, restarting, or timing out: 503, retry later. Anything else is a bug."""
-    if isinstance(exc, sa_exc.DataError):
+    if isinstance(exc, sa_exc.DataError) and _input_shaped(exc):
         # A value PostgreSQL cannot take (a NUL character, a number out of range): the input's fault.
-        log.warning("refused a value the database cannot store: %s", type(getattr(exc, "orig", exc)).__name__)
+        log.warning("refused a value the database cannot store: %s", _sqlstate(exc) or "client-side")
         return error_response(422, "invalid_value", "A value in the request cannot be stored (e.g. a NUL "
                               "character or a number out of range).",
                               message_vi="Dữ liệu gửi lên có giá trị không hợp lệ.")
@@ -125,6 +125,22 @@ def handle_database_unavailable(exc: sa_exc.SQLAlchemyError) -> Response:
     return error_response(503, "database_unavailable", "The database is unavailable; try again shortly.",
                           message_vi="Cơ sở dữ liệu tạm thời không khả dụng, vui lòng thử lại sau.",
                           headers={"Retry-After": RETRY_AFTER_S})
+
+
+# SQLSTATEs of values that came from the request: character not in repertoire (NUL), too long, out of
+# range, bad date/time. Any other data error (division by zero, a bad cast in our SQL) is a bug: 500.
+INPUT_SQLSTATES = {"22021", "22P05", "22001", "22003", "22007", "22008"}
+
+
+def _sqlstate(exc: sa_exc.DBAPIError) -> str | None:
+    return getattr(getattr(exc, "orig", None), "sqlstate", None)
+
+
+def _input_shaped(exc: sa_exc.DBAPIError) -> bool:
+    state = _sqlstate(exc)
+    if state is None:  # raised by the driver before sending: psycopg refuses NUL in text itself
+        return "NUL" in str(getattr(exc, "orig", exc))
+    return state in INPUT_SQLSTATES
 
 
 def handle_redis_unavailable(exc: redis.RedisError) -> Response:

@@ -21,8 +21,8 @@ JSON_MAX_BYTES = 64 * 1024
 def json_object() -> dict:
     """The request's body as a JSON object: 413 over 64 kB, 400 `malformed_body` if it does not parse
     (deeply nested JSON included), 422 if it is not an object."""
-    if len(request.get_data(cache=True)) > JSON_MAX_BYTES:
-        raise RequestEntityTooLarge()
+    if (request.content_length or 0) > JSON_MAX_BYTES or len(request.get_data(cache=True)) > JSON_MAX_BYTES:
+        raise RequestEntityTooLarge()  # (a declared length is refused before reading anything)
     try:
         data = request.get_json(force=True, silent=False)
     except (BadRequest, RecursionError, ValueError):

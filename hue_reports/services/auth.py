@@ -152,7 +152,7 @@ def login(username: str, password: str, client_ip: str | None) -> Login:
         account = db.session.scalars(select(Account).where(Account.username == name)
                                      .with_for_update(key_share=True)).first()
     locked_for = (account.locked_until - now if account is not None and account.locked_until is not None
-                  and account.locked_until > now else None) if account is not None else _unknown_locked(name)
+                  and account.locked_until > now else None) if account is not None else _unknown_attempt(name)
     if locked_for is not None:
         db.session.rollback()
         raise ApiError(429, "account_locked",
@@ -160,9 +160,8 @@ def login(username: str, password: str, client_ip: str | None) -> Login:
                        message_vi="Đăng nhập sai quá nhiều lần: tài khoản tạm thời bị khóa, vui lòng thử lại sau.",
                        headers={"Retry-After": str(_retry_seconds(locked_for))})
     if account is None:
-        verify_password(_dummy_hash(), password)
-        _unknown_failure(name)  # an unknown name locks like a real one: a lockout reveals nothing
-        right = False
+        verify_password(_dummy_hash(), password)  # (the attempt was counted first: an unknown name locks
+        right = False                              # like a real one, bursts included, and reveals nothing)
     else:
         right = verify_password(account.password_hash, password)
     if not right or not account.active:
@@ -191,31 +190,26 @@ def _unknown_key(name: str) -> str:
     return "hue:login-unknown:" + hmac.new(secret, name.encode(), hashlib.sha256).hexdigest()[:32]
 
 
-def _unknown_locked(name: str) -> timedelta | None:
-    """How long an unknown username still looks locked (as a real account would after as many failures)."""
-    limit = current_app.config["LOGIN_MAX_FAILURES"]
+def _unknown_attempt(name: str) -> timedelta | None:
+    """Count a log-in attempt at an unknown username BEFORE checking it (as a real account's row lock
+    makes its attempts one after another), and answer as a real account would: the attempts after the
+    LOGIN_MAX_FAILURES-th are refused for LOGIN_LOCKOUT_MINUTES. Returns the time left locked, or None."""
+    config = current_app.config
+    limit = config["LOGIN_MAX_FAILURES"]
     if not limit or not name:
         return None
     try:
-        key = _unknown_key(name)
-        failures, ttl = int(get_redis().get(key) or 0), get_redis().pttl(key)
-    except redis.RedisError:
-        return None
-    return timedelta(milliseconds=ttl) if failures >= limit and ttl > 0 else None
-
-
-def _unknown_failure(name: str) -> None:
-    config = current_app.config
-    if not config["LOGIN_MAX_FAILURES"] or not name:
-        return
-    try:
-        key = _unknown_key(name)
-        pipe = get_redis().pipeline()
-        pipe.incr(key)
-        pipe.expire(key, config["LOGIN_LOCKOUT_MINUTES"] * 60)
-        pipe.execute()
+        key, conn = _unknown_key(name), get_redis()
+        count = conn.incr(key)
+        if count == limit:  # this attempt (a failure, as the name does not exist) starts the lockout
+            conn.expire(key, config["LOGIN_LOCKOUT_MINUTES"] * 60)
+        elif count < limit:  # (a real account's failures do not wear off either; a month bounds Redis)
+            conn.expire(key, 30 * 86400)
+        ttl = conn.pttl(key)
     except redis.RedisError as exc:
         log.warning("log-in lockout of unknown names not kept (Redis unavailable): %s", exc)
+        return None
+    return timedelta(milliseconds=ttl) if count > limit and ttl > 0 else None
 
 
 def _too_many_from_ip(wait: int) -> ApiError:

@@ -26,7 +26,7 @@ import random
 import time
 import urllib.error
 import urllib.request
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -314,12 +314,20 @@ def notify_url_allowed(url: str, prefixes: list[str] | None) -> bool:
         return False
     if target.username is not None or target.password is not None or not target.hostname:
         return False
-    if any(ord(c) < 0x21 or c == "\\" for c in url):  # control characters, spaces, backslashes: refused
+    if any(ord(c) < 0x21 or ord(c) == 0x7F or c == "\\" for c in url):  # control characters, spaces, `\`
+        return False
+    # No dot segment and no encoded separator: a gateway normalising `/hue/../admin` must not leave the prefix.
+    decoded = unquote(target.path)
+    if any(seg in (".", "..") for seg in decoded.split("/")) or "\\" in decoded or decoded.count("/") != \
+            target.path.count("/"):
         return False
     for prefix in prefixes or []:
-        allowed = urlsplit(prefix)
-        if (allowed.scheme, allowed.hostname, allowed.port or DEFAULT_PORTS.get(allowed.scheme)) != (
-                target.scheme, target.hostname, target_port):
+        try:
+            allowed = urlsplit(prefix)
+            allowed_port = allowed.port or DEFAULT_PORTS.get(allowed.scheme)
+        except ValueError:  # a misconfigured prefix allows nothing
+            continue
+        if (allowed.scheme, allowed.hostname, allowed_port) != (target.scheme, target.hostname, target_port):
             continue
         base = allowed.path if allowed.path.endswith("/") else allowed.path + "/"
         if (target.path or "/").startswith(base) or target.path == allowed.path.rstrip("/"):

@@ -182,7 +182,9 @@ def tile(z: int, x: int, y: int, args: dict, now: datetime | None = None) -> byt
     now = now or datetime.now(timezone.utc)
     envelope = func.ST_TileEnvelope(z, x, y)
     # Points within the tile's buffer too (ST_AsMVTGeom keeps 256/4096 of it), so markers are not cut at seams.
-    buffered = func.ST_TileEnvelope(z, x, y, literal_column("margin => 0.0625"))
+    # (Clipped to the world first: past ±20037508 m a transform to degrees wraps to the other side.)
+    buffered = func.ST_ClipByBox2D(func.ST_TileEnvelope(z, x, y, literal_column("margin => 0.0625")),
+                                   func.Box2D(func.ST_TileEnvelope(0, 0, 0)))
     in_tile = Report.location.op("&&")(func.ST_Transform(buffered, SRID))
     where = [*_where(args, None, now), in_tile]
     projected = func.ST_Transform(Report.location, WEB_MERCATOR)

@@ -110,6 +110,10 @@ WITH upd AS (
                        due_at = :due_at, version = version + 1, updated_at = now()
     WHERE id = :id AND status = :from_status
     RETURNING id, public_code
+), followers AS (  -- duplicates that joined it while it was unrouted go to its agency too
+    UPDATE reports SET agency_id = :agency_id, updated_at = now()
+    FROM upd WHERE reports.duplicate_of_id = upd.id
+    RETURNING reports.id
 ), ev AS (
     INSERT INTO report_events (report_id, type, actor_kind, from_status, to_status, agency_id, public, note, data)
     SELECT id, 'routed', 'system', :from_status, 'routed', :agency_id, true, :note, CAST(:data AS jsonb) FROM upd
@@ -137,8 +141,8 @@ WITH orig AS (  -- still open (an officer may have closed it meanwhile), and hel
     FROM orig WHERE reports.id = :id AND reports.status = :from_status
     RETURNING reports.id, reports.public_code
 ), moved AS (
-    UPDATE reports SET duplicate_of_id = :original_id, updated_at = now()
-    FROM upd WHERE reports.duplicate_of_id = upd.id
+    UPDATE reports SET duplicate_of_id = :original_id, agency_id = orig.agency_id, updated_at = now()
+    FROM upd, orig WHERE reports.duplicate_of_id = upd.id
     RETURNING reports.id
 ), supported AS (
     UPDATE reports SET supporters = supporters + 1 + :supporters, updated_at = now()

@@ -180,6 +180,10 @@ def transition(report_id: int, account: Account, action: str, version: int, fiel
                        message_vi="Chỉ thao tác xử lý xong mới kèm ảnh.", fields={"photos": ["Not for this action."]})
     created: list[str] = []
     try:
+        if action == "transfer":  # it moves duplicates: the category's lock first, in routing's order
+            from .routing import LOCK_SQL
+
+            db.session.execute(LOCK_SQL, {"id": report_id})
         report = _lock(report_id)
         if not may_handle(account, report):
             # Another agency's report: as if it did not exist (its existence is not the officer's business).

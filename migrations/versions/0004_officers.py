@@ -42,10 +42,9 @@ def upgrade():
 
 
 def downgrade():
+    # (0003's index also made `overdue` once per report; with several deadlines' events that cannot hold,
+    # so the downgrade keeps the once-per-report index without it.)
     op.drop_index('uq_report_events_overdue', table_name='report_events')
-    op.drop_index('uq_report_events_once', table_name='report_events')
-    op.create_index('uq_report_events_once', 'report_events', ['report_id', 'type'], unique=True,
-                    postgresql_where=sa.text("type IN ('submitted', 'routed', 'overdue')"))
     op.drop_constraint('uq_feedback_once', 'feedback', type_='unique')
     op.drop_column('report_contacts', 'notify_url')
     for name in ('ix_reports_search', 'ix_reports_search_address', 'ix_reports_search_code'):

@@ -215,3 +215,12 @@ def test_map_clients_zooms_and_boxes_are_taken_as_they_come(client, mapped, app)
     assert no_box.status_code == 422 and "bbox" in no_box.get_json()["error"]["fields"]
     assert client.get("/api/v1/public/reports", query_string={"zoom": 3, "bbox": bbox(),
                                                               "limit": "abc"}).status_code == 422
+
+
+def test_a_cluster_tile_at_the_edge_of_the_world_still_holds_hue(client, mapped, app):
+    """At zoom 1 and 2 Huế is in the eastmost tiles; their buffer must not wrap to the other side."""
+    for z in (1, 2):
+        x, y = tile_of(*INSIDE[0], z)
+        assert x == 2 ** z - 1
+        response = client.get(f"/api/v1/public/tiles/{z}/{x}/{y}.mvt")
+        assert response.status_code == 200 and b"clusters" in response.data, z

@@ -51,7 +51,8 @@ def test_a_notify_url_outside_the_allowed_prefixes_is_refused(make_app, db_sessi
         for bypass in ("https://push.example.vn.evil.test/x", "https://push.example.vn@evil.test/x",
                        "https://user:pw@push.example.vn/x", "https://push.example.vn:6379/x",
                        "http://push.example.vn/x", "https://push.example.vnx/x", "https://push.example.vn/\x00",
-                       "https://push.example.vn\\@evil.test/"):
+                       "https://push.example.vn\\@evil.test/", "https://push.example.vn/a/../../x",
+                       "https://push.example.vn/a/%2e%2e/x", "https://push.example.vn/a%2f..%2fx"):
             response = post_report(allowed, notify_url=bypass)
             assert response.status_code == 422, (prefix, bypass)
         assert post_report(allowed, notify_url="https://push.example.vn/device/abc").status_code == 201

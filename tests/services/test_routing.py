@@ -320,3 +320,15 @@ def test_a_report_without_a_ward_gets_one_when_routed(db_session):
     assert routing.route(report.id).result == "routed"
     db.session.refresh(report)
     assert report.ward_id == expected
+
+
+def test_duplicates_of_an_unrouted_report_follow_it_to_its_agency(db_session):
+    original = new_report("uncollected_waste", submitted_at=datetime.now(timezone.utc) - timedelta(hours=1))
+    duplicate = new_report("uncollected_waste", lat=offset(*CITADEL, 10)[0])
+    assert routing.route(duplicate.id).duplicate_of_id == original.id  # joined while the original waits
+    db.session.refresh(duplicate)
+    assert duplicate.agency_id is None
+    routing.route(original.id)
+    db.session.refresh(original)
+    db.session.refresh(duplicate)
+    assert original.agency_id is not None and duplicate.agency_id == original.agency_id
