@@ -42,6 +42,7 @@ bench: system-deps venv $(BENCH_STAMP)
 	$(VPY) bench/derivatives.py
 	$(VPY) bench/intake.py $(BENCH_ARGS)
 	$(VPY) bench/routing.py
+	$(VPY) bench/public.py
 
 stop: venv
 	$(VPY) -m hue_reports.devstack stop

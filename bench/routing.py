@@ -26,19 +26,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import ROOT, bench_stack  # noqa: E402
+from common import RANDOM_CITY_POINTS, ROOT, bench_stack  # noqa: E402
 
 from hue_reports.devstack import BIN  # noqa: E402
 
-INSERT_SQL = """
-WITH city AS (SELECT a.geom, ST_Envelope(a.geom) AS box FROM cities c JOIN admin_areas a ON a.id = c.area_id),
-candidates AS (
-    SELECT ST_SetSRID(ST_MakePoint(ST_XMin(box) + random() * (ST_XMax(box) - ST_XMin(box)),
-                                   ST_YMin(box) + random() * (ST_YMax(box) - ST_YMin(box))), 4326) AS p
-    FROM city, generate_series(1, %(n)s * 8)
-), points AS (
-    SELECT p FROM candidates, city WHERE ST_Covers(city.geom, p) LIMIT %(n)s
-), cats AS (SELECT array_agg(id) AS ids FROM categories WHERE active)
+INSERT_SQL = RANDOM_CITY_POINTS + """
+, cats AS (SELECT array_agg(id) AS ids FROM categories WHERE active)
 INSERT INTO reports (public_code, category_id, description, location, location_source, ward_id, status,
                      channel, submitted_at, supporters)
 SELECT 'BENCH-' || %(batch)s || '-' || row_number() OVER (), cats.ids[1 + floor(random() * cardinality(cats.ids))],

@@ -1,0 +1,146 @@
+"""Public map benchmark: the map data (GeoJSON, clusters) and vector tiles at city scale.
+
+    python bench/public.py [--n 100000] [--repeat 30]      (or: make bench)
+
+Starts the real stack (a throw-away database migrated and seeded with the city), generates N routed
+reports at random points of the city (random categories and agencies, submitted over two years, a
+quarter of them open), and times each endpoint through the application (Flask's WSGI interface, in
+this process) beside its floor: the very SQL statements the request ran, captured as it ran them and
+replayed directly with psycopg (what psql would take). Prints p50 and p95 per endpoint, the floor's,
+and their ratio. Goals (issue 6, at 1M reports): bbox and tiles p95 <= 50 ms, each within 2x of its SQL.
+This generator is a stand-in until bench/generate.py (the benchmark issue) makes realistic histories.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import RANDOM_CITY_POINTS, bench_stack, percentile  # noqa: E402
+
+GENERATE_SQL = RANDOM_CITY_POINTS + """
+, cats AS (SELECT array_agg(id) AS ids FROM categories),
+ags AS (SELECT array_agg(id) AS ids FROM agencies WHERE kind <> 'dispatcher'),
+rows AS (
+    SELECT n, p, cats.ids[1 + floor(random() * cardinality(cats.ids))] AS category_id,
+           ags.ids[1 + floor(random() * cardinality(ags.ids))] AS agency_id,
+           now() - random() * interval '730 days' AS submitted_at, random() AS r
+    FROM points, cats, ags
+)
+INSERT INTO reports (public_code, category_id, description, location, location_source, status, agency_id,
+                     channel, submitted_at, routed_at, due_at, resolved_at, supporters)
+SELECT 'BENCH-' || n, category_id, 'benchmark', p, 'client',
+       CASE WHEN r < 0.25 THEN 'routed' WHEN r < 0.3 THEN 'in_progress' WHEN r < 0.9 THEN 'closed'
+            ELSE 'resolved' END,
+       agency_id, 'app', submitted_at, submitted_at + interval '10 minutes',
+       submitted_at + interval '7 days',
+       CASE WHEN r >= 0.3 THEN submitted_at + random() * interval '20 days' END, 0
+FROM rows
+"""
+
+
+def generate(url: str, n: int) -> float:
+    import psycopg
+
+    started = time.perf_counter()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(GENERATE_SQL, {"n": n})
+        conn.execute("VACUUM ANALYZE reports")
+    return time.perf_counter() - started
+
+
+def tile_of(lat: float, lon: float, z: int) -> tuple[int, int]:
+    n = 2 ** z
+    return int((lon + 180) / 360 * n), int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n)
+
+
+CENTRE = (16.4637, 107.5909)  # lat, lon: the middle of the city's old core
+
+
+def cases() -> list[tuple[str, str]]:
+    lat, lon = CENTRE
+    out = [
+        ("city-wide bbox, clusters (zoom 11)", "/api/v1/public/reports?bbox=107.2,16.0,108.2,16.8&zoom=11"),
+        ("street-level bbox, points (zoom 17)",
+         f"/api/v1/public/reports?bbox={lon - 0.004},{lat - 0.003},{lon + 0.004},{lat + 0.003}&zoom=17"),
+    ]
+    for z in (12, 15, 18):
+        x, y = tile_of(lat, lon, z)
+        out.append((f"tile z{z} at the centre", f"/api/v1/public/tiles/{z}/{x}/{y}.mvt"))
+    return out
+
+
+def measure(app, path: str, repeat: int, url: str) -> tuple[list[float], list[float], int]:
+    """Times of the request, times of its SQL replayed with psycopg, and the answer's size."""
+    import psycopg
+    from sqlalchemy import event
+
+    from hue_reports.extensions import db
+
+    captured: list[tuple[str, object]] = []
+
+    def capture(conn, cursor, statement, parameters, context, executemany):
+        captured.append((statement, parameters))
+
+    client = app.test_client()
+    client.get(path)  # warm up (and the plan cache)
+    with app.app_context():
+        event.listen(db.engine, "before_cursor_execute", capture)
+        size = len(client.get(path).data)
+        event.remove(db.engine, "before_cursor_execute", capture)
+    statements = [(s, p) for s, p in captured if not s.lstrip().upper().startswith(("SELECT 1", "SET"))]
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        response = client.get(path)
+        response.close()
+        times.append(time.perf_counter() - started)
+    floor = []
+    with psycopg.connect(url) as conn:
+        for statement, parameters in statements:  # warm up, as the request was
+            conn.execute(statement, parameters).fetchall()
+        conn.rollback()
+        for _ in range(repeat):
+            started = time.perf_counter()
+            for statement, parameters in statements:
+                conn.execute(statement, parameters).fetchall()
+            conn.rollback()
+            floor.append(time.perf_counter() - started)
+    return times, floor, size
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=100_000)
+    parser.add_argument("--repeat", type=int, default=30)
+    args = parser.parse_args()
+    with bench_stack() as env:
+        os.environ.update({k: env[k] for k in ("DATABASE_URL", "REDIS_URL", "MEDIA_ROOT", "HUE_ENV")})
+        os.environ["LOG_LEVEL"] = "WARNING"
+        seconds = generate(env["DATABASE_URL"], args.n)
+        from hue_reports import create_app
+
+        app = create_app()
+        rows = []
+        for label, path in cases():
+            times, floor, size = measure(app, path, args.repeat, env["DATABASE_URL"])
+            rows.append((label, times, floor, size))
+    print(f"\nPublic map benchmark: {args.n:,} reports (generated in {seconds:.1f} s), {args.repeat} requests each, "
+          f"{os.cpu_count()} CPUs, in-process WSGI; floor = the request's own SQL replayed with psycopg")
+    print(f"{'endpoint':<40}{'p50 ms':>9}{'p95 ms':>9}{'SQL p50':>9}{'SQL p95':>9}{'ratio':>7}{'bytes':>10}")
+    for label, times, floor, size in rows:
+        p50, p95 = statistics.median(times) * 1000, percentile(times, 95) * 1000
+        f50, f95 = statistics.median(floor) * 1000, percentile(floor, 95) * 1000
+        print(f"{label:<40}{p50:>9.1f}{p95:>9.1f}{f50:>9.1f}{f95:>9.1f}{p95 / f95 if f95 else 0:>6.2f}x{size:>10,}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
