@@ -250,6 +250,43 @@ def tokens_revoke(token_id: int) -> None:
     click.echo(f"token {token_id} revoked")
 
 
+open311_group = AppGroup("open311", help="Open311 GeoReport v2 (/open311/v2/): the client applications' api_keys.")
+
+
+@open311_group.group("keys")
+def open311_keys() -> None:
+    """api_keys of client applications, needed to POST service requests."""
+
+
+@open311_keys.command("create")
+@click.argument("name")
+def open311_keys_create(name: str) -> None:
+    """Issue an api_key for the client application NAME and print it (once: only its hash is kept)."""
+    from .extensions import db
+    from .services import open311
+
+    try:
+        key, row = open311.issue_key(name)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    db.session.commit()
+    click.echo(f"api_key {row.id} for {row.name}:")
+    click.echo(key)
+
+
+@open311_keys.command("revoke")
+@click.argument("key_id", type=int)
+def open311_keys_revoke(key_id: int) -> None:
+    """Revoke an api_key by its id (as printed when it was created)."""
+    from .extensions import db
+    from .services import open311
+
+    if open311.revoke_key(key_id) is None:
+        raise click.ClickException(f"no api_key {key_id}")
+    db.session.commit()
+    click.echo(f"api_key {key_id} revoked")
+
+
 users_group = AppGroup("users", help="Staff accounts: officers and agency admins (of one agency), dispatchers, "
                                     "admins.")
 
@@ -363,3 +400,4 @@ def init_app(app: Flask) -> None:
     for command in (seed_command, calendar_group, worker_command, scheduler_command, healthcheck_command, tokens_group):
         app.cli.add_command(command)
     app.cli.add_command(users_group)
+    app.cli.add_command(open311_group)

@@ -1,15 +1,174 @@
-"""Open311 GeoReport v2 server."""
+"""Open311 GeoReport v2 server: JSON and XML as the spec defines them (http://wiki.open311.org/GeoReport_v2).
+
+The format comes from the extension (.json or .xml; anything else is 404). Errors are the spec's error
+list, `[{"code": <HTTP status>, "description": ...}]` (XML: <errors><error>...), with that HTTP status.
+Submissions go through intake.submit, like the app's, with the channel `open311`.
+"""
 
 from __future__ import annotations
 
-from flask_smorest import Blueprint
+from zoneinfo import ZoneInfo
 
-from . import not_yet
+import marshmallow as ma
+from flask import Response, current_app, request, url_for
+from flask_smorest import Blueprint
+from werkzeug.exceptions import HTTPException
+
+from ..errors import HTTP_ERRORS, ApiError
+from ..services import intake, reports
+from ..services import open311 as o311
+from ..services.open311 import Open311Error
 
 blp = Blueprint("open311", __name__, url_prefix="/open311/v2", description="Open311 GeoReport v2")
 
 
+def _format(fmt: str | None = None) -> str:
+    if fmt is None:  # (an error: guess from the path)
+        return "xml" if request.path.endswith(".xml") else "json"
+    if fmt not in o311.FORMATS:
+        raise Open311Error(404, "Not found: use the .json or .xml extension.")
+    return fmt
+
+
+def _answer(fmt: str, root: str, document, status: int = 200, headers: dict | None = None) -> Response:
+    body, mimetype = o311.render(fmt, root, document)
+    response = Response(body, status=status, content_type=mimetype)
+    for key, value in (headers or {}).items():
+        response.headers[key] = value
+    return response
+
+
+def _error_answer(exc: Open311Error) -> Response:
+    return _answer(_format(), "errors", exc.errors(), exc.status, exc.headers)
+
+
+@blp.errorhandler(Open311Error)
+def _open311_error(exc: Open311Error):
+    return _error_answer(exc)
+
+
+@blp.errorhandler(ApiError)
+def _api_error(exc: ApiError):
+    return _error_answer(o311.from_api_error(exc))
+
+
+@blp.errorhandler(ma.ValidationError)
+def _validation_error(exc: ma.ValidationError):
+    return _error_answer(o311.from_validation_error(exc))
+
+
+@blp.errorhandler(HTTPException)
+def _http_error(exc: HTTPException):
+    status = exc.code or 500
+    headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}
+    return _error_answer(Open311Error(status, HTTP_ERRORS.get(status, ("", exc.description or "Error."))[1],
+                                      headers=headers))
+
+
+def _city(fmt: str):
+    """The city, after checking the optional jurisdiction_id."""
+    _format(fmt)
+    city = o311.city()
+    o311.check_jurisdiction(city, request.values.get("jurisdiction_id"))
+    return city
+
+
+def _base_url() -> str:
+    return (current_app.config["PUBLIC_BASE_URL"] or request.host_url).rstrip("/")
+
+
+def _photo_url(photo) -> str:
+    return _base_url() + url_for("photos.photo", photo_id=photo.id, size="display")
+
+
+@blp.route("/discovery.<fmt>")
+def discovery(fmt: str):
+    """Discovery: this endpoint, its specification and formats."""
+    _city(fmt)
+    endpoint = _base_url() + request.script_root + blp.url_prefix
+    return _answer(fmt, "discovery", o311.discovery(endpoint), headers={"Cache-Control": "public, max-age=300"})
+
+
+@blp.route("/services.<fmt>")
+def services(fmt: str):
+    """Service list: the active categories."""
+    from ..services import catalog
+
+    _city(fmt)
+    return _answer(fmt, "services", [o311.service(c) for c in catalog.active_categories()],
+                   headers={"Cache-Control": "public, max-age=300"})
+
+
+@blp.route("/services/<service_code>.<fmt>")
+def service_definition(service_code: str, fmt: str):
+    """Service definition: a category's attributes."""
+    _city(fmt)
+    category = o311.active_category(service_code)
+    if category is None:
+        raise Open311Error(404, f"service_code not found: {service_code}.")
+    return _answer(fmt, "service_definition", o311.service_definition(category),
+                   headers={"Cache-Control": "public, max-age=300"})
+
+
+@blp.route("/requests.<fmt>", methods=["GET", "POST"])
+def service_requests(fmt: str):
+    """GET: service requests (filters: service_request_id, service_code, start_date, end_date, status).
+    POST: a new service request (api_key; lat/long; the photo as the multipart file `media`)."""
+    city = _city(fmt)
+    tz = ZoneInfo(city.timezone)
+    if request.method == "POST":
+        return _post_request(fmt)
+    found = o311.query_requests(request.args, tz)
+    return _answer(fmt, "service_requests", o311.service_requests(found, tz, _photo_url),
+                   headers={"Cache-Control": "public, max-age=30"})
+
+
+def _post_request(fmt: str) -> Response:
+    o311.check_api_key(request.values.get("api_key"))
+    code = request.form.get("service_code", "").strip()
+    if not code:
+        raise Open311Error(400, "service_code is required.")
+    category = o311.active_category(code)
+    if category is None:
+        raise Open311Error(400, f"service_code not found: {code}.")
+    media = [f for f in request.files.getlist("media") if f.filename or f.content_length]
+    fields = o311.intake_fields(request.form, category, has_media=bool(media))
+    outcome = intake.submit(intake.Submission(
+        fields=fields, uploads=[intake.Upload(stream=f.stream, field="media") for f in media],
+        idempotency_key=request.headers.get("Idempotency-Key"), client_ip=request.remote_addr, channel="open311"))
+    headers = {"Cache-Control": "no-store",
+               "Location": url_for("open311.service_request", request_id=outcome.body["code"], fmt=fmt)}
+    if outcome.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return _answer(fmt, "service_requests", o311.created(outcome.body["code"], category), 201, headers)
+
+
+@blp.route("/requests/<request_id>.<fmt>")
+def service_request(request_id: str, fmt: str):
+    """One service request, by our public code (or id)."""
+    city = _city(fmt)
+    tz = ZoneInfo(city.timezone)
+    try:
+        report = reports.find(request_id)
+    except ApiError:
+        raise Open311Error(404, f"service_request_id not found: {request_id}.") from None
+    return _answer(fmt, "service_requests", o311.service_requests([report], tz, _photo_url),
+                   headers={"Cache-Control": "public, max-age=30"})
+
+
+@blp.route("/tokens/<token>.<fmt>")
+def token(token: str, fmt: str):
+    """The service_request_id of a token. We give the service_request_id at once, so our tokens are our
+    public codes."""
+    _city(fmt)
+    report = o311.by_token(token)
+    if report is None:
+        raise Open311Error(404, f"token not found: {token}.")
+    return _answer(fmt, "service_requests", [{"service_request_id": report.public_code, "token": token}])
+
+
 @blp.route("/<path:resource>", methods=["GET", "POST"])
-def open311(resource: str):
-    """Every Open311 GeoReport v2 resource."""
-    raise not_yet("Open311 GeoReport v2")
+def unknown(resource: str):
+    """Anything else under /open311/v2/."""
+    raise Open311Error(404, f"Not found: {resource}. Resources: discovery, services, services/<service_code>, "
+                            "requests, requests/<service_request_id>, tokens/<token> (.json or .xml).")
