@@ -10,6 +10,8 @@ from __future__ import annotations
 from zoneinfo import ZoneInfo
 
 import marshmallow as ma
+import redis
+from sqlalchemy import exc as sa_exc
 from flask import Response, current_app, request, url_for
 from flask_smorest import Blueprint
 from werkzeug.exceptions import HTTPException
@@ -55,6 +57,19 @@ def _api_error(exc: ApiError):
 @blp.errorhandler(ma.ValidationError)
 def _validation_error(exc: ma.ValidationError):
     return _error_answer(o311.from_validation_error(exc))
+
+
+@blp.errorhandler(sa_exc.SQLAlchemyError)
+@blp.errorhandler(redis.RedisError)
+def _backend_error(exc: Exception):
+    """Database and queue errors in the spec's error list, with the status the app's handlers choose
+    (a value PostgreSQL refuses: 422; an outage: 503 with Retry-After; anything else: 500, logged)."""
+    from ..errors import handle_database_unavailable, handle_redis_unavailable
+
+    answer = (handle_redis_unavailable if isinstance(exc, redis.RedisError) else handle_database_unavailable)(exc)
+    description = (answer.get_json() or {}).get("error", {}).get("message", "Error.")
+    headers = {k: v for k, v in answer.headers.items() if k == "Retry-After"}
+    return _error_answer(Open311Error(answer.status_code, description, headers=headers))
 
 
 @blp.errorhandler(HTTPException)
@@ -114,17 +129,21 @@ def service_definition(service_code: str, fmt: str):
 def service_requests(fmt: str):
     """GET: service requests (filters: service_request_id, service_code, start_date, end_date, status).
     POST: a new service request (api_key; lat/long; the photo as the multipart file `media`)."""
+    if request.method == "POST":
+        # The api_key first: given in the query string it is checked before the body (and its photos) is
+        # even parsed; in the body (the spec's way) before anything is stored.
+        _format(fmt)
+        client = o311.check_api_key(request.args.get("api_key") or request.form.get("api_key"))
+        _city(fmt)
+        return _post_request(fmt, client)
     city = _city(fmt)
     tz = ZoneInfo(city.timezone)
-    if request.method == "POST":
-        return _post_request(fmt)
     found = o311.query_requests(request.args, tz)
     return _answer(fmt, "service_requests", o311.service_requests(found, tz, _photo_url),
                    headers={"Cache-Control": "public, max-age=30"})
 
 
-def _post_request(fmt: str) -> Response:
-    o311.check_api_key(request.values.get("api_key"))
+def _post_request(fmt: str, client) -> Response:
     code = request.form.get("service_code", "").strip()
     if not code:
         raise Open311Error(400, "service_code is required.")
@@ -135,12 +154,14 @@ def _post_request(fmt: str) -> Response:
     fields = o311.intake_fields(request.form, category, has_media=bool(media))
     outcome = intake.submit(intake.Submission(
         fields=fields, uploads=[intake.Upload(stream=f.stream, field="media") for f in media],
-        idempotency_key=request.headers.get("Idempotency-Key"), client_ip=request.remote_addr, channel="open311"))
+        idempotency_key=request.headers.get("Idempotency-Key"), client_ip=request.remote_addr, channel="open311",
+        client=f"key{client.id}"))  # (an Idempotency-Key belongs to its client application)
     headers = {"Cache-Control": "no-store",
                "Location": url_for("open311.service_request", request_id=outcome.body["code"], fmt=fmt)}
     if outcome.replayed:
         headers["Idempotent-Replayed"] = "true"
-    return _answer(fmt, "service_requests", o311.created(outcome.body["code"], category), 201, headers)
+    # 200, as the spec's examples (and the clients written against them) expect.
+    return _answer(fmt, "service_requests", o311.created(outcome.body["code"], category), 200, headers)
 
 
 @blp.route("/requests/<request_id>.<fmt>")

@@ -69,6 +69,7 @@ class Submission:
     idempotency_key: str | None = None
     client_ip: str | None = None
     channel: str = "app"
+    client: str | None = None  # the client application (an Open311 api key): scopes Idempotency-Keys
 
 
 @dataclass
@@ -90,7 +91,8 @@ def submit(sub: Submission) -> Outcome:
         raise _error(503, "not_configured", "No city is loaded yet (flask seed).", "Chưa nạp dữ liệu thành phố.")
     data = CREATE_SCHEMA.load(dict(sub.fields))
     key = _check_idempotency_key(sub.idempotency_key)
-    scope = f"{sub.channel}:device:{data['device_id']}" if data.get("device_id") else f"{sub.channel}:anonymous"
+    base = f"{sub.channel}:{sub.client}" if sub.client else sub.channel
+    scope = f"{base}:device:{data['device_id']}" if data.get("device_id") else f"{base}:anonymous"
     first = db.session.get(IdempotencyKey, (scope, key)) if key else None
     if first is None and _rate_limited():
         _enforce_rate_limit(sub.client_ip, data.get("device_id"))  # (a retry is not a new submission)

@@ -272,28 +272,36 @@ def _loaded():
                                   selectinload(Report.agency))
 
 
+MAX_IDS = 200
+
+
 def query_requests(args: Mapping[str, str], tz: ZoneInfo) -> list[Report]:
     """GET requests: service_request_id (comma-separated; overrides the other parameters), service_code,
     start_date, end_date (at most 90 days apart; by default the last 90 days), status (open, closed).
     Newest first, at most 1000."""
     ids = _split(args.get("service_request_id"))
+    if len(ids) > MAX_IDS:
+        raise Open311Error(400, f"Ask for at most {MAX_IDS} service_request_id at once.")
     if ids:
-        numeric = [int(i) for i in ids if i.isdigit() and len(i) <= 18]
-        codes = [i.upper() for i in ids if not i.isdigit()]
+        numeric = [int(i) for i in ids if i.isascii() and i.isdecimal() and len(i) <= 18]
+        codes = [i.upper() for i in ids if not (i.isascii() and i.isdecimal())]
         stmt = _loaded().where(or_(Report.id.in_(numeric), Report.public_code.in_(codes)))
         return list(db.session.scalars(stmt.order_by(Report.submitted_at.desc()).limit(MAX_RESULTS)))
     start = parse_w3c("start_date", args.get("start_date"), tz)
     end = parse_w3c("end_date", args.get("end_date"), tz)
-    if end is None:
-        end = start + timedelta(days=DEFAULT_DAYS) if start is not None else datetime.now(timezone.utc)
-    if start is None:
-        start = end - timedelta(days=DEFAULT_DAYS)
+    try:
+        if end is None:
+            end = start + timedelta(days=DEFAULT_DAYS) if start is not None else datetime.now(timezone.utc)
+        if start is None:
+            start = end - timedelta(days=DEFAULT_DAYS)
+    except OverflowError:
+        raise Open311Error(400, "start_date or end_date is out of range.") from None
     if end < start:
         raise Open311Error(400, "end_date is before start_date.")
     if end - start > timedelta(days=DEFAULT_DAYS):
         raise Open311Error(400, f"start_date and end_date may not span more than {DEFAULT_DAYS} days.")
     stmt = _loaded().where(Report.submitted_at >= start, Report.submitted_at <= end)
-    statuses = _split(args.get("status"))
+    statuses = [status.lower() for status in _split(args.get("status"))]
     bad = [s for s in statuses if s not in ("open", "closed")]
     if bad:
         raise Open311Error(400, "status must be open or closed (or both, comma-separated).")
@@ -339,7 +347,7 @@ def service_requests(reports: list[Report], tz: ZoneInfo, photo_url) -> list[dic
     out = []
     for report in reports:
         point = to_shape(report.location) if report.location is not None else None
-        photo = next((p for p in report.photos if p.kind == "evidence"), None)
+        photo = next((p for p in sorted(report.photos, key=lambda p: p.id) if p.kind == "evidence"), None)
         ready = photo is not None and photo.derivatives_ready_at is not None and photo.display_key is not None
         out.append({
             "service_request_id": report.public_code,
