@@ -77,6 +77,10 @@ SETTINGS: tuple[Setting, ...] = (
             "Failed log-ins per client IP in LOGIN_IP_WINDOW_MINUTES before its log-ins are refused (429); 0 is no "
             "limit.", int),
     Setting("LOGIN_IP_WINDOW_MINUTES", "15", "The window of LOGIN_IP_MAX_FAILURES, in minutes.", int),
+    Setting("CLIENT_RATE_LIMIT_PER_MINUTE", "300", "Submissions per minute per registered client application "
+            "(an Open311 api key, which submits for many residents from one address); 0 is no limit.", int),
+    Setting("CLIENT_RATE_LIMIT_PER_DAY", "20000", "Submissions per day per registered client application; 0 is "
+            "no limit.", int),
     Setting("IDEMPOTENCY_KEY_HOURS", "48", "How long an Idempotency-Key is remembered (at least 24).", int),
     Setting("LOCATION_MISMATCH_M", "500",
             "Distance between the client's position and a photo's GPS beyond which the report notes it.", int),

@@ -94,8 +94,8 @@ def submit(sub: Submission) -> Outcome:
     base = f"{sub.channel}:{sub.client}" if sub.client else sub.channel
     scope = f"{base}:device:{data['device_id']}" if data.get("device_id") else f"{base}:anonymous"
     first = db.session.get(IdempotencyKey, (scope, key)) if key else None
-    if first is None and _rate_limited():
-        _enforce_rate_limit(sub.client_ip, data.get("device_id"))  # (a retry is not a new submission)
+    if first is None:  # (a retry is not a new submission)
+        _enforce_rate_limit(sub, data.get("device_id"))
 
     if not 1 <= len(sub.uploads) <= config["MAX_PHOTOS"]:
         raise _error(422, "validation_error", f"Send 1 to {config['MAX_PHOTOS']} photos.",
@@ -221,19 +221,26 @@ def _check_idempotency_key(value: str | None) -> str | None:
     return value
 
 
-def _enforce_rate_limit(client_ip: str | None, device_id: str | None) -> None:
+def _enforce_rate_limit(sub: Submission, device_id: str | None) -> None:
+    """Residents: RATE_LIMIT_* per IP address and per device id. A registered client application (an
+    Open311 api key) submits for many residents from one address: CLIENT_RATE_LIMIT_* per application
+    instead of per address, and the resident limits per device id still."""
     config = current_app.config
-    identities = [f"ip:{client_ip}"] if client_ip else []
+    checks = []
+    if sub.client:
+        checks.append(([f"client:{sub.client}"], "CLIENT_RATE_LIMIT"))
+    elif sub.client_ip:
+        checks.append(([f"ip:{sub.client_ip}"], "RATE_LIMIT"))
     if device_id:
-        identities.append(f"device:{device_id}")
-    wait = ratelimit.hit(get_redis(), "reports", identities, [
-        ratelimit.Limit(config["RATE_LIMIT_PER_MINUTE"], 60),
-        ratelimit.Limit(config["RATE_LIMIT_PER_DAY"], 86400),
-    ], secret=config["SECRET_KEY"])
-    if wait is not None:
-        raise ApiError(429, "too_many_requests", f"Too many reports from this client; try again in {wait} s.",
-                       message_vi=f"Bạn đã gửi quá nhiều phản ánh, vui lòng thử lại sau {wait} giây.",
-                       headers={"Retry-After": str(wait)})
+        checks.append(([f"device:{device_id}"], "RATE_LIMIT"))
+    for identities, prefix in checks:
+        limits = [ratelimit.Limit(config[f"{prefix}_PER_MINUTE"], 60),
+                  ratelimit.Limit(config[f"{prefix}_PER_DAY"], 86400)]
+        wait = ratelimit.hit(get_redis(), "reports", identities, limits, secret=config["SECRET_KEY"])
+        if wait is not None:
+            raise ApiError(429, "too_many_requests", f"Too many reports from this client; try again in {wait} s.",
+                           message_vi=f"Bạn đã gửi quá nhiều phản ánh, vui lòng thử lại sau {wait} giây.",
+                           headers={"Retry-After": str(wait)})
 
 
 def _location(data: dict, infos: list[PhotoInfo]) -> tuple[float, float, str, float | None]:
@@ -317,10 +324,6 @@ LOCK_SQL = """SELECT count(pg_advisory_xact_lock(hashtextextended(sha, 0)))
 
 def lock_content(*sha256s: str) -> None:
     db.session.execute(text(LOCK_SQL), {"shas": sorted(sha256s)})
-
-
-def _rate_limited() -> bool:
-    return current_app.config["RATE_LIMIT_PER_MINUTE"] > 0 or current_app.config["RATE_LIMIT_PER_DAY"] > 0
 
 
 def discard(keys: list[str]) -> None:

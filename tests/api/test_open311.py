@@ -536,3 +536,22 @@ def test_keys_are_created_and_revoked_by_the_admin_command(app, client, db_sessi
     assert result.exit_code == 0, result.output
     assert_errors(post(client, key), 403)
     assert runner.invoke(args=["open311", "keys", "revoke", "999999"]).exit_code != 0
+
+
+def test_a_client_application_has_its_own_quota_not_the_residents_per_address(client, db_session, api_key,
+                                                                             monkeypatch):
+    """An integrator submits for many residents from one address: the per-address limit does not apply
+    to it, its application's quota does (and the resident limit per device id still does)."""
+    from tests.support import away_from_window_edge
+
+    config = client.application.config
+    monkeypatch.setitem(config, "RATE_LIMIT_PER_MINUTE", 1)
+    away_from_window_edge()
+    for n in range(3):  # three residents' reports through the app, from one server address
+        created_code(post(client, api_key, description=f"Ổ gà số {n}"))
+    monkeypatch.setitem(config, "CLIENT_RATE_LIMIT_PER_MINUTE", 3)
+    limited = post(client, api_key, description="Ổ gà số 4")
+    assert_errors(limited, 429) and limited.headers["Retry-After"]
+    monkeypatch.setitem(config, "CLIENT_RATE_LIMIT_PER_MINUTE", 0)
+    created_code(post(client, api_key, device_id="one-phone", description="a"))
+    assert_errors(post(client, api_key, device_id="one-phone", description="b"), 429)  # one resident's device
