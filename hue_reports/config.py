@@ -104,6 +104,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("NOTIFY_URL_PREFIXES", None,
             "Comma-separated URL prefixes a report's `notify_url` may start with (the city's push gateways); "
             "empty refuses every notify_url.", _list),
+    Setting("MEDIA_URL_PREFIXES", None,
+            "Comma-separated URL prefixes an Open311 `media_url` may be fetched from (a known app's photo store); "
+            "empty fetches nothing (photos must then be uploaded).", _list),
     Setting("FEEDBACK_DAYS", "7",
             "Days after resolution in which the reporter may rate the fix (a 1 or 2 reopens it); then it closes.",
             int),

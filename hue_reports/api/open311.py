@@ -17,7 +17,7 @@ from flask_smorest import Blueprint
 from werkzeug.exceptions import HTTPException
 
 from ..errors import HTTP_ERRORS, ApiError
-from ..services import intake, reports
+from ..services import intake, outbox, reports
 from ..services import open311 as o311
 from ..services.open311 import Open311Error
 
@@ -151,9 +151,26 @@ def _post_request(fmt: str, client) -> Response:
     if category is None:
         raise Open311Error(400, f"service_code not found: {code}.")
     media = [f for f in request.files.getlist("media") if f.filename or f.content_length]
-    fields = o311.intake_fields(request.form, category, has_media=bool(media))
+    uploads = [intake.Upload(stream=f.stream, field="media") for f in media]
+    media_url = request.form.get("media_url", "").strip()
+    if not uploads and media_url and outbox.url_allowed(media_url, current_app.config["MEDIA_URL_PREFIXES"]):
+        fetched, error = outbox.fetch_bounded(media_url, current_app.config["MAX_PHOTO_MB"] * 1024 * 1024,
+                                              current_app.config["WEBHOOK_TIMEOUT_SECONDS"])
+        if fetched is None:
+            raise Open311Error(400, f"media_url could not be fetched ({error}).")
+        uploads = [intake.Upload(stream=fetched, field="media_url")]
+    try:
+        return _submit(fmt, category, uploads, client)
+    finally:
+        for upload in uploads:
+            if upload.field == "media_url":
+                upload.stream.close()  # (the fetched file; uploads are the request's to close)
+
+
+def _submit(fmt: str, category, uploads: list, client) -> Response:
+    fields = o311.intake_fields(request.form, category, has_media=bool(uploads))
     outcome = intake.submit(intake.Submission(
-        fields=fields, uploads=[intake.Upload(stream=f.stream, field="media") for f in media],
+        fields=fields, uploads=uploads,
         idempotency_key=request.headers.get("Idempotency-Key"), client_ip=request.remote_addr, channel="open311",
         client=f"key{client.id}"))  # (an Idempotency-Key belongs to its client application)
     headers = {"Cache-Control": "no-store",

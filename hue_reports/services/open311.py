@@ -219,8 +219,9 @@ def intake_fields(form, category: Category, has_media: bool) -> dict[str, str]:
         raise Open311Error(400, "lat and long are required (WGS84).")
     if not has_media:
         if form.get("media_url", "").strip():
-            raise Open311Error(400, "media_url is not accepted: this server does not fetch remote files. Upload "
-                                    "1 to 5 photos as the multipart file part `media` (a photo is required).")
+            raise Open311Error(400, "This media_url is not fetched: this server fetches photos only from the "
+                                    "addresses it was set up to trust. Upload 1 to 5 photos as the multipart file "
+                                    "part `media` (a photo is required).")
         raise Open311Error(400, "A photo is required: upload 1 to 5 photos as the multipart file part `media`.")
     description = form.get("description", "")
     notes = []

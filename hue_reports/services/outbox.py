@@ -159,7 +159,7 @@ def _push(message: OutboxMessage) -> tuple[int | None, str | None]:
     """A status change to the reporter's push gateway: the stored payload (the status, never contact
     details), signed with the SHA-256 of the report's tracking token (which the reporter's app can
     compute, and nobody else)."""
-    if not notify_url_allowed(message.target, current_app.config["NOTIFY_URL_PREFIXES"]):
+    if not url_allowed(message.target, current_app.config["NOTIFY_URL_PREFIXES"]):
         return None, "notify_url is no longer allowed (NOTIFY_URL_PREFIXES)"
     secret = db.session.scalar(select(Report.tracking_token_hash).where(Report.id == message.report_id))
     if not secret:
@@ -303,7 +303,33 @@ def notify_status(report_id: int, event_id: int) -> None:
     db.session.execute(NOTIFY_SQL, {"id": report_id, "event_id": event_id})
 
 
-def notify_url_allowed(url: str, prefixes: list[str] | None) -> bool:
+def fetch_bounded(url: str, max_bytes: int, timeout_s: float):
+    """GET `url` (no redirects) into a temporary file of at most `max_bytes`: (file at 0, None), or (None, the
+    reason). For URLs already checked against an allow-list (url_allowed)."""
+    import tempfile
+
+    spool = tempfile.TemporaryFile()  # (a real file: the photo checks map it into memory)
+    try:
+        with _OPENER.open(urllib.request.Request(url, headers={"User-Agent": "hue-reports/1"}),
+                          timeout=timeout_s) as response:
+            if not 200 <= response.status < 300:
+                raise ValueError(f"HTTP {response.status}")
+            while chunk := response.read(65536):
+                spool.write(chunk)
+                if spool.tell() > max_bytes:
+                    raise ValueError(f"larger than {max_bytes // (1024 * 1024)} MB")
+    except urllib.error.HTTPError as exc:
+        spool.close()
+        return None, f"HTTP {exc.code} {exc.reason}" + (" (redirects are not followed)" if 300 <= exc.code < 400
+                                                         else "")
+    except Exception as exc:  # noqa: BLE001 - any failure is the client's media_url's
+        spool.close()
+        return None, f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}"
+    spool.seek(0)
+    return spool, None
+
+
+def url_allowed(url: str, prefixes: list[str] | None) -> bool:
     """Is `url` under one of the allowed push gateways? Compared as URLs, not as strings: the same scheme,
     host and port exactly, no user info, and the path under the prefix's path at a `/` boundary (so
     `https://push.vn@evil.test/`, `https://push.vn.evil.test/` or another port never pass)."""
@@ -348,3 +374,6 @@ def tell_agency(report_id: int, agency_id: int | None, event_type: str, event_id
         FROM agencies a WHERE a.id = :agency_id AND a.webhook_url IS NOT NULL
         ON CONFLICT (dedupe_key) DO NOTHING
     """), {"report_id": report_id, "agency_id": agency_id, "type": event_type, "event_id": event_id})
+
+
+notify_url_allowed = url_allowed  # (the reporters' push gateways: NOTIFY_URL_PREFIXES)

@@ -402,7 +402,7 @@ def test_an_unknown_or_missing_service_code_is_400(client, db_session, api_key):
     assert "service_code" in assert_errors(post(client, api_key, service_code=None), 400)[0]
 
 
-def test_media_url_alone_is_refused_we_never_fetch_urls(client, db_session, api_key):
+def test_a_media_url_outside_the_trusted_prefixes_is_never_fetched(client, db_session, api_key):
     [description] = assert_errors(post(client, api_key, photos=[], media_url="http://169.254.169.254/x.jpg"), 400)
     assert "media_url" in description and "media" in description
     assert "photo" in assert_errors(post(client, api_key, photos=[]), 400)[0]
@@ -555,3 +555,54 @@ def test_a_client_application_has_its_own_quota_not_the_residents_per_address(cl
     monkeypatch.setitem(config, "CLIENT_RATE_LIMIT_PER_MINUTE", 0)
     created_code(post(client, api_key, device_id="one-phone", description="a"))
     assert_errors(post(client, api_key, device_id="one-phone", description="b"), 429)  # one resident's device
+
+
+@pytest.fixture
+def photo_store():
+    """A client application's photo store: a real HTTP server on 127.0.0.1 serving the Nokia photo, a
+    redirect, and a file too large."""
+    import http.server
+    import threading
+
+    from hue_reports.devstack import free_port
+
+    class Store(http.server.BaseHTTPRequestHandler):
+        hits: list[str] = []
+
+        def do_GET(self):  # noqa: N802
+            type(self).hits.append(self.path)
+            if self.path == "/photos/redirect.jpg":
+                self.send_response(302)
+                self.send_header("Location", "http://169.254.169.254/latest/meta-data")
+                self.end_headers()
+                return
+            body = NOKIA.read_bytes() if self.path == "/photos/nokia.jpg" else b"\xff" * (4 * 1024 * 1024)
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    port = free_port()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Store)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{port}/photos/", Store.hits
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_media_url_under_a_trusted_prefix_is_fetched_once_and_checked_like_an_upload(
+        client, db_session, api_key, photo_store, monkeypatch):
+    base, hits = photo_store
+    monkeypatch.setitem(client.application.config, "MEDIA_URL_PREFIXES", [base])
+    monkeypatch.setitem(client.application.config, "MAX_PHOTO_MB", 3)  # (the Nokia photo: 2.2 MB)
+    code = created_code(post(client, api_key, photos=[], media_url=base + "nokia.jpg"))
+    report = db_session.scalars(select(Report).where(Report.public_code == code)).one()
+    assert [p.size_bytes for p in report.photos] == [NOKIA.stat().st_size] and hits == ["/photos/nokia.jpg"]
+    for path, words in (("redirect.jpg", "302"), ("big.jpg", "larger than")):
+        [description] = assert_errors(post(client, api_key, photos=[], media_url=base + path), 400)
+        assert words in description, description
+    assert_errors(post(client, api_key, photos=[], media_url=base.replace("/photos/", "/other/") + "x.jpg"), 400)
+    assert hits == ["/photos/nokia.jpg", "/photos/redirect.jpg", "/photos/big.jpg"]  # nothing else fetched
