@@ -106,8 +106,9 @@ def floor(url: str, ids: list[int], radius_m: int, days: int) -> float:
         started = time.perf_counter()
         for report_id in ids:
             conn.execute(lock, {"id": report_id, "lock_space": routing.DUPLICATE_LOCK_SPACE})
-            row = conn.execute(fetch, {"id": report_id, "radius_m": radius_m, "radius_deg": routing._degrees(radius_m),
-                                       "days": days, "targets": list(routing.DUPLICATE_TARGET_STATUSES)}).fetchone()
+            row = conn.execute(fetch, {"id": report_id, "radius_m": radius_m,
+                                       "radius_deg": routing.bounding_degrees(radius_m), "days": days,
+                                       "targets": list(routing.DUPLICATE_TARGET_STATUSES)}).fetchone()
             conn.execute(routed, {"id": report_id, "agency_id": row["agency_id"], "ward_id": row["ward_id"],
                                   "due_at": row["submitted_at"], "from_status": "submitted", "note": None,
                                   "data": "{}", "has_webhook": False})

@@ -35,6 +35,18 @@ def json_object() -> dict:
     return data
 
 
+def int_arg(name: str, default: int, low: int, high: int) -> int:
+    """An integer query parameter in [low, high], else 422 naming it."""
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    if not (raw.isascii() and raw.isdecimal() and len(raw) <= 19) or not low <= int(raw) <= high:
+        raise ApiError(422, "validation_error", f"{name} must be an integer from {low} to {high}.",
+                       message_vi=f"{name} phải là số nguyên từ {low} đến {high}.",
+                       fields={name: [f"An integer from {low} to {high}."]})
+    return int(raw)
+
+
 def refuse_oversized_body() -> None:
     """413 as soon as the declared Content-Length is over the limit, before reading the body.
 

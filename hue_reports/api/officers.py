@@ -9,7 +9,7 @@ from ..errors import ApiError
 from ..extensions import db
 from ..schemas.report import AgencyFeedSchema, OfficerEventSchema, OfficerReportSchema, ReportSchema
 from ..services import auth, intake, reports, routing, workflow
-from . import json_object
+from . import int_arg, json_object
 
 blp = Blueprint("officers", __name__, url_prefix="/api/v1", description="Officers: queue and workflow")
 
@@ -107,20 +107,9 @@ def agency_events():
     """What happened to the agency's reports after a cursor: to pull whatever a webhook missed."""
     account = auth.current_account()
     since = reports.parse_cursor(request.args.get("since"))
-    limit = _int_arg("limit", 100, 1, reports.FEED_MAX)
+    limit = int_arg("limit", 100, 1, reports.FEED_MAX)
     events = reports.agency_events(account, since, limit + 1)
     page = events[:limit]
     next_since = reports.format_cursor(page[-1]) if page else request.args.get("since", "0")
     return {"events": page, "next_since": next_since, "has_more": len(events) > limit}, 200, {
         "Cache-Control": "private, no-store"}
-
-
-def _int_arg(name: str, default: int, low: int, high: int) -> int:
-    raw = request.args.get(name)
-    if raw is None:
-        return default
-    if not (raw.isascii() and raw.isdecimal() and len(raw) <= 19) or not low <= int(raw) <= high:
-        raise ApiError(422, "validation_error", f"{name} must be an integer from {low} to {high}.",
-                       message_vi=f"{name} phải là số nguyên từ {low} đến {high}.",
-                       fields={name: [f"An integer from {low} to {high}."]})
-    return int(raw)

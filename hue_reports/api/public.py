@@ -10,8 +10,7 @@ from ..errors import ApiError
 from ..schemas.queue import load_query
 from ..schemas.report import EventSchema, ReportSchema
 from ..services import public, reports
-from . import not_yet
-from .officers import _int_arg
+from . import int_arg, not_yet
 
 blp = Blueprint("public", __name__, url_prefix="", description="Public: map data and metrics")
 
@@ -43,8 +42,8 @@ def public_reports():
     args = load_query(filters)
     bbox = public.parse_bbox(request.args.get("bbox"))
     zoom = public.parse_zoom(request.args.get("zoom"))
-    cursor = _int_arg("cursor", 0, 0, 2**63 - 1)
-    limit = _int_arg("limit", public.FEATURES_MAX, 1, public.FEATURES_MAX)
+    cursor = int_arg("cursor", 0, 0, 2**63 - 1)
+    limit = int_arg("limit", public.FEATURES_MAX, 1, public.FEATURES_MAX)
     if zoom is not None and zoom < public.cluster_below_zoom():
         if bbox is None:
             raise ApiError(422, "validation_error", "Clusters are for a map view: send its bbox.",

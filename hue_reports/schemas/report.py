@@ -68,9 +68,9 @@ class ReportCreateSchema(ma.Schema):
     def allowed_notify_url(self, value, **kwargs):
         from flask import current_app
 
-        from ..services.outbox import notify_url_allowed
+        from ..services.outbox import url_allowed
 
-        if not notify_url_allowed(value, current_app.config["NOTIFY_URL_PREFIXES"]):
+        if not url_allowed(value, current_app.config["NOTIFY_URL_PREFIXES"]):
             raise ma.ValidationError("This server does not push to this address (see NOTIFY_URL_PREFIXES).")
 
     @ma.pre_load

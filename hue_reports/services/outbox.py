@@ -375,5 +375,3 @@ def tell_agency(report_id: int, agency_id: int | None, event_type: str, event_id
         ON CONFLICT (dedupe_key) DO NOTHING
     """), {"report_id": report_id, "agency_id": agency_id, "type": event_type, "event_id": event_id})
 
-
-notify_url_allowed = url_allowed  # (the reporters' push gateways: NOTIFY_URL_PREFIXES)

@@ -63,11 +63,11 @@ def parse_zoom(raw: str | None) -> int | None:
 
 
 def _where(args: dict, bbox, now: datetime) -> list:
-    codes = queue._resolve_codes(args)
+    codes = queue.resolve_codes(args)
     conditions = [Report.location.is_not(None)]
     if codes.agency_id is not None:
         conditions.append(Report.agency_id == codes.agency_id)
-    conditions += queue._filters(args, codes, now)
+    conditions += queue.filters(args, codes, now)
     if args.get("status"):
         conditions.append(Report.status.in_(args["status"]))
     else:  # a duplicate is already counted in its original's supporters: not a second point on the map
@@ -81,7 +81,7 @@ def features(args: dict, bbox, cursor: int, limit: int, now: datetime | None = N
     """A GeoJSON FeatureCollection of the reports, by id after `cursor`, at most `limit`."""
     now = now or datetime.now(timezone.utc)
     ward = aliased(AdminArea)
-    thumb = queue._thumb_photo_id().label("thumb_id")
+    thumb = queue.thumb_photo_id().label("thumb_id")
     stmt = (select(Report.id, Report.public_code, Report.status, Report.due_at, Report.submitted_at,
                    Report.routed_at, Report.resolved_at, Report.supporters,
                    func.ST_X(Report.location, type_=Float).label("lon"),

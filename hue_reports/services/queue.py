@@ -189,7 +189,7 @@ class _Codes:
     agency_id: int | None = None
 
 
-def _resolve_codes(args: dict) -> _Codes:
+def resolve_codes(args: dict) -> _Codes:
     """The ids of the category, ward and agency codes given, in one round trip; 422 for unknown codes.
     (Codes are matched case-insensitively; a ward code matches the area of every boundary vintage.)"""
     columns = {}
@@ -226,7 +226,7 @@ def _scope(account, codes: _Codes) -> list:
     return [Report.agency_id == account.agency_id]
 
 
-def _filters(args: dict, codes: _Codes, now: datetime) -> list:
+def filters(args: dict, codes: _Codes, now: datetime) -> list:
     """Every filter but the status one (the counts are per status)."""
     conditions = []
     if args.get("overdue") is not None:
@@ -246,7 +246,7 @@ def _filters(args: dict, codes: _Codes, now: datetime) -> list:
     return conditions
 
 
-def _thumb_photo_id():
+def thumb_photo_id():
     """The first evidence photo's id when its derivatives are ready; NULL while it is processing (or failed)."""
     ready = and_(Photo.derivatives_ready_at.is_not(None), Photo.thumb_key.is_not(None))
     return (select(case((ready, Photo.id)))
@@ -259,15 +259,15 @@ def agency_queue(account, args: dict, now: datetime | None = None) -> QueuePage:
     now = now or datetime.now(timezone.utc)
     sort, limit = args.get("sort", "due"), args["limit"]
     cursor = decode_cursor(args["cursor"], sort) if args.get("cursor") else None
-    codes = _resolve_codes(args)
-    scoped = _scope(account, codes) + _filters(args, codes, now)
+    codes = resolve_codes(args)
+    scoped = _scope(account, codes) + filters(args, codes, now)
     statuses = args.get("status")
     status_filter = [Report.status.in_(statuses)] if statuses else []
 
     overdue = case((overdue_condition(now), true()), else_=false())
     # The original of a duplicate as plain columns (it may be on the page itself, as a row of its own).
     original = aliased(Report)
-    stmt = (select(Report, overdue.label("overdue"), _thumb_photo_id().label("thumb_photo_id"),
+    stmt = (select(Report, overdue.label("overdue"), thumb_photo_id().label("thumb_photo_id"),
                    original.id.label("original_id"), original.public_code.label("original_code"),
                    original.status.label("original_status"))
             .outerjoin(original, original.id == Report.duplicate_of_id)

@@ -199,7 +199,7 @@ def route_in_transaction(report_id: int, *, detect_duplicates: bool = True,
     session = db.session
     session.execute(LOCK_SQL, {"id": report_id})
     row = session.execute(FETCH_SQL, {
-        "id": report_id, "radius_m": radius, "radius_deg": _degrees(radius), "days": config["DUPLICATE_DAYS"],
+        "id": report_id, "radius_m": radius, "radius_deg": bounding_degrees(radius), "days": config["DUPLICATE_DAYS"],
         "targets": list(DUPLICATE_TARGET_STATUSES)}).mappings().first()
     if row is None:
         return Outcome(report_id, "missing")
@@ -298,7 +298,7 @@ def count_requeue(report_id: int) -> None:
     db.session.commit()
 
 
-def _degrees(metres: float) -> float:
+def bounding_degrees(metres: float) -> float:
     """A bounding distance in degrees for `metres` anywhere below 80° latitude (the index pre-filter;
     the exact test is on the geography)."""
     return metres / 111_320 / 0.17 if metres else 0.0

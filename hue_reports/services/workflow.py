@@ -17,6 +17,7 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
+import marshmallow as ma
 from flask import current_app
 from sqlalchemy import select, text, update
 from zoneinfo import ZoneInfo
@@ -24,7 +25,8 @@ from zoneinfo import ZoneInfo
 from ..errors import ApiError
 from ..extensions import db
 from ..models import Account, Agency, Category, Feedback, Photo, Report, ReportEvent
-from . import areas, calendar, committing, intake, outbox
+from ..schemas.report import Text
+from . import areas, calendar, committing, intake, outbox, routing
 
 log = logging.getLogger(__name__)
 
@@ -107,27 +109,30 @@ def parse_version(if_match: str | None, field: Any) -> int:
     return int(value)
 
 
-def _note(fields: dict, action: str) -> str | None:
-    raw = fields.get("note") if action == "resolve" else fields.get("reason", fields.get("note"))
-    name = NEEDS_NOTE.get(action, "note")
+def _text(raw: Any, name: str, required: bool) -> str | None:
+    """People's text (a note, a reason, a comment): NFC, no control characters, 1 to NOTE_MAX characters;
+    422 naming the field otherwise."""
     if raw is None or (isinstance(raw, str) and not raw.strip()):
-        if action in NEEDS_NOTE:
-            raise ApiError(422, "validation_error", f"{action} needs a {name}.",
-                           message_vi=f"Thao tác này cần {'ghi chú' if name == 'note' else 'lý do'}.",
+        if required:
+            raise ApiError(422, "validation_error", f"{name} is required.",
+                           message_vi=f"Cần {'lý do' if name == 'reason' else 'nội dung'}.",
                            fields={name: ["Required."]})
         return None
     if not isinstance(raw, str):
         raise ApiError(422, "validation_error", f"{name} must be text.", message_vi="Phải là văn bản.",
                        fields={name: ["Text."]})
-    from ..schemas.report import Text  # NFC, no control characters
-    import marshmallow as ma
-
     try:
-        note = Text(validate=ma.validate.Length(min=1, max=NOTE_MAX)).deserialize(raw)
+        return Text(validate=ma.validate.Length(min=1, max=NOTE_MAX)).deserialize(raw)
     except ma.ValidationError as exc:
         raise ApiError(422, "validation_error", f"Invalid {name}.", message_vi="Nội dung không hợp lệ.",
                        fields={name: exc.messages}) from exc
-    return note
+
+
+def _note(fields: dict, action: str) -> str | None:
+    """The note (resolve) or reason (reject, transfer, reopen) an action needs; optional for the others."""
+    name = NEEDS_NOTE.get(action, "note")
+    raw = fields.get("note") if name == "note" else fields.get("reason", fields.get("note"))
+    return _text(raw, name, required=action in NEEDS_NOTE)
 
 
 def _lock(report_id: int) -> Report:
@@ -181,9 +186,7 @@ def transition(report_id: int, account: Account, action: str, version: int, fiel
     created: list[str] = []
     try:
         if action == "transfer":  # it moves duplicates: the category's lock first, in routing's order
-            from .routing import LOCK_SQL
-
-            db.session.execute(LOCK_SQL, {"id": report_id})
+            db.session.execute(routing.LOCK_SQL, {"id": report_id})
         report = _lock(report_id)
         if not may_handle(account, report):
             # Another agency's report: as if it did not exist (its existence is not the officer's business).
@@ -283,7 +286,7 @@ def _due(report: Report, start: datetime) -> datetime:
 
 def comment(report_id: int, account: Account, fields: dict) -> ReportEvent:
     """A comment on a report: public (on the timeline) or internal (officer endpoints only). Commits."""
-    body = _note({"note": fields.get("text", fields.get("note"))}, "resolve")  # required, same text rules
+    body = _text(fields.get("text", fields.get("note")), "text", required=True)
     public = fields.get("public", False)
     if not isinstance(public, bool):
         raise ApiError(422, "validation_error", "public must be true or false.",
@@ -306,10 +309,7 @@ def feedback(report: Report, fields: dict) -> Feedback:
     if isinstance(rating, bool) or not isinstance(rating, int) or not 1 <= rating <= 5:
         raise ApiError(422, "validation_error", "rating is an integer from 1 to 5.",
                        message_vi="Điểm đánh giá từ 1 đến 5.", fields={"rating": ["An integer from 1 to 5."]})
-    text_value = fields.get("comment")
-    comment_text = None
-    if text_value not in (None, ""):
-        comment_text = _note({"note": text_value}, "resolve")
+    comment_text = _text(fields.get("comment"), "comment", required=False)
     days = current_app.config["FEEDBACK_DAYS"]
     try:
         locked = _lock(report.id)
