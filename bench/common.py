@@ -58,14 +58,4 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
-# `points(p, n)`: %(n)s random points inside the city's outline (rejection sampling in its bounding box),
-# numbered. A WITH clause for benchmark data generators to continue (", more AS (...)").
-RANDOM_CITY_POINTS = """
-WITH city AS (SELECT a.geom, ST_Envelope(a.geom) AS box FROM cities c JOIN admin_areas a ON a.id = c.area_id),
-candidates AS (
-    SELECT ST_SetSRID(ST_MakePoint(ST_XMin(box) + random() * (ST_XMax(box) - ST_XMin(box)),
-                                   ST_YMin(box) + random() * (ST_YMax(box) - ST_YMin(box))), 4326) AS p
-    FROM city, generate_series(1, %(n)s * 8)
-), points AS (
-    SELECT p, row_number() OVER () AS n FROM candidates, city WHERE ST_Covers(city.geom, p) LIMIT %(n)s
-)"""
+from hue_reports.services.demo import RANDOM_CITY_POINTS  # noqa: E402,F401  (the generators' points)

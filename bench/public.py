@@ -7,7 +7,9 @@ reports at random points of the city (random categories and agencies, submitted 
 quarter of them open), and times each endpoint through the application (Flask's WSGI interface, in
 this process) beside its floor: the very SQL statements the request ran, captured as it ran them and
 replayed directly with psycopg (what psql would take). Prints p50 and p95 per endpoint, the floor's,
-and their ratio. Goals (issue 6, at 1M reports): bbox and tiles p95 <= 50 ms, each within 2x of its SQL.
+and their ratio. Goals (issue 6, at 1M reports): bbox, tiles and metrics p95 <= 50 ms, each within 2x of its SQL. Also
+times the metrics' rollups: the full replay of the events, an incremental refresh, and each grouping's
+answer (what the scheduler recomputes every METRICS_REFRESH_SECONDS).
 This generator is a stand-in until bench/generate.py (the benchmark issue) makes realistic histories.
 """
 
@@ -46,14 +48,75 @@ FROM rows
 """
 
 
+# Each report's ward, and its history as events (what the metrics are made of): submitted; routed (one in
+# ten to the dispatcher first, then transferred to its agency); acknowledged for most; resolved and closed
+# as the report's status says.
+HISTORY_SQL = """
+UPDATE reports r SET ward_id = w.id
+FROM admin_areas w WHERE w.tier = 2 AND w.valid_to IS NULL AND ST_Covers(w.geom, r.location);
+WITH d AS (SELECT id FROM agencies WHERE kind = 'dispatcher' ORDER BY id LIMIT 1)
+INSERT INTO report_events (report_id, type, actor_kind, to_status, agency_id, public, created_at, data)
+SELECT id, 'submitted', 'resident', 'submitted', NULL, true, submitted_at, '{}'::jsonb FROM reports
+UNION ALL
+SELECT r.id, 'routed', 'system', 'routed', CASE WHEN r.id % 10 = 0 THEN d.id ELSE r.agency_id END, true,
+       r.routed_at, jsonb_build_object('due_at', r.due_at, 'due_from', r.submitted_at, 'sla_hours', 52.5)
+FROM reports r, d
+UNION ALL
+SELECT id, 'transferred', 'officer', 'routed', agency_id, true,
+       routed_at + (coalesce(resolved_at, routed_at + interval '2 days') - routed_at) * random() / 3, '{}'::jsonb
+FROM reports WHERE id % 10 = 0
+UNION ALL
+SELECT id, 'acknowledged', 'officer', 'acknowledged', agency_id, true,
+       coalesce(resolved_at, now()) - (coalesce(resolved_at, now()) - routed_at) * (0.5 + random() / 2), '{}'::jsonb
+FROM reports WHERE id % 4 <> 0 AND id % 10 <> 0
+UNION ALL
+SELECT id, 'resolved', 'officer', 'resolved', agency_id, true, resolved_at, '{}'::jsonb
+FROM reports WHERE resolved_at IS NOT NULL
+UNION ALL
+SELECT id, 'closed', 'system', 'closed', agency_id, true, resolved_at + interval '7 days', '{}'::jsonb
+FROM reports WHERE status = 'closed'
+"""
+
+
 def generate(url: str, n: int) -> float:
     import psycopg
 
     started = time.perf_counter()
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(GENERATE_SQL, {"n": n})
+        conn.execute(HISTORY_SQL)
         conn.execute("VACUUM ANALYZE reports")
+        conn.execute("VACUUM ANALYZE report_events")
     return time.perf_counter() - started
+
+
+def metrics_build(app) -> list[tuple[str, float]]:
+    """The rollups' costs: the first full replay of every report's events, an incremental refresh after a
+    few new events, and each grouping's answer computed from the facts (what the scheduler redoes every
+    METRICS_REFRESH_SECONDS)."""
+    from sqlalchemy import text
+
+    from hue_reports.extensions import db
+    from hue_reports.services import metrics
+
+    out = []
+    with app.app_context():
+        started = time.perf_counter()
+        stats = metrics.refresh(full=True)
+        out.append((f"full replay of {stats.reports:,} reports", time.perf_counter() - started))
+        db.session.execute(text("ANALYZE metric_reports; ANALYZE metric_custodies"))
+        db.session.execute(text("""
+            INSERT INTO report_events (report_id, type, actor_kind, agency_id, public, note)
+            SELECT id, 'comment', 'officer', agency_id, true, 'bench' FROM reports ORDER BY id DESC LIMIT 1000"""))
+        db.session.commit()
+        started = time.perf_counter()
+        stats = metrics.refresh()
+        out.append((f"incremental refresh, {stats.reports:,} reports", time.perf_counter() - started))
+        for group_by in metrics.GROUP_BYS:
+            started = time.perf_counter()
+            metrics.published(metrics.Period(group_by, None, None))
+            out.append((f"compute group_by={group_by}", time.perf_counter() - started))
+    return out
 
 
 def tile_of(lat: float, lon: float, z: int) -> tuple[int, int]:
@@ -74,6 +137,8 @@ def cases() -> list[tuple[str, str]]:
     for z in (12, 15, 18):
         x, y = tile_of(lat, lon, z)
         out.append((f"tile z{z} at the centre", f"/api/v1/public/tiles/{z}/{x}/{y}.mvt"))
+    out += [("metrics by agency (stored answer)", "/api/v1/public/metrics?group_by=agency"),
+            ("metrics by ward (stored answer)", "/api/v1/public/metrics?group_by=ward")]
     return out
 
 
@@ -128,6 +193,7 @@ def main() -> int:
         from hue_reports import create_app
 
         app = create_app()
+        built = metrics_build(app)
         rows = []
         for label, path in cases():
             times, floor, size = measure(app, path, args.repeat, env["DATABASE_URL"])
@@ -139,6 +205,9 @@ def main() -> int:
         p50, p95 = statistics.median(times) * 1000, percentile(times, 95) * 1000
         f50, f95 = statistics.median(floor) * 1000, percentile(floor, 95) * 1000
         print(f"{label:<40}{p50:>9.1f}{p95:>9.1f}{f50:>9.1f}{f95:>9.1f}{p95 / f95 if f95 else 0:>6.2f}x{size:>10,}")
+    print("\nMetrics rollups (the scheduler's work, not a request's):")
+    for label, seconds in built:
+        print(f"{label:<40}{seconds * 1000:>12.0f} ms")
     return 0
 
 

@@ -51,6 +51,16 @@ def seed_command(data_dir: Path, demo: bool, if_empty: bool) -> None:
     if demo:
         click.echo(f"demo accounts: password {seed.demo_password(data_dir)!r} "
                    f"({', '.join(seed.demo_usernames(data_dir))})")
+        from sqlalchemy import text
+
+        from .extensions import db
+        from .services import demo as demo_data
+        from .services import metrics
+
+        if db.session.scalar(text("SELECT NOT EXISTS (SELECT 1 FROM reports)")):
+            click.echo(f"demo reports: {demo_data.create_reports()} created (codes DEMO-...)")
+            metrics.refresh()
+            metrics.refresh_results()
 
 
 calendar_group = AppGroup("calendar", help="The city's working calendar: public holidays, the government's "
@@ -396,8 +406,48 @@ def users_reset_password(username: str, password_stdin: bool) -> None:
     click.echo(f"password of {account.username} reset; {revoked} token(s) revoked, lockout cleared")
 
 
+metrics_group = AppGroup("metrics", help="The accountability metrics (README, Methodology).")
+
+
+@metrics_group.command("refresh")
+@click.option("--full", is_flag=True, help="Replay every report's events, not only the new ones.")
+def metrics_refresh(full: bool) -> None:
+    """Bring the metrics' facts up to the events, and recompute the published answers."""
+    from .services import metrics
+
+    stats = metrics.refresh(full=full)
+    if stats is None:
+        raise click.ClickException("another metrics refresh is running; try again when it ends")
+    answers = metrics.refresh_results()
+    click.echo(f"{stats.reports} report(s) replayed in {stats.seconds:.1f} s (events through transaction "
+               f"{stats.events_through}); {answers} answer(s) recomputed")
+
+
+@metrics_group.command("verify")
+@click.option("--group-by", "group_bys", multiple=True, type=click.Choice(("agency", "category", "ward", "month")),
+              help="Check these groupings (default: every answer published now).")
+@click.option("--from", "start", help="First day (YYYY-MM-DD) with --group-by.")
+@click.option("--to", "end", help="Last day (YYYY-MM-DD) with --group-by.")
+def metrics_verify(group_bys: tuple, start: str | None, end: str | None) -> None:
+    """Recompute the published figures from the events alone and list every difference (exit 1 if any)."""
+    from .errors import ApiError
+    from .services import metrics, metrics_verify
+
+    try:
+        periods = [metrics.parse_period({"group_by": g, "from": start, "to": end}) for g in group_bys]
+    except ApiError as exc:
+        raise click.BadParameter(exc.message) from exc
+    checked, differences = metrics_verify.verify(periods or None)
+    for difference in differences:
+        click.echo(str(difference))
+    click.echo(f"{checked} answer(s) checked against the events: {len(differences)} difference(s)")
+    if differences:
+        raise SystemExit(1)
+
+
 def init_app(app: Flask) -> None:
     for command in (seed_command, calendar_group, worker_command, scheduler_command, healthcheck_command, tokens_group):
         app.cli.add_command(command)
     app.cli.add_command(users_group)
     app.cli.add_command(open311_group)
+    app.cli.add_command(metrics_group)

@@ -110,8 +110,18 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("FEEDBACK_DAYS", "7",
             "Days after resolution in which the reporter may rate the fix (a 1 or 2 reopens it); then it closes.",
             int),
+    Setting("METRICS_REFRESH_SECONDS", "60",
+            "How often the scheduler brings the accountability metrics up to the new events and recomputes "
+            "the answers people asked for (the published figures are at most this old).", int),
     Setting("PUBLIC_CLUSTER_BELOW_ZOOM", "14",
             "The public map data answers clusters (counts by status per grid cell) below this zoom.", int),
+    # The public map page (hue_reports/web): its background tiles. Markers never depend on them.
+    Setting("MAP_TILE_URL", "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
+            "Tile URL template of the public map's background ({z}/{x}/{y}, and {s} for subdomains); the only "
+            "address the pages load anything from outside this service."),
+    Setting("MAP_TILE_ATTRIBUTION",
+            '&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors',
+            "Attribution shown on the map for its tiles (HTML: links allowed); required by most tile providers."),
     Setting("WEBHOOK_TIMEOUT_SECONDS", "10", "Timeout of one webhook delivery attempt.", int),
     Setting("WEBHOOK_RETRY_HOURS", "24", "How long a webhook message is retried (exponential backoff).", int),
     Setting("WORKER_CLASS", "simple",

@@ -123,13 +123,21 @@ def test_make_run_seeds_idempotently(run_database, redis_url, tmp_path):
     """Migrating and seeding twice (two `make run`s) leaves the data as the first left it."""
     env = _env(run_database, redis_url)
     flask = [str(Path(sys.executable).parent / "flask"), "--app", "wsgi"]
-    outputs = []
+    outputs, demo = [], []
     for _ in range(2):
         for args in (["db", "upgrade"], ["seed", "--demo"]):
             result = subprocess.run([*flask, *args], cwd=ROOT, env=env, capture_output=True, text=True,
                                     timeout=120, check=False)
             assert result.returncode == 0, result.stderr
         outputs.append(_seed_counts(result.stdout))
+        demo.append(re.findall(r"demo reports: (\d+) created", result.stdout))
+    # demo reports with their history, the first time only, and the metrics computed from them
+    assert int(demo[0][0]) > 100 and demo[1] == []
+    with psycopg.connect(run_database) as conn:
+        routed, events, answer = conn.execute(
+            "SELECT (SELECT count(*) FROM reports WHERE agency_id IS NOT NULL), (SELECT count(*) FROM report_events),"
+            " (SELECT body FROM metric_results WHERE key = 'agency||')").fetchone()
+    assert routed > 100 and events > 3 * routed and answer["total"]["resolved"] > 0
     assert outputs[0], "flask seed printed no counts"
     assert all(created > 0 for created, _ in outputs[0].values()), outputs[0]
     assert set(outputs[1]) == set(outputs[0])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from flask import jsonify, make_response, request
 from flask_smorest import Blueprint
 from werkzeug.datastructures import MultiDict
@@ -9,8 +11,8 @@ from werkzeug.datastructures import MultiDict
 from ..errors import ApiError
 from ..schemas.queue import load_query
 from ..schemas.report import EventSchema, ReportSchema
-from ..services import public, reports
-from . import int_arg, not_yet
+from ..services import metrics, public, reports
+from . import int_arg
 
 blp = Blueprint("public", __name__, url_prefix="", description="Public: map data and metrics")
 
@@ -56,13 +58,18 @@ def public_reports():
 def public_report(report_id: str):
     """One report's public page: its public view, its public timeline, and the resolution photos beside
     the resident's."""
-    report = reports.find(report_id)
+    return _cacheable(public_report_body(reports.find(report_id)), max_age=30)
+
+
+def public_report_body(report) -> dict:
+    """A report's public page data (also what /reports/<code> renders): the public view, the resident's
+    photos and the resolution photos apart, and the public timeline."""
     body = ReportSchema().dump(report)
     photos = body.pop("photos")
     body["photos"] = [p for p in photos if p["kind"] == "evidence"]
     body["resolution_photos"] = [p for p in photos if p["kind"] == "resolution"]
     body["events"] = EventSchema(many=True).dump(reports.public_events(report))
-    return _cacheable(body, max_age=30)
+    return body
 
 
 @blp.route("/api/v1/public/tiles/<int:z>/<int:x>/<int:y>.mvt")
@@ -84,19 +91,39 @@ def tile(z: int, x: int, y: int):
 
 
 @blp.route("/api/v1/public/metrics")
+@blp.doc(parameters=[
+    {"in": "query", "name": "group_by", "schema": {"type": "string", "enum": list(metrics.GROUP_BYS)}},
+    {"in": "query", "name": "from", "schema": {"type": "string", "format": "date"},
+     "description": "first day of submission included (the city's local date)"},
+    {"in": "query", "name": "to", "schema": {"type": "string", "format": "date"},
+     "description": "last day of submission included"}])
+def public_metrics():
+    """Accountability figures per agency, category, ward or month of submission, and the city's total:
+    counts, the resident's and the agency's clocks (median and 90th percentile, wall-clock and working
+    hours, open reports censored), time to acknowledge, on-time, transfer and reopen rates, satisfaction.
+    Methodology: README.md#methodology."""
+    body = metrics.published(metrics.parse_period(request.args))
+    # (keys sorted: an answer read back from JSONB has another key order, and the ETag must not change)
+    response = make_response(json.dumps(body, sort_keys=True, ensure_ascii=False))
+    response.mimetype = "application/json"
+    response.add_etag()
+    response.headers["Cache-Control"] = "public, max-age=60"
+    return response.make_conditional(request)
+
+
 @blp.route("/api/v1/public/metrics.csv")
-def metrics():
-    """Per-agency, category, ward or month resolution metrics."""
-    raise not_yet("accountability metrics")
-
-
-@blp.route("/")
-def map_page():
-    """The public map page."""
-    raise not_yet("public map page")
-
-
-@blp.route("/stats")
-def stats_page():
-    """The accountability page."""
-    raise not_yet("accountability page")
+@blp.doc(parameters=[{"in": "query", "name": name, "schema": {"type": "string"}}
+                     for name in ("group_by", "from", "to")])
+def public_metrics_csv():
+    """The same figures as CSV (UTF-8 with a byte order mark, for spreadsheets): a row per group, the city's
+    total last."""
+    period = metrics.parse_period(request.args)
+    body = metrics.published(period)
+    response = make_response("\ufeff" + metrics.to_csv(body))
+    response.mimetype = "text/csv"
+    response.charset = "utf-8"
+    response.headers["Content-Disposition"] = (
+        f'attachment; filename="metrics-{period.group_by}-{period.start or "all"}-{period.end or "now"}.csv"')
+    response.headers["Cache-Control"] = "public, max-age=60"
+    response.add_etag()
+    return response.make_conditional(request)

@@ -4,6 +4,7 @@ from .account import ROLES, Account, ApiToken
 from .agency import Agency, Category, CategoryGroup, RoutingRule
 from .area import CALENDAR_DAY_KINDS, AdminArea, CalendarDay, City
 from .base import SRID, Base
+from .metrics import CUSTODY_STATES, METRIC_STATES, MetricCustody, MetricReport, MetricResult, MetricState
 from .open311 import Open311Key
 from .outbox import OutboxMessage
 from .report import (EVENT_LABELS, FINISHED_STATUSES, OPEN_STATUSES, OVERDUE_LABEL, STATUS_LABELS, Feedback,
@@ -11,8 +12,9 @@ from .report import (EVENT_LABELS, FINISHED_STATUSES, OPEN_STATUSES, OVERDUE_LAB
 
 __all__ = [
     "CALENDAR_DAY_KINDS", "ROLES", "SRID", "Account", "AdminArea", "Agency", "ApiToken", "Base", "CalendarDay",
-    "Category", "CategoryGroup", "City",
-    "EVENT_LABELS", "FINISHED_STATUSES", "Feedback", "IdempotencyKey", "OPEN_STATUSES", "OVERDUE_LABEL",
+    "CUSTODY_STATES", "Category", "CategoryGroup", "City",
+    "EVENT_LABELS", "FINISHED_STATUSES", "Feedback", "IdempotencyKey", "METRIC_STATES", "MetricCustody", "MetricReport",
+    "MetricResult", "MetricState", "OPEN_STATUSES", "OVERDUE_LABEL",
     "Open311Key", "OutboxMessage", "Photo", "Report", "ReportCodeCounter", "ReportContact", "ReportEvent",
     "ReportStatus",
     "RoutingRule", "STATUS_LABELS",

@@ -50,6 +50,8 @@ DAY_OFF, WORKING_DAY = CALENDAR_DAY_KINDS
 DayName = tuple[str, str]  # (Vietnamese, English)
 
 CALENDAR_CACHE_SECONDS = 60
+# The origin of WorkCalendar.working_us (a local date; any fixed date works, readings are only subtracted).
+WORKING_EPOCH = date(2020, 1, 1)
 # add_working_time gives up after this many consecutive days without working time.
 MAX_DAYS_WITHOUT_WORK = 3 * 366
 CONFIG_KEYS = ("holidays", "weekdays", "periods")
@@ -275,6 +277,8 @@ class WorkCalendar:
         if both:
             raise ValueError(f"{', '.join(map(str, both))}: both a day off and a working day")
         self._days: dict[date, _Day] = {}
+        # working_us: the working microseconds before each day since WORKING_EPOCH, filled on demand
+        self._before: list[int] = [0]
 
     @classmethod
     def from_config(cls, timezone: str, config: Any, swaps: Iterable[SwapLike] = ()) -> WorkCalendar:
@@ -445,6 +449,33 @@ class WorkCalendar:
                         total += high - low
             day += timedelta(days=1)
         return total / _HOUR
+
+    def working_us(self, instant: datetime) -> int:
+        """The working microseconds from WORKING_EPOCH (local midnight) to `instant` (negative before it).
+
+        A clock of working time: working_us(b) - working_us(a) is the working time from a to b, exactly
+        (working_time_between(a, b) in microseconds), so a duration can be computed later from two stored
+        readings. The metrics store readings and subtract them in SQL.
+        """
+        at = _utc(instant, "instant")
+        day = self._local_date(at)
+        partial = sum(((min(stop, at) - start) for start, stop in self._day(day)[0] if start < at), timedelta(0))
+        return self._working_before(day) + partial // timedelta(microseconds=1)
+
+    def _working_before(self, day: date) -> int:
+        """Working microseconds from WORKING_EPOCH to the start of local `day`."""
+        index = (day - WORKING_EPOCH).days
+        if index < 0:  # (before the epoch: rare, not cached)
+            total, current = 0, day
+            while current < WORKING_EPOCH:
+                total -= self._day(current)[1] // timedelta(microseconds=1)
+                current += timedelta(days=1)
+            return total
+        before = self._before
+        while len(before) <= index:
+            current = WORKING_EPOCH + timedelta(days=len(before) - 1)
+            before.append(before[-1] + self._day(current)[1] // timedelta(microseconds=1))
+        return before[index]
 
 
 # --- the swaps ------------------------------------------------------------------------------------------------

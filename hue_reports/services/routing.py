@@ -248,6 +248,7 @@ def route_in_transaction(report_id: int, *, detect_duplicates: bool = True,
     due_at = calendar.city_calendar(city.id).add_working_time(row["submitted_at"], Decimal(row["sla_hours"]))
     data["sla_hours"] = float(row["sla_hours"])
     data["due_at"] = due_at.isoformat()
+    data["due_from"] = row["submitted_at"].isoformat()
     outbox_ids = session.scalars(ROUTED_SQL, {
         "id": report_id, "agency_id": agency_id, "ward_id": ward_id, "due_at": due_at, "from_status": from_status,
         "note": note, "data": json.dumps(data), "has_webhook": bool(has_webhook)}).all()

@@ -217,7 +217,7 @@ def transition(report_id: int, account: Account, action: str, version: int, fiel
             if report.routed_at is None:
                 report.routed_at = now
             if report.due_at is None:  # (manual routing of an unrouted report: its deadline starts at submission)
-                report.due_at = _due(report, report.submitted_at)
+                report.due_at = _deadline(report, report.submitted_at, data)
         elif action == "acknowledge":
             report.acknowledged_at = now
         elif action == "start" and report.acknowledged_at is None:
@@ -228,7 +228,7 @@ def transition(report_id: int, account: Account, action: str, version: int, fiel
             report.closed_at = now
         elif action == "reopen":
             report.resolved_at = report.closed_at = None
-            report.due_at = _due(report, now)  # a fresh deadline for the rework
+            report.due_at = _deadline(report, now, data)  # a fresh deadline for the rework
         report.status = rule.to_status
         report.version += 1
         event = ReportEvent(report_id=report.id, type=rule.event, actor_kind=_actor_kind(account),
@@ -279,9 +279,13 @@ def _actor_kind(account: Account) -> str:
     return "admin" if account.role == "admin" else "officer"
 
 
-def _due(report: Report, start: datetime) -> datetime:
+def _deadline(report: Report, start: datetime, data: dict[str, Any]) -> datetime:
+    """The deadline `start` + the category's SLA in working hours; recorded in the event's `data` (the
+    metrics read deadlines from the events)."""
     sla = db.session.scalar(select(Category.sla_hours).where(Category.id == report.category_id))
-    return calendar.city_calendar().add_working_time(start, Decimal(sla))
+    due = calendar.city_calendar().add_working_time(start, Decimal(sla))
+    data.update(due_at=due.isoformat(), sla_hours=float(sla), due_from=start.isoformat())
+    return due
 
 
 def comment(report_id: int, account: Account, fields: dict) -> ReportEvent:
@@ -330,7 +334,7 @@ def feedback(report: Report, fields: dict) -> Feedback:
         if rating <= 2:
             status, event_type, data = "in_progress", "reopened", {"reason": "unsatisfied", "rating": rating}
             locked.resolved_at = None
-            locked.due_at = _due(locked, now)
+            locked.due_at = _deadline(locked, now, data)
         else:
             status, event_type, data = "closed", "closed", {"reason": "rated", "rating": rating}
             locked.closed_at = now

@@ -1,0 +1,711 @@
+"""Accountability metrics: how long each agency takes, derived from `report_events`.
+
+Three layers, each recomputable from the one before:
+
+1. **Events** (`report_events`, append-only): the truth.
+2. **Facts** (`metric_reports`, one row per report; `metric_custodies`, one row per report and agency
+   that held it). `replay` turns one report's events into its facts; `refresh` replays the reports
+   whose events arrived since the last refresh (a cursor on the events' transaction ids, so a late
+   commit is never skipped) and is run by the scheduler every METRICS_REFRESH_SECONDS.
+3. **Answers** (`metric_results`): `compute` aggregates the facts in SQL for one grouping and period,
+   as of an instant; the answer is stored and served until the next refresh recomputes it.
+
+The two clocks (README, "Methodology"):
+
+* the resident's clock runs from submission to the last resolution, whatever happens in between;
+  a report still open is censored at `as_of` (Kaplan-Meier), so leaving hard tickets open makes a
+  median longer, never shorter;
+* an agency's clock runs only while the ticket is in its hands: from each routing or transfer to it
+  (or reopening) until it resolved, rejected or transferred it. A ticket it passed on counts for it as
+  never resolved (it stays in its curve's risk set), so bouncing hard tickets cannot lower its figures.
+
+Durations are integer microseconds; working durations are differences of readings of the city's
+working-time clock (`WorkCalendar.working_us`), stored with the facts.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import delete, or_, select, text
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from zoneinfo import ZoneInfo
+
+from ..errors import ApiError
+from ..extensions import db
+from ..models import AdminArea, Agency, Category, MetricCustody, MetricReport, MetricResult, MetricState
+from . import calendar
+
+log = logging.getLogger(__name__)
+
+GROUP_BYS = ("agency", "category", "ward", "month")
+US_PER_HOUR = 3_600_000_000
+# A custody passed on: for that agency the ticket is never resolved (larger than any duration).
+NEVER = 2**62
+# Kaplan-Meier survival is compared with this slack (floating point), in SQL and in `verify` alike.
+KM_EPSILON = 1e-9
+REFRESH_LOCK = 0x6875656D  # advisory lock key: one refresher at a time ("huem")
+COMPUTE_LOCK = 0x68756563  # one answer computed on demand at a time ("huec")
+COMPUTE_WAIT = "15s"  # how long a request waits for another's computation before a 503
+RESULTS_KEPT_DAYS = 1  # an answer nobody asked for in this long is no longer refreshed
+RESULTS_KEPT_MAX = 200  # ... nor one beyond the most recently asked for (bounds the scheduler's work)
+MAX_PERIOD_YEARS = 50
+
+# Labels of the published figures (vi, en), in the CSV's column order after key and name.
+FIELDS: dict[str, tuple[str, str]] = {
+    "received": ("Tiếp nhận", "Received"),
+    "resolved": ("Đã xử lý", "Resolved"),
+    "open": ("Đang mở", "Open"),
+    "open_overdue": ("Đang mở, quá hạn", "Open and overdue"),
+    "seriously_overdue": ("Quá hạn nghiêm trọng (quá 3 lần thời hạn)", "Seriously overdue (open past 3x the SLA)"),
+    "rejected": ("Không tiếp nhận", "Rejected"),
+    "duplicates": ("Trùng lặp", "Duplicates"),
+    "median_hours": ("Trung vị thời gian xử lý, người dân (giờ)", "Median time to resolve, resident's clock (h)"),
+    "p90_hours": ("Phân vị 90 thời gian xử lý, người dân (giờ)", "90th percentile, resident's clock (h)"),
+    "median_working_hours": ("Trung vị, người dân (giờ hành chính)", "Median, resident's clock (working h)"),
+    "p90_working_hours": ("Phân vị 90, người dân (giờ hành chính)", "90th percentile, resident's clock (working h)"),
+    "agency_median_hours": ("Trung vị thời gian xử lý, đơn vị (giờ)", "Median time to resolve, agency's clock (h)"),
+    "agency_p90_hours": ("Phân vị 90, đơn vị (giờ)", "90th percentile, agency's clock (h)"),
+    "agency_median_working_hours": ("Trung vị, đơn vị (giờ hành chính)", "Median, agency's clock (working h)"),
+    "agency_p90_working_hours": ("Phân vị 90, đơn vị (giờ hành chính)", "90th percentile, agency's clock (working h)"),
+    "median_hours_to_acknowledge": ("Trung vị thời gian tiếp nhận (giờ)", "Median time to acknowledge (h)"),
+    "median_working_hours_to_acknowledge": ("Trung vị thời gian tiếp nhận (giờ hành chính)",
+                                            "Median time to acknowledge (working h)"),
+    "on_time_rate": ("Tỷ lệ đúng hạn", "On-time rate"),
+    "transfer_rate": ("Tỷ lệ chuyển đơn vị", "Transfer rate"),
+    "reopen_rate": ("Tỷ lệ mở lại", "Reopen rate"),
+    "satisfaction_mean": ("Mức hài lòng (1-5)", "Satisfaction (1-5)"),
+    "satisfaction_count": ("Số lượt đánh giá", "Ratings"),
+}
+COUNTS = ("received", "resolved", "open", "open_overdue", "seriously_overdue", "rejected", "duplicates",
+          "on_time", "transferred", "reopened", "ever_resolved", "rated", "rating_sum")
+# The Kaplan-Meier curves: (name, figure for the median, figure for the 90th percentile or None).
+CURVES = (
+    ("resident", "median_hours", "p90_hours"),
+    ("resident_work", "median_working_hours", "p90_working_hours"),
+    ("agency", "agency_median_hours", "agency_p90_hours"),
+    ("agency_work", "agency_median_working_hours", "agency_p90_working_hours"),
+    ("ack", "median_hours_to_acknowledge", None),
+    ("ack_work", "median_working_hours_to_acknowledge", None),
+)
+NO_GROUP = {"vi": "Chưa xác định", "en": "Not assigned"}
+TOTAL_NAME = {"vi": "Toàn thành phố", "en": "Whole city"}
+
+
+# --- replay: one report's events -> its facts -----------------------------------------------------------------
+
+@dataclass
+class Custody:
+    agency_id: int
+    state: str = "open"
+    held_us: int = 0
+    held_work_us: int = 0
+    open_since: datetime | None = None
+    open_since_w: int | None = None
+    ack_us: int | None = None
+    ack_work_us: int | None = None
+    on_time: bool | None = None
+    transfers_out: int = 0
+    reopens: int = 0
+    rating: int | None = None
+
+
+@dataclass
+class Facts:
+    report_id: int
+    category_id: int
+    ward_id: int | None
+    submitted_at: datetime
+    month: date
+    submitted_w: int
+    agency_id: int | None = None
+    state: str = "open"
+    resolved_at: datetime | None = None
+    resolve_us: int | None = None
+    resolve_work_us: int | None = None
+    due_at: datetime | None = None
+    due_from_w: int | None = None
+    sla_us: int | None = None
+    on_time: bool | None = None
+    transfers: int = 0
+    reopens: int = 0
+    rating: int | None = None
+    custodies: dict[int, Custody] = field(default_factory=dict)
+
+    def row(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "custodies"}
+
+    def custody_rows(self) -> list[dict[str, Any]]:
+        return [{"report_id": self.report_id, **c.__dict__} for c in self.custodies.values()]
+
+
+@dataclass(frozen=True)
+class Dims:
+    """What the metrics take from the report row: what it is about and where (not what happened)."""
+
+    report_id: int
+    category_id: int
+    ward_id: int | None
+    submitted_at: datetime
+    sla_hours: Decimal
+
+
+@dataclass(frozen=True)
+class Event:
+    id: int
+    type: str
+    created_at: datetime
+    agency_id: int | None
+    data: dict[str, Any]
+
+
+def us(delta: timedelta) -> int:
+    return delta // timedelta(microseconds=1)
+
+
+def _instant(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else None
+
+
+def replay(dims: Dims, events: Sequence[Event], cal: calendar.WorkCalendar) -> Facts:
+    """A report's facts from its events (in id order, which is the order they were written under the
+    report's lock). Only the events say what happened; `dims` say what and where."""
+    submitted_at = next((e.created_at for e in events if e.type == "submitted"), dims.submitted_at)
+    local = submitted_at.astimezone(cal.tz)
+    facts = Facts(dims.report_id, dims.category_id, dims.ward_id, submitted_at, local.date().replace(day=1),
+                  cal.working_us(submitted_at))
+    holder: int | None = None
+
+    def start(agency_id: int, at: datetime) -> None:
+        nonlocal holder
+        custody = facts.custodies.setdefault(agency_id, Custody(agency_id))
+        custody.state, custody.open_since, custody.open_since_w = "open", at, cal.working_us(at)
+        holder = agency_id
+
+    def stop(at: datetime, state: str) -> Custody | None:
+        custody = facts.custodies.get(holder) if holder is not None else None
+        if custody is None:
+            return None
+        if custody.open_since is not None:
+            custody.held_us += max(0, us(at - custody.open_since))
+            custody.held_work_us += max(0, cal.working_us(at) - (custody.open_since_w or 0))
+        custody.state, custody.open_since, custody.open_since_w = state, None, None
+        return custody
+
+    def respond(at: datetime) -> None:
+        custody = facts.custodies.get(holder) if holder is not None else None
+        if custody is None or custody.ack_us is not None or custody.open_since is None:
+            return
+        custody.ack_us = custody.held_us + max(0, us(at - custody.open_since))
+        custody.ack_work_us = custody.held_work_us + max(0, cal.working_us(at) - (custody.open_since_w or 0))
+
+    def deadline(data: dict[str, Any], default_from: datetime) -> None:
+        begins = _instant(data.get("due_from")) or default_from
+        sla = data.get("sla_hours")
+        sla_hours = Decimal(str(sla)) if isinstance(sla, (int, float)) else dims.sla_hours
+        facts.due_at = _instant(data.get("due_at")) or cal.add_working_time(begins, sla_hours)
+        facts.due_from_w = cal.working_us(begins)
+        facts.sla_us = int(sla_hours * US_PER_HOUR)
+
+    for event in events:
+        at = event.created_at
+        kind = event.type
+        if kind == "routed":
+            deadline(event.data, submitted_at)
+            if event.agency_id is not None:
+                start(event.agency_id, at)
+            facts.state = "open"
+        elif kind == "transferred":
+            previous = stop(at, "transferred")
+            if previous is not None:
+                previous.transfers_out += 1
+                facts.transfers += 1
+            if "due_at" in event.data or facts.due_at is None:
+                deadline(event.data, submitted_at)
+            if event.agency_id is not None:
+                start(event.agency_id, at)
+            facts.state = "open"
+        elif kind in ("acknowledged", "started"):
+            respond(at)
+        elif kind == "resolved":
+            respond(at)
+            custody = stop(at, "resolved")
+            facts.state, facts.resolved_at = "resolved", at
+            facts.on_time = facts.due_at is None or at <= facts.due_at
+            if custody is not None:
+                custody.on_time = facts.on_time
+        elif kind == "rejected":
+            respond(at)
+            stop(at, "rejected")
+            facts.state = "rejected"
+        elif kind == "reopened":
+            facts.state, facts.resolved_at, facts.on_time = "open", None, None
+            facts.reopens += 1
+            deadline(event.data, at)
+            agency = event.agency_id if event.agency_id is not None else holder
+            if agency is not None:
+                custody = facts.custodies.setdefault(agency, Custody(agency))
+                custody.reopens += 1
+                custody.on_time = None
+                start(agency, at)
+        elif kind == "duplicate":
+            facts.state = "duplicate"
+            facts.agency_id = event.agency_id
+        elif kind == "unlinked":
+            facts.state = "open"
+            facts.agency_id = None
+        elif kind == "feedback":
+            rating = event.data.get("rating")
+            if isinstance(rating, int) and not isinstance(rating, bool):
+                facts.rating = rating
+                if holder is not None and holder in facts.custodies:
+                    facts.custodies[holder].rating = rating
+        # submitted, routing_failed, closed, overdue, comment, supported: no change to the figures
+    if holder is not None:
+        facts.agency_id = holder
+    if facts.state == "resolved" and facts.resolved_at is not None:
+        facts.resolve_us = max(0, us(facts.resolved_at - submitted_at))
+        facts.resolve_work_us = max(0, cal.working_us(facts.resolved_at) - facts.submitted_w)
+    return facts
+
+
+# --- refresh: new events -> facts -----------------------------------------------------------------------------
+
+DIMS_SQL = text("""
+SELECT r.id, r.category_id, r.ward_id, r.submitted_at, c.sla_hours
+FROM reports r JOIN categories c ON c.id = r.category_id WHERE r.id = ANY(:ids)
+""")
+EVENTS_SQL = text("""
+SELECT report_id, id, type, created_at, agency_id, data FROM report_events
+WHERE report_id = ANY(:ids) AND txid < :through ORDER BY report_id, id
+""")
+XMIN_SQL = text("SELECT (pg_snapshot_xmin(pg_current_snapshot())::text)::bigint")
+
+
+@dataclass
+class RefreshStats:
+    reports: int
+    events_through: int
+    seconds: float
+
+
+def load(ids: Sequence[int], through: int, cal: calendar.WorkCalendar) -> list[Facts]:
+    """The facts of reports `ids` from their events of transactions below `through`."""
+    dims = {row.id: Dims(row.id, row.category_id, row.ward_id, row.submitted_at, row.sla_hours)
+            for row in db.session.execute(DIMS_SQL, {"ids": list(ids)})}
+    by_report: dict[int, list[Event]] = {}
+    for row in db.session.execute(EVENTS_SQL, {"ids": list(ids), "through": through}):
+        by_report.setdefault(row.report_id, []).append(Event(row.id, row.type, row.created_at, row.agency_id,
+                                                             row.data or {}))
+    return [replay(dims[rid], evs, cal) for rid, evs in by_report.items() if rid in dims]
+
+
+REPORT_COLUMNS = tuple(c.name for c in MetricReport.__table__.columns)
+CUSTODY_COLUMNS = tuple(c.name for c in MetricCustody.__table__.columns)
+
+
+def _copy(table: str, columns: tuple[str, ...], rows: Iterable[dict[str, Any]]) -> None:
+    """COPY rows into a table on the session's connection (in its transaction)."""
+    cursor = db.session.connection().connection.driver_connection.cursor()
+    with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row([row[c] for c in columns])
+
+
+def _store(ids: Sequence[int], facts: list[Facts]) -> None:
+    db.session.execute(text("DELETE FROM metric_custodies WHERE report_id = ANY(:ids)"), {"ids": list(ids)})
+    # (reports without events below the cursor have no facts yet)
+    db.session.execute(text("DELETE FROM metric_reports WHERE report_id = ANY(:ids)"), {"ids": list(ids)})
+    _copy("metric_reports", REPORT_COLUMNS, (f.row() for f in facts))
+    _copy("metric_custodies", CUSTODY_COLUMNS, (row for f in facts for row in f.custody_rows()))
+
+
+def refresh(batch: int = 5000, full: bool = False) -> RefreshStats | None:
+    """Bring the facts up to the events of every finished transaction, in one transaction with the cursor
+    (an answer computed meanwhile sees the facts before or after, never half). None if another refresh is
+    running. `full` replays every report."""
+    import time as clock
+
+    began = clock.monotonic()
+    session = db.session
+    try:
+        if not session.scalar(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": REFRESH_LOCK}):
+            session.rollback()
+            return None
+        state = session.get(MetricState, 1, with_for_update=True)
+        previous = 0 if full or state is None else state.events_through
+        through = session.scalar(XMIN_SQL)
+        ids = session.scalars(text("SELECT DISTINCT report_id FROM report_events WHERE txid >= :a AND txid < :b"),
+                              {"a": previous, "b": through}).all()
+        cal = calendar.city_calendar()
+        if full:
+            session.execute(delete(MetricCustody))
+            session.execute(delete(MetricReport))
+        for i in range(0, len(ids), batch):
+            chunk = ids[i:i + batch]
+            _store(chunk, load(chunk, through, cal))
+        stmt = pg_insert(MetricState).values(id=1, events_through=through, refreshed_at=text("now()"))
+        session.execute(stmt.on_conflict_do_update(index_elements=["id"], set_={
+            "events_through": through, "refreshed_at": text("now()")}))
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    return RefreshStats(len(ids), through, clock.monotonic() - began)
+
+
+def events_through() -> int:
+    return db.session.scalar(select(MetricState.events_through).where(MetricState.id == 1)) or 0
+
+
+# --- compute: facts -> an answer ------------------------------------------------------------------------------
+
+# The report-level and custody-level grouping keys (integers: ids, or a month as YYYYMM), by group_by.
+REPORT_KEYS = {"agency": "mr.agency_id", "category": "mr.category_id", "ward": "mr.ward_id",
+               "month": "CAST(extract(year FROM mr.month) * 100 + extract(month FROM mr.month) AS int)"}
+CUSTODY_KEYS = {**{k: "b.g" for k in REPORT_KEYS}, "agency": "mc.agency_id"}
+TOTAL = 0  # the key of the city's total
+# The curves by number in SQL (sorting numbers is cheaper than text).
+CURVE_NAMES = tuple(name for name, _, _ in CURVES)
+
+# One statement (one snapshot, so a refresh committing meanwhile cannot mix two states of the facts)
+# computes every group's figures (level 0) and the city's total (level 1, key 0). Parts: 0 report counts,
+# 1 custody counts, 2 quantiles; curves by their index in CURVES.
+AGGREGATE_SQL = """
+WITH levels(level) AS (VALUES (0), (1)),
+base AS (
+    SELECT mr.*, l.level, CASE l.level WHEN 1 THEN 0 ELSE {key} END AS g
+    FROM metric_reports mr CROSS JOIN levels l
+    WHERE (CAST(:start AS timestamptz) IS NULL OR mr.submitted_at >= CAST(:start AS timestamptz))
+      AND (CAST(:end AS timestamptz) IS NULL OR mr.submitted_at < CAST(:end AS timestamptz))
+), cust AS (
+    SELECT mc.*, b.level, CASE b.level WHEN 1 THEN 0 ELSE {ckey} END AS g,
+           b.due_at, b.due_from_w, b.sla_us
+    FROM metric_custodies mc JOIN base b ON b.report_id = mc.report_id
+), report_counts AS (
+    SELECT level, g,
+        count(*) FILTER (WHERE state <> 'duplicate') AS received,
+        count(*) FILTER (WHERE state = 'resolved') AS resolved,
+        count(*) FILTER (WHERE state = 'open') AS open,
+        count(*) FILTER (WHERE state = 'open' AND due_at < CAST(:T AS timestamptz)) AS open_overdue,
+        count(*) FILTER (WHERE state = 'open' AND :wt - due_from_w >= 3 * sla_us) AS seriously_overdue,
+        count(*) FILTER (WHERE state = 'rejected') AS rejected,
+        count(*) FILTER (WHERE state = 'duplicate') AS duplicates,
+        count(*) FILTER (WHERE state = 'resolved' AND on_time) AS on_time,
+        count(*) FILTER (WHERE state <> 'duplicate' AND transfers > 0) AS transferred,
+        count(*) FILTER (WHERE reopens > 0) AS reopened,
+        count(*) FILTER (WHERE state = 'resolved' OR reopens > 0) AS ever_resolved,
+        count(rating) AS rated, coalesce(sum(rating), 0) AS rating_sum
+    FROM base GROUP BY level, g
+), custody_counts AS (
+    SELECT level, g,
+        count(*) AS received,
+        count(*) FILTER (WHERE state = 'resolved') AS resolved,
+        count(*) FILTER (WHERE state = 'open') AS open,
+        count(*) FILTER (WHERE state = 'open' AND due_at < CAST(:T AS timestamptz)) AS open_overdue,
+        count(*) FILTER (WHERE state = 'open' AND :wt - due_from_w >= 3 * sla_us) AS seriously_overdue,
+        count(*) FILTER (WHERE state = 'rejected') AS rejected,
+        count(*) FILTER (WHERE state = 'resolved' AND on_time) AS on_time,
+        count(*) FILTER (WHERE transfers_out > 0) AS transferred,
+        count(*) FILTER (WHERE reopens > 0) AS reopened,
+        count(*) FILTER (WHERE state = 'resolved' OR reopens > 0) AS ever_resolved,
+        count(rating) AS rated, coalesce(sum(rating), 0) AS rating_sum
+    FROM cust GROUP BY level, g
+), obs(curve, level, g, t, ev) AS (
+    SELECT 0, level, g,
+           CASE WHEN state = 'resolved' THEN resolve_us ELSE {since_submitted} END, state = 'resolved'
+    FROM base WHERE state IN ('open', 'resolved')
+    UNION ALL
+    SELECT 1, level, g,
+           CASE WHEN state = 'resolved' THEN resolve_work_us ELSE :wt - submitted_w END, state = 'resolved'
+    FROM base WHERE state IN ('open', 'resolved')
+    UNION ALL
+    SELECT 2, level, g, CASE state WHEN 'resolved' THEN held_us
+                                          WHEN 'open' THEN held_us + {since_open} ELSE :never END,
+           state = 'resolved' FROM cust WHERE state <> 'rejected'
+    UNION ALL
+    SELECT 3, level, g, CASE state WHEN 'resolved' THEN held_work_us
+                                               WHEN 'open' THEN held_work_us + :wt - open_since_w ELSE :never END,
+           state = 'resolved' FROM cust WHERE state <> 'rejected'
+    UNION ALL
+    SELECT 4, level, g, coalesce(ack_us, held_us + coalesce({since_open}, 0)), ack_us IS NOT NULL FROM cust
+    UNION ALL
+    SELECT 5, level, g, coalesce(ack_work_us, held_work_us + coalesce(:wt - open_since_w, 0)),
+           ack_work_us IS NOT NULL FROM cust
+), tallies AS (
+    SELECT curve, level, g, t, count(*) FILTER (WHERE ev) AS d, count(*) AS c FROM obs GROUP BY curve, level, g, t
+), at_risk AS (
+    SELECT curve, level, g, t, d, sum(c) OVER (PARTITION BY curve, level, g ORDER BY t DESC) AS n FROM tallies
+), survival AS (
+    -- Kaplan-Meier: S(t) = product over event times u <= t of (1 - d_u / n_u)
+    SELECT curve, level, g, t,
+           bool_or(d = n) OVER w AS gone,
+           exp(sum(CASE WHEN d < n THEN ln(1 - CAST(d AS float8) / n) ELSE 0 END) OVER w) AS s
+    FROM at_risk WHERE d > 0
+    WINDOW w AS (PARTITION BY curve, level, g ORDER BY t)
+), quantiles AS (
+    -- the q-quantile: the first event time with S(t) <= 1 - q (none if the curve never gets there)
+    SELECT curve, level, g, min(t) FILTER (WHERE gone OR s <= 0.5 + :eps) AS q50,
+           min(t) FILTER (WHERE gone OR s <= 0.1 + :eps) AS q90
+    FROM survival GROUP BY curve, level, g
+)
+SELECT 0 AS part, level, g, to_jsonb(x) - 'level' - 'g' AS row FROM report_counts x
+UNION ALL
+SELECT 1, level, g, to_jsonb(x) - 'level' - 'g' FROM custody_counts x
+UNION ALL
+SELECT 2, level, g, jsonb_build_object('curve', curve, 'q50', q50, 'q90', q90) FROM quantiles
+"""
+# (:T - x) in microseconds, exactly (extract(epoch) of an interval is numeric).
+_US = "CAST(extract(epoch FROM (CAST(:T AS timestamptz) - {x})) * 1000000 AS bigint)"
+
+
+@dataclass(frozen=True)
+class Period:
+    group_by: str
+    start: date | None  # first local day included
+    end: date | None  # last local day included
+
+    @property
+    def key(self) -> str:
+        return f"{self.group_by}|{self.start or ''}|{self.end or ''}"
+
+
+def parse_period(args: Any) -> Period:
+    """group_by, from and to from a query string; 422 naming the field otherwise."""
+    group_by = args.get("group_by") or "agency"
+    if group_by not in GROUP_BYS:
+        raise ApiError(422, "validation_error", f"group_by is one of {', '.join(GROUP_BYS)}.",
+                       message_vi="group_by không hợp lệ.", fields={"group_by": [f"One of {', '.join(GROUP_BYS)}."]})
+    bounds: dict[str, date | None] = {}
+    for name in ("from", "to"):
+        raw = args.get(name)
+        if raw in (None, ""):
+            bounds[name] = None
+            continue
+        try:
+            bounds[name] = date.fromisoformat(raw) if len(raw) == 10 else None
+        except ValueError:
+            bounds[name] = None
+        if bounds[name] is None:
+            raise ApiError(422, "validation_error", f"{name} is a date, YYYY-MM-DD.",
+                           message_vi=f"{name} phải là ngày dạng YYYY-MM-DD.", fields={name: ["A date, YYYY-MM-DD."]})
+    if bounds["from"] and bounds["to"] and bounds["from"] > bounds["to"]:
+        raise ApiError(422, "validation_error", "from is after to.", message_vi="Ngày bắt đầu sau ngày kết thúc.",
+                       fields={"from": ["Not after to."]})
+    for name, value in bounds.items():
+        if value is not None and not 2000 <= value.year <= date.today().year + MAX_PERIOD_YEARS:
+            raise ApiError(422, "validation_error", f"{name} is out of range.", message_vi=f"{name} không hợp lệ.",
+                           fields={name: ["Out of range."]})
+    return Period(group_by, bounds["from"], bounds["to"])
+
+
+def _bounds(period: Period, tz: ZoneInfo) -> tuple[datetime | None, datetime | None]:
+    start = datetime.combine(period.start, time(), tz) if period.start else None
+    end = datetime.combine(period.end + timedelta(days=1), time(), tz) if period.end else None
+    return start, end
+
+
+Aggregates = tuple[dict[int | None, dict[str, int]], dict[int | None, dict[str, int]],
+                   dict[tuple[str, int | None], tuple[int | None, int | None]]]
+
+
+def aggregate(period: Period, as_of: datetime, cal: calendar.WorkCalendar) -> tuple[Aggregates, Aggregates]:
+    """The raw aggregates of the facts for `period` as of `as_of`, for its groups and for the city's total
+    (key TOTAL): report-level counts, custody-level counts and the curves' quantiles (integers)."""
+    start, end = _bounds(period, cal.tz)
+    params = {"start": start, "end": end, "T": as_of, "wt": cal.working_us(as_of), "never": NEVER,
+              "eps": KM_EPSILON}
+    sql = AGGREGATE_SQL.format(key=REPORT_KEYS[period.group_by], ckey=CUSTODY_KEYS[period.group_by],
+                               since_submitted=_US.format(x="submitted_at"), since_open=_US.format(x="open_since"))
+    levels: tuple[Aggregates, Aggregates] = (({}, {}, {}), ({}, {}, {}))
+    db.session.execute(text("SET LOCAL work_mem = '256MB'"))  # (the curves sort every duration in memory)
+    for part, level, key, row in db.session.execute(text(sql), params):
+        report_counts, custody_counts, curves = levels[level]
+        if part == 0:
+            report_counts[key] = row
+        elif part == 1:
+            custody_counts[key] = row
+        else:
+            curves[CURVE_NAMES[row["curve"]], key] = (row["q50"], row["q90"])
+    return levels
+
+
+def _hours(value: int | None) -> float | None:
+    return None if value is None else round(value / US_PER_HOUR, 2)
+
+
+def _rate(part: int, whole: int, digits: int = 4) -> float | None:
+    return round(part / whole, digits) if whole else None
+
+
+def figures(counts: dict[str, int] | None, curves: dict, key: int | None,
+            duplicates: int | None = None) -> dict[str, Any]:
+    """One group's published figures from its counts and quantiles (the same code formats `verify`'s)."""
+    c = {name: int((counts or {}).get(name) or 0) for name in COUNTS}
+    out: dict[str, Any] = {name: c[name] for name in ("received", "resolved", "open", "open_overdue",
+                                                       "seriously_overdue", "rejected")}
+    out["duplicates"] = c["duplicates"] if duplicates is None else duplicates
+    for curve, median, p90 in CURVES:
+        q50, q90 = curves.get((curve, key), (None, None))
+        out[median] = _hours(q50)
+        if p90:
+            out[p90] = _hours(q90)
+    out["on_time_rate"] = _rate(c["on_time"], c["resolved"])
+    out["transfer_rate"] = _rate(c["transferred"], c["received"])
+    out["reopen_rate"] = _rate(c["reopened"], c["ever_resolved"])
+    out["satisfaction_mean"] = _rate(c["rating_sum"], c["rated"], 2)
+    out["satisfaction_count"] = c["rated"]
+    return out
+
+
+def group_names(group_by: str, keys: Iterable[int | None]) -> dict[int, tuple[str, dict[str, str]]]:
+    """Each key's public code and name (vi, en)."""
+    keys = [k for k in keys if k is not None]
+    if group_by == "month":
+        return {k: (f"{k // 100:04d}-{k % 100:02d}", {"vi": f"Tháng {k % 100:02d}/{k // 100:04d}",
+                                                      "en": f"{k // 100:04d}-{k % 100:02d}"}) for k in keys}
+    model = {"agency": Agency, "category": Category, "ward": AdminArea}[group_by]
+    rows = db.session.execute(select(model.id, model.code, model.name, model.name_en).where(model.id.in_(keys)))
+    return {row.id: (row.code, {"vi": row.name, "en": row.name_en}) for row in rows}
+
+
+def assemble(period: Period, as_of: datetime, through: int, groups: Aggregates, total: Aggregates
+             ) -> dict[str, Any]:
+    """The published answer from the aggregates (shared with `verify`). An agency's row counts the tickets
+    in its custody; every other row counts reports."""
+    report_counts, custody_counts, curves = groups
+    by_custody = period.group_by == "agency"
+    keys = set(report_counts) | set(custody_counts) | {g for _, g in curves}
+    names = group_names(period.group_by, keys)
+    rows = []
+    for key in keys:
+        code, name = names.get(key, (None, NO_GROUP)) if key is not None else (None, NO_GROUP)
+        # (reports nobody holds have no custody: their row counts the reports)
+        counts = custody_counts.get(key) if by_custody and key is not None else report_counts.get(key)
+        duplicates = (report_counts.get(key) or {}).get("duplicates", 0)
+        rows.append({"key": code, "name": name, **figures(counts, curves, key, int(duplicates or 0))})
+    rows.sort(key=lambda g: (g["key"] is None, g["key"] or ""))
+    total_reports, _, total_curves = total
+    return {
+        "as_of": as_of.isoformat(),
+        "events_through": through,
+        "group_by": period.group_by,
+        "from": period.start.isoformat() if period.start else None,
+        "to": period.end.isoformat() if period.end else None,
+        "groups": rows,
+        "total": {"key": "all", "name": TOTAL_NAME, **figures(total_reports.get(TOTAL), total_curves, TOTAL)},
+        "fields": {name: {"vi": vi, "en": en} for name, (vi, en) in FIELDS.items()},
+        "methodology": "README.md#methodology",
+    }
+
+
+def compute(period: Period, as_of: datetime | None = None) -> dict[str, Any]:
+    """The answer for `period` from the facts, as of `as_of` (default now), in the city's time zone."""
+    cal = calendar.city_calendar()
+    as_of = (as_of or datetime.now(timezone.utc)).astimezone(cal.tz)
+    through = events_through()  # (a refresh moves facts and cursor in one transaction)
+    groups, total = aggregate(period, as_of, cal)
+    return assemble(period, as_of, through, groups, total)
+
+
+# --- answers: stored, served, refreshed -----------------------------------------------------------------------
+
+def _save(period: Period, body: dict[str, Any], requested: bool) -> None:
+    values = {"key": period.key, "body": body, "as_of": datetime.fromisoformat(body["as_of"]),
+              "events_through": body["events_through"]}
+    stmt = pg_insert(MetricResult).values(**values, requested_at=text("now()"))
+    update = {"body": stmt.excluded.body, "as_of": stmt.excluded.as_of,
+              "events_through": stmt.excluded.events_through}
+    if requested:
+        update["requested_at"] = text("now()")
+    db.session.execute(stmt.on_conflict_do_update(index_elements=["key"], set_=update))
+
+
+def published(period: Period) -> dict[str, Any]:
+    """The answer the API serves: stored by the last refresh, or computed now (and stored) the first time
+    a grouping and period is asked for."""
+    row = db.session.get(MetricResult, period.key)
+    if row is not None:
+        if row.requested_at < datetime.now(timezone.utc) - timedelta(hours=1):
+            db.session.execute(text("UPDATE metric_results SET requested_at = now() WHERE key = :k"),
+                               {"k": period.key})
+            db.session.commit()
+        return row.body
+    # A period nobody asked for yet: computed here, one at a time (a flood of odd periods queues up here
+    # and gets 503s, instead of running many heavy aggregations at once).
+    db.session.execute(text(f"SET LOCAL lock_timeout = '{COMPUTE_WAIT}'"))
+    try:
+        db.session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": COMPUTE_LOCK})
+    except OperationalError as exc:
+        db.session.rollback()
+        if getattr(exc.orig, "sqlstate", None) != "55P03":  # lock_not_available
+            raise
+        raise ApiError(503, "busy", "The figures for this period are being computed: try again shortly.",
+                       message_vi="Hệ thống đang tính số liệu, vui lòng thử lại sau ít phút.",
+                       headers={"Retry-After": "10"}) from exc
+    row = db.session.get(MetricResult, period.key)  # (computed meanwhile by the request we waited for?)
+    if row is not None:
+        db.session.commit()
+        return row.body
+    body = compute(period)
+    _save(period, body, requested=True)
+    db.session.commit()
+    return body
+
+
+def default_periods() -> list[Period]:
+    return [Period(group_by, None, None) for group_by in GROUP_BYS]
+
+
+def refresh_results() -> int:
+    """Recompute every answer asked for recently (and the defaults); forget the others."""
+    defaults = [p.key for p in default_periods()]
+    recent = select(MetricResult.key).where(MetricResult.key.not_in(defaults)).order_by(
+        MetricResult.requested_at.desc()).limit(RESULTS_KEPT_MAX)
+    db.session.execute(delete(MetricResult).where(MetricResult.key.not_in(defaults), or_(
+        MetricResult.requested_at < datetime.now(timezone.utc) - timedelta(days=RESULTS_KEPT_DAYS),
+        MetricResult.key.not_in(recent))))
+    db.session.commit()
+    keys = set(db.session.scalars(select(MetricResult.key)))
+    periods = {p.key: p for p in default_periods()}
+    for key in keys:
+        group_by, start, end = key.split("|")
+        periods[key] = Period(group_by, date.fromisoformat(start) if start else None,
+                              date.fromisoformat(end) if end else None)
+    for period in periods.values():
+        _save(period, compute(period), requested=False)
+        db.session.commit()
+    return len(periods)
+
+
+def refresh_all() -> dict[str, Any]:
+    """The scheduler's job: facts from the new events, then every answer in use."""
+    stats = refresh()
+    answers = refresh_results()
+    return {"reports": stats.reports if stats else None, "answers": answers}
+
+
+def to_csv(body: dict[str, Any]) -> str:
+    """The answer as CSV: a row per group and the city's total last; column names as in the JSON."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    columns = list(FIELDS)
+    writer.writerow(["key", "name_vi", "name_en", *columns])
+    for group in [*body["groups"], body["total"]]:
+        writer.writerow([group["key"] or "", group["name"]["vi"], group["name"]["en"],
+                         *("" if group[c] is None else group[c] for c in columns)])
+    return out.getvalue()
