@@ -15,6 +15,9 @@ STAMP := $(VENV)/.requirements-installed
 # Debian packages the embedded stack needs. PostgreSQL 15's server package
 # carries the contrib extensions (unaccent); PostGIS is a separate package.
 DEBIAN_PACKAGES := postgresql-15 postgresql-15-postgis-3 redis-server
+# The browser tests of the public pages (tests/test_pages.py) drive Debian's Chromium with Playwright;
+# only `make test` needs it.
+TEST_DEBIAN_PACKAGES := chromium
 
 .PHONY: help run test bench system-deps venv stop clean-var
 
@@ -28,6 +31,7 @@ run: system-deps venv
 	$(VPY) -m hue_reports.devstack run
 
 # Extra pytest arguments: make test PYTEST_ARGS="-k seed -x"
+test: DEBIAN_PACKAGES += $(TEST_DEBIAN_PACKAGES)
 test: system-deps venv
 	$(VPY) -m hue_reports.devstack test $(PYTEST_ARGS)
 

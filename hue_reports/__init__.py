@@ -15,7 +15,7 @@ MIGRATIONS_DIR = PACKAGE_DIR.parent / "migrations"
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the application: settings from the environment, then `config` overrides."""
-    from . import api, cli, errors
+    from . import api, cli, errors, web
     from .config import load_config
     from .extensions import api as smorest_api
     from .extensions import db, init_redis, migrate
@@ -41,6 +41,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     if "bearer" not in smorest_api.spec.components.security_schemes:
         smorest_api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
     api.register(app, smorest_api)
+    web.init_app(app)  # the public pages
     errors.init_app(app)
     cli.init_app(app)
     return app

@@ -16,7 +16,7 @@ from sqlalchemy.orm import aliased
 from ..errors import ApiError
 from ..extensions import db
 from ..models import OPEN_STATUSES, OVERDUE_LABEL, SRID, STATUS_LABELS, AdminArea, Agency, Category, Report
-from . import queue
+from . import areas, queue
 
 FEATURES_MAX = 5000
 # Below this zoom a map shows clusters; a cluster cell is a quarter of a web-map tile at that zoom.
@@ -164,6 +164,23 @@ def _iso(value: datetime | None) -> str | None:
 
 def cluster_below_zoom() -> int:
     return current_app.config["PUBLIC_CLUSTER_BELOW_ZOOM"]
+
+
+def city_bounds() -> list[list[float]] | None:
+    """Where the public map opens: the bounding box of the city's outline (of its current wards if it has
+    none) as [[south, west], [north, east]]; None before any area is loaded. From the data, never code."""
+    city = areas.current_city()
+    if city is not None and city.area_id is not None:
+        where = [AdminArea.id == city.area_id]
+    else:
+        where = [AdminArea.valid_to.is_(None)]
+    box = select(func.ST_Extent(AdminArea.geom).label("box")).where(*where).subquery()
+    row = db.session.execute(select(func.ST_YMin(box.c.box, type_=Float), func.ST_XMin(box.c.box, type_=Float),
+                                    func.ST_YMax(box.c.box, type_=Float), func.ST_XMax(box.c.box, type_=Float))
+                             ).one()
+    if row[0] is None:
+        return None
+    return [[row[0], row[1]], [row[2], row[3]]]
 
 
 

@@ -1,0 +1,198 @@
+"""The public pages: the map (/), one report (/reports/<code>) and the accountability page (/stats).
+
+Rendered on the server (templates/) with small static scripts (static/js/) and the vendored Leaflet
+(static/vendor/): no build step, no CDN, no inline script and no inline event handler, so the pages are
+sent with a Content-Security-Policy of `script-src 'self'`. Data reach the scripts through data-*
+attributes and the public JSON API. Never any personal data: the report page renders the same public
+view as GET /api/v1/public/reports/<id>.
+
+Vietnamese by default; `?lang=en` (or `vi`) switches and is remembered in the `lang` cookie.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from flask import Blueprint, Flask, current_app, g, redirect, render_template, request, url_for
+
+from ..errors import ApiError
+from ..models import OPEN_STATUSES, OVERDUE_LABEL, STATUS_LABELS
+from ..services import areas, catalog, public, reports
+from .i18n import DEFAULT_LANG, LANGS, message, pick
+
+bp = Blueprint("web", __name__)
+
+LANG_COOKIE = "lang"
+LANG_COOKIE_SECONDS = 365 * 24 * 3600
+# Scripts from this origin only (no inline script, no eval); images and tiles may come from the tile server.
+CSP = "script-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'self'"
+METRICS_API = "/api/v1/public/metrics"
+METRICS_CSV = "/api/v1/public/metrics.csv"
+# The map's statuses in the filter, in the workflow's order.
+STATUS_ORDER = ("submitted", "routed", "acknowledged", "in_progress", "resolved", "closed", "rejected",
+                "duplicate", "routing_failed")
+# The leaderboard's columns, from the metrics API (labels come from its `fields`).
+LEADERBOARD_COLUMNS = ("received", "resolved", "open", "open_overdue", "agency_median_working_hours",
+                       "agency_p90_working_hours", "median_hours", "on_time_rate", "transfer_rate", "reopen_rate",
+                       "satisfaction_mean")
+# The monthly trend chart: a duration and a rate.
+TREND_SERIES = ("median_hours", "on_time_rate")
+
+
+def _lang() -> str:
+    asked = request.args.get("lang")
+    if asked in LANGS:
+        return asked
+    remembered = request.cookies.get(LANG_COOKIE)
+    return remembered if remembered in LANGS else DEFAULT_LANG
+
+
+@bp.before_request
+def choose_language() -> None:
+    g.lang = _lang()
+
+
+@bp.after_request
+def page_headers(response):
+    asked = request.args.get("lang")
+    if asked in LANGS and request.cookies.get(LANG_COOKIE) != asked:
+        response.set_cookie(LANG_COOKIE, asked, max_age=LANG_COOKIE_SECONDS, samesite="Lax",
+                            secure=request.is_secure, httponly=True)
+    response.headers["Content-Security-Policy"] = CSP
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "same-origin"
+    response.vary.add("Cookie")  # the language
+    return response
+
+
+def _timezone() -> ZoneInfo:
+    city = areas.current_city()
+    try:
+        return ZoneInfo(city.timezone) if city else ZoneInfo("UTC")
+    except (KeyError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def _when(value) -> str:
+    """An ISO date-time as the city reads it: 21/11/2026 08:05 in its time zone; "" for none."""
+    if not value:
+        return ""
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return moment.astimezone(_timezone()).strftime("%d/%m/%Y %H:%M")
+
+
+def _lang_url(lang: str) -> str:
+    """This page in another language (the query string kept)."""
+    view_args = request.view_args or {}
+    args = {k: v for k, v in request.args.to_dict(flat=False).items() if k not in view_args}
+    args["lang"] = [lang]
+    return url_for(request.endpoint or "web.map_page", **view_args, **args)
+
+
+@bp.context_processor
+def page_context() -> dict:
+    lang = g.get("lang", DEFAULT_LANG)
+    other = "en" if lang == "vi" else "vi"
+    city = areas.current_city()
+    return {
+        "lang": lang,
+        "other_lang": other,
+        "other_lang_url": _lang_url(other),
+        "t": lambda key, **kw: message(key, lang).format(**kw) if kw else message(key, lang),
+        "pick": lambda label: pick(label, lang),
+        "when": _when,
+        "city_name": (pick({"vi": city.name, "en": city.name_en}, lang) if city else ""),
+    }
+
+
+def _labels(*keys: str) -> dict[str, str]:
+    return {key: message(key, g.lang) for key in keys}
+
+
+def _status_labels() -> dict[str, str]:
+    return {status: pick(STATUS_LABELS[status], g.lang) for status in STATUS_ORDER}
+
+
+@bp.route("/")
+def map_page():
+    """The public map: server clusters at low zoom, points (clustered in the browser) at high zoom."""
+    config = {
+        "api": url_for("public.public_reports"),
+        "reportUrl": url_for("web.report_page", code="CODE"),
+        "tileUrl": current_app.config["MAP_TILE_URL"],
+        "tileAttribution": current_app.config["MAP_TILE_ATTRIBUTION"],
+        "bounds": public.city_bounds(),
+        "clusterBelowZoom": public.cluster_below_zoom(),
+        "lang": g.lang,
+        "timezone": _timezone().key,
+        "statuses": _status_labels(),
+        "overdue": pick(OVERDUE_LABEL, g.lang),
+        "labels": _labels("loading", "shown", "shown_clusters", "truncated", "load_error", "cluster_title", "agency",
+                          "no_agency", "created_at", "routed_at", "resolved_at", "details", "supporters"),
+    }
+    statuses = [("", message("all_statuses", g.lang)), (",".join(OPEN_STATUSES), message("open_statuses", g.lang))]
+    statuses += list(_status_labels().items())
+    return render_template("map.html", config=config, category_groups=_category_groups(), statuses=statuses)
+
+
+def _category_groups() -> list[tuple[str, list[tuple[str, str]]]]:
+    """The filter's categories (what GET /api/v1/services lists), by group, in display order."""
+    groups: dict[str, tuple[str, list[tuple[str, str]]]] = {}
+    for category in catalog.active_categories():
+        group = category.group
+        entry = groups.setdefault(group.code, (pick({"vi": group.name, "en": group.name_en}, g.lang), []))
+        entry[1].append((category.code, pick({"vi": category.name, "en": category.name_en}, g.lang)))
+    return list(groups.values())
+
+
+@bp.route("/reports/<code>")
+def report_page(code: str):
+    """One report's public page: the same public data as GET /api/v1/public/reports/<id>."""
+    from ..api.public import public_report_body
+
+    report = reports.find(code)
+    if code != report.public_code:  # an id or a lower-case code: the canonical address
+        lang = {"lang": request.args["lang"]} if "lang" in request.args else {}
+        return redirect(url_for("web.report_page", code=report.public_code, **lang), 301)
+    body = public_report_body(report)
+    mini_map = body["location"] and {
+        "lat": body["location"]["lat"], "lon": body["location"]["lon"],
+        "tileUrl": current_app.config["MAP_TILE_URL"],
+        "tileAttribution": current_app.config["MAP_TILE_ATTRIBUTION"]}
+    return render_template("report.html", report=body, mini_map=mini_map)
+
+
+@bp.route("/stats")
+def stats_page():
+    """The accountability page: the agencies' leaderboard and the monthly trend, from the metrics API."""
+    config = {
+        "api": METRICS_API,
+        "csv": METRICS_CSV,
+        "lang": g.lang,
+        "timezone": _timezone().key,
+        "columns": list(LEADERBOARD_COLUMNS),
+        "trend": list(TREND_SERIES),
+        "labels": _labels("agency", "whole_city", "as_of", "stats_error", "no_data", "dash"),
+    }
+    return render_template("stats.html", config=config)
+
+
+@bp.errorhandler(ApiError)
+def page_error(exc: ApiError):
+    """Errors on a page are pages (the API's own errors stay JSON)."""
+    lang = g.get("lang", DEFAULT_LANG)
+    if exc.status == 404:
+        text = message("report_not_found", lang)
+        title = message("not_found_title", lang)
+    else:
+        text = (exc.message_vi or exc.message) if lang == "vi" else exc.message
+        title = message("error_title", lang)
+    response = current_app.make_response((render_template("error.html", title=title, text=text), exc.status))
+    for key, value in exc.headers.items():
+        response.headers[key] = value
+    return response
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(bp)

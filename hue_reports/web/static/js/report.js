@@ -1,0 +1,11 @@
+/* A report's location on a small map (its page works without it). */
+(function () {
+  'use strict';
+
+  var container = document.getElementById('mini-map');
+  if (!container || !window.L) { return; }
+  var cfg = JSON.parse(container.getAttribute('data-config'));
+  var map = L.map(container, { scrollWheelZoom: false }).setView([cfg.lat, cfg.lon], 17);
+  L.tileLayer(cfg.tileUrl, { attribution: cfg.tileAttribution, maxZoom: 19 }).addTo(map);
+  L.circleMarker([cfg.lat, cfg.lon], { radius: 9, weight: 3, color: '#b3261e', fillOpacity: 0.6 }).addTo(map);
+}());

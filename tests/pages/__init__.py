@@ -1,0 +1,1 @@
+"""Helpers of the browser tests of the public pages (tests/test_pages.py)."""

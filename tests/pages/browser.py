@@ -1,0 +1,76 @@
+"""A real server and a real browser for the page tests: the test app served by werkzeug on 127.0.0.1 in a
+thread, and Debian's headless Chromium driven by Playwright (never a downloaded browser).
+
+Tiles are refused at the browser (the test machine has no internet, and the map must not need them); any
+other request leaving 127.0.0.1 is refused too and recorded, so a test can say the pages load nothing from
+outside but the tiles.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+CHROMIUM = os.environ.get("HUE_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-dev-shm-usage"]
+
+
+class LiveServer:
+    """The app on a free port of 127.0.0.1, served by werkzeug's threaded server until stopped."""
+
+    def __init__(self, app):
+        from werkzeug.serving import make_server
+
+        self.server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, name="live-server", daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(10)
+
+
+def chromium_path() -> str:
+    path = shutil.which(CHROMIUM) or (CHROMIUM if Path(CHROMIUM).exists() else None)
+    if path is None:
+        pytest.fail(f"Chromium not found at {CHROMIUM}: `make test` installs Debian's `chromium` "
+                    "(or apt-get install chromium)")
+    return path
+
+
+class Traffic:
+    """What the pages asked for outside the live server, and what went wrong in them."""
+
+    def __init__(self, server_url: str, tile_url: str):
+        self.local = urlsplit(server_url).netloc
+        self.tile_host = urlsplit(tile_url.replace("{s}", "a")).hostname
+        self.tiles: list[str] = []
+        self.external: list[str] = []
+        self.console_errors: list[str] = []
+        self.page_errors: list[str] = []
+
+    def route(self, route) -> None:
+        url = route.request.url
+        parts = urlsplit(url)
+        if parts.scheme in ("data", "blob") or parts.netloc == self.local:
+            route.continue_()
+            return
+        if parts.hostname == self.tile_host:
+            self.tiles.append(url)
+        else:
+            self.external.append(url)
+        route.abort("internetdisconnected")
+
+    def watch(self, page) -> None:
+        page.on("console", lambda msg: self.console_errors.append(msg.text) if msg.type == "error" else None)
+        page.on("pageerror", lambda exc: self.page_errors.append(str(exc)))
+
+    def csp_violations(self) -> list[str]:
+        return [m for m in self.console_errors if "Content Security Policy" in m]
