@@ -35,7 +35,6 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import delete, or_, select, text
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from zoneinfo import ZoneInfo
 
@@ -54,9 +53,8 @@ NEVER = 2**62
 KM_EPSILON = 1e-9
 REFRESH_LOCK = 0x6875656D  # advisory lock key: one refresher at a time ("huem")
 COMPUTE_LOCK = 0x68756563  # one answer computed on demand at a time ("huec")
-COMPUTE_WAIT = "15s"  # how long a request waits for another's computation before a 503
 RESULTS_KEPT_DAYS = 1  # an answer nobody asked for in this long is no longer refreshed
-RESULTS_KEPT_MAX = 200  # ... nor one beyond the most recently asked for (bounds the scheduler's work)
+RESULTS_KEPT_MAX = 50  # ... nor one beyond the most recently asked for (bounds the scheduler's work)
 MAX_PERIOD_YEARS = 50
 
 # Labels of the published figures (vi, en), in the CSV's column order after key and name.
@@ -379,6 +377,7 @@ REPORT_KEYS = {"agency": "mr.agency_id", "category": "mr.category_id", "ward": "
                "month": "CAST(extract(year FROM mr.month) * 100 + extract(month FROM mr.month) AS int)"}
 CUSTODY_KEYS = {**{k: "b.g" for k in REPORT_KEYS}, "agency": "mc.agency_id"}
 TOTAL = 0  # the key of the city's total
+CURSOR = "events_through"  # where aggregate() leaves the facts' cursor (not a group key)
 # The curves by number in SQL (sorting numbers is cheaper than text).
 CURVE_NAMES = tuple(name for name, _, _ in CURVES)
 
@@ -468,6 +467,8 @@ UNION ALL
 SELECT 1, level, g, to_jsonb(x) - 'level' - 'g' FROM custody_counts x
 UNION ALL
 SELECT 2, level, g, jsonb_build_object('curve', curve, 'q50', q50, 'q90', q90) FROM quantiles
+UNION ALL  -- the cursor of these facts, read in the same snapshot
+SELECT 3, 0, NULL, jsonb_build_object('through', coalesce((SELECT events_through FROM metric_state WHERE id = 1), 0))
 """
 # (:T - x) in microseconds, exactly (extract(epoch) of an interval is numeric).
 _US = "CAST(extract(epoch FROM (CAST(:T AS timestamptz) - {x})) * 1000000 AS bigint)"
@@ -539,8 +540,10 @@ def aggregate(period: Period, as_of: datetime, cal: calendar.WorkCalendar) -> tu
             report_counts[key] = row
         elif part == 1:
             custody_counts[key] = row
-        else:
+        elif part == 2:
             curves[CURVE_NAMES[row["curve"]], key] = (row["q50"], row["q90"])
+        else:
+            levels[0][0][CURSOR] = row["through"]
     return levels
 
 
@@ -617,8 +620,8 @@ def compute(period: Period, as_of: datetime | None = None) -> dict[str, Any]:
     """The answer for `period` from the facts, as of `as_of` (default now), in the city's time zone."""
     cal = calendar.city_calendar()
     as_of = (as_of or datetime.now(timezone.utc)).astimezone(cal.tz)
-    through = events_through()  # (a refresh moves facts and cursor in one transaction)
     groups, total = aggregate(period, as_of, cal)
+    through = groups[0].pop(CURSOR)  # (a refresh moves facts and cursor in one transaction)
     return assemble(period, as_of, through, groups, total)
 
 
@@ -640,27 +643,19 @@ def published(period: Period) -> dict[str, Any]:
     a grouping and period is asked for."""
     row = db.session.get(MetricResult, period.key)
     if row is not None:
+        body = row.body  # (read before a commit expires the row, which the cleanup may have deleted)
         if row.requested_at < datetime.now(timezone.utc) - timedelta(hours=1):
             db.session.execute(text("UPDATE metric_results SET requested_at = now() WHERE key = :k"),
                                {"k": period.key})
             db.session.commit()
-        return row.body
-    # A period nobody asked for yet: computed here, one at a time (a flood of odd periods queues up here
-    # and gets 503s, instead of running many heavy aggregations at once).
-    db.session.execute(text(f"SET LOCAL lock_timeout = '{COMPUTE_WAIT}'"))
-    try:
-        db.session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": COMPUTE_LOCK})
-    except OperationalError as exc:
+        return body
+    # A period nobody asked for yet: computed here, one at a time; while one is being computed, others
+    # get a 503 at once (a flood of odd periods can neither run many heavy aggregations nor hold threads).
+    if not db.session.scalar(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": COMPUTE_LOCK}):
         db.session.rollback()
-        if getattr(exc.orig, "sqlstate", None) != "55P03":  # lock_not_available
-            raise
-        raise ApiError(503, "busy", "The figures for this period are being computed: try again shortly.",
+        raise ApiError(503, "busy", "The figures for another period are being computed: try again shortly.",
                        message_vi="Hệ thống đang tính số liệu, vui lòng thử lại sau ít phút.",
-                       headers={"Retry-After": "10"}) from exc
-    row = db.session.get(MetricResult, period.key)  # (computed meanwhile by the request we waited for?)
-    if row is not None:
-        db.session.commit()
-        return row.body
+                       headers={"Retry-After": "10"})
     body = compute(period)
     _save(period, body, requested=True)
     db.session.commit()
@@ -695,8 +690,9 @@ def refresh_results() -> int:
 def refresh_all() -> dict[str, Any]:
     """The scheduler's job: facts from the new events, then every answer in use."""
     stats = refresh()
-    answers = refresh_results()
-    return {"reports": stats.reports if stats else None, "answers": answers}
+    if stats is None:  # another refresh is running; it will recompute the answers
+        return {"reports": None, "answers": 0}
+    return {"reports": stats.reports, "answers": refresh_results()}
 
 
 def to_csv(body: dict[str, Any]) -> str:
