@@ -20,9 +20,14 @@ blp = Blueprint("public", __name__, url_prefix="", description="Public: map data
 MAP_FILTERS = ("status", "category", "agency", "ward", "from", "to", "overdue")
 
 
-def _cacheable(body: dict, max_age: int = 60):
-    """A public answer a CDN can hold: an ETag of its content, Cache-Control, and 304 when unchanged."""
-    response = make_response(jsonify(body))
+def _cacheable(body: dict, max_age: int = 60, sort_keys: bool = False):
+    """A public answer a CDN can hold: an ETag of its content, Cache-Control, and 304 when unchanged.
+    `sort_keys` for a body read back from JSONB (another key order), so that its ETag does not change."""
+    if sort_keys:
+        response = make_response(json.dumps(body, sort_keys=True, ensure_ascii=False))
+        response.mimetype = "application/json"
+    else:
+        response = make_response(jsonify(body))
     response.add_etag()
     response.headers["Cache-Control"] = f"public, max-age={max_age}"
     return response.make_conditional(request)
@@ -102,13 +107,7 @@ def public_metrics():
     counts, the resident's and the agency's clocks (median and 90th percentile, wall-clock and working
     hours, open reports censored), time to acknowledge, on-time, transfer and reopen rates, satisfaction.
     Methodology: README.md#methodology."""
-    body = metrics.published(metrics.parse_period(request.args))
-    # (keys sorted: an answer read back from JSONB has another key order, and the ETag must not change)
-    response = make_response(json.dumps(body, sort_keys=True, ensure_ascii=False))
-    response.mimetype = "application/json"
-    response.add_etag()
-    response.headers["Cache-Control"] = "public, max-age=60"
-    return response.make_conditional(request)
+    return _cacheable(metrics.published(metrics.parse_period(request.args)), sort_keys=True)
 
 
 @blp.route("/api/v1/public/metrics.csv")
