@@ -7,8 +7,8 @@ Three layers, each recomputable from the one before:
    that held it). `replay` turns one report's events into its facts; `refresh` replays the reports
    whose events arrived since the last refresh (a cursor on the events' transaction ids, so a late
    commit is never skipped) and is run by the scheduler every METRICS_REFRESH_SECONDS.
-3. **Answers** (`metric_results`): `compute` aggregates the facts in SQL for one grouping and period,
-   as of an instant; the answer is stored and served until the next refresh recomputes it.
+3. **Answers** (`metric_results`): `compute` aggregates the facts (the counts in SQL, the curves in numpy)
+   for one grouping and period, as of an instant; the answer is stored and served until the next refresh recomputes it.
 
 The two clocks (README, "Methodology"):
 
@@ -34,6 +34,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
+import numpy as np
 from sqlalchemy import delete, or_, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from zoneinfo import ZoneInfo
@@ -381,22 +382,23 @@ CURSOR = "events_through"  # where aggregate() leaves the facts' cursor (not a g
 # The curves by number in SQL (sorting numbers is cheaper than text).
 CURVE_NAMES = tuple(name for name, _, _ in CURVES)
 
-# One statement (one snapshot, so a refresh committing meanwhile cannot mix two states of the facts)
-# computes every group's figures (level 0) and the city's total (level 1, key 0). Parts: 0 report counts,
-# 1 custody counts, 2 quantiles; curves by their index in CURVES.
-AGGREGATE_SQL = """
-WITH levels(level) AS (VALUES (0), (1)),
-base AS (
-    SELECT mr.*, l.level, CASE l.level WHEN 1 THEN 0 ELSE {key} END AS g
-    FROM metric_reports mr CROSS JOIN levels l
+# One statement (one snapshot, so a refresh committing meanwhile cannot mix two states of the facts) reads
+# what an answer is made of: the counts of every group and of the city's total (GROUPING SETS), and each
+# curve's observations as packed binary arrays (group key, time, resolved or censored) for `km_quantiles`,
+# which sorts them in numpy: sorting millions of durations per answer is what made SQL window functions slow.
+FACTS_SQL = """
+WITH base AS MATERIALIZED (
+    SELECT mr.*, {key} AS g
+    FROM metric_reports mr
     WHERE (CAST(:start AS timestamptz) IS NULL OR mr.submitted_at >= CAST(:start AS timestamptz))
       AND (CAST(:end AS timestamptz) IS NULL OR mr.submitted_at < CAST(:end AS timestamptz))
-), cust AS (
-    SELECT mc.*, b.level, CASE b.level WHEN 1 THEN 0 ELSE {ckey} END AS g,
-           b.due_at, b.due_from_w, b.sla_us
+), cust AS MATERIALIZED (
+    SELECT mc.*, {ckey} AS g, b.due_at, b.due_from_w, b.sla_us
     FROM metric_custodies mc JOIN base b ON b.report_id = mc.report_id
-), report_counts AS (
-    SELECT level, g,
+)
+SELECT
+  (SELECT jsonb_agg(x) FROM (
+    SELECT GROUPING(g) AS total, g,
         count(*) FILTER (WHERE state <> 'duplicate') AS received,
         count(*) FILTER (WHERE state = 'resolved') AS resolved,
         count(*) FILTER (WHERE state = 'open') AS open,
@@ -409,9 +411,9 @@ base AS (
         count(*) FILTER (WHERE reopens > 0) AS reopened,
         count(*) FILTER (WHERE state = 'resolved' OR reopens > 0) AS ever_resolved,
         count(rating) AS rated, coalesce(sum(rating), 0) AS rating_sum
-    FROM base GROUP BY level, g
-), custody_counts AS (
-    SELECT level, g,
+    FROM base GROUP BY GROUPING SETS ((g), ())) x) AS report_counts,
+  (SELECT jsonb_agg(x) FROM (
+    SELECT GROUPING(g) AS total, g,
         count(*) AS received,
         count(*) FILTER (WHERE state = 'resolved') AS resolved,
         count(*) FILTER (WHERE state = 'open') AS open,
@@ -423,53 +425,34 @@ base AS (
         count(*) FILTER (WHERE reopens > 0) AS reopened,
         count(*) FILTER (WHERE state = 'resolved' OR reopens > 0) AS ever_resolved,
         count(rating) AS rated, coalesce(sum(rating), 0) AS rating_sum
-    FROM cust GROUP BY level, g
-), obs(curve, level, g, t, ev) AS (
-    SELECT 0, level, g,
-           CASE WHEN state = 'resolved' THEN resolve_us ELSE {since_submitted} END, state = 'resolved'
+    FROM cust GROUP BY GROUPING SETS ((g), ())) x) AS custody_counts,
+  r.*, c.*,
+  (SELECT events_through FROM metric_state WHERE id = 1) AS events_through
+FROM (
+    -- the resident's clocks: resolved reports, and open ones censored at :T
+    SELECT string_agg(int4send(coalesce(g, {null_key})), '') AS r_g,
+           string_agg(int8send(CASE WHEN state = 'resolved' THEN resolve_us ELSE {since_submitted} END), '') AS r_t0,
+           string_agg(int8send(CASE WHEN state = 'resolved' THEN resolve_work_us ELSE :wt - submitted_w END), '')
+               AS r_t1,
+           string_agg(CASE WHEN state = 'resolved' THEN '\\x01'::bytea ELSE '\\x00'::bytea END, '') AS r_ev
     FROM base WHERE state IN ('open', 'resolved')
-    UNION ALL
-    SELECT 1, level, g,
-           CASE WHEN state = 'resolved' THEN resolve_work_us ELSE :wt - submitted_w END, state = 'resolved'
-    FROM base WHERE state IN ('open', 'resolved')
-    UNION ALL
-    SELECT 2, level, g, CASE state WHEN 'resolved' THEN held_us
-                                          WHEN 'open' THEN held_us + {since_open} ELSE :never END,
-           state = 'resolved' FROM cust WHERE state <> 'rejected'
-    UNION ALL
-    SELECT 3, level, g, CASE state WHEN 'resolved' THEN held_work_us
-                                               WHEN 'open' THEN held_work_us + :wt - open_since_w ELSE :never END,
-           state = 'resolved' FROM cust WHERE state <> 'rejected'
-    UNION ALL
-    SELECT 4, level, g, coalesce(ack_us, held_us + coalesce({since_open}, 0)), ack_us IS NOT NULL FROM cust
-    UNION ALL
-    SELECT 5, level, g, coalesce(ack_work_us, held_work_us + coalesce(:wt - open_since_w, 0)),
-           ack_work_us IS NOT NULL FROM cust
-), tallies AS (
-    SELECT curve, level, g, t, count(*) FILTER (WHERE ev) AS d, count(*) AS c FROM obs GROUP BY curve, level, g, t
-), at_risk AS (
-    SELECT curve, level, g, t, d, sum(c) OVER (PARTITION BY curve, level, g ORDER BY t DESC) AS n FROM tallies
-), survival AS (
-    -- Kaplan-Meier: S(t) = product over event times u <= t of (1 - d_u / n_u)
-    SELECT curve, level, g, t,
-           bool_or(d = n) OVER w AS gone,
-           exp(sum(CASE WHEN d < n THEN ln(1 - CAST(d AS float8) / n) ELSE 0 END) OVER w) AS s
-    FROM at_risk WHERE d > 0
-    WINDOW w AS (PARTITION BY curve, level, g ORDER BY t)
-), quantiles AS (
-    -- the q-quantile: the first event time with S(t) <= 1 - q (none if the curve never gets there)
-    SELECT curve, level, g, min(t) FILTER (WHERE gone OR s <= 0.5 + :eps) AS q50,
-           min(t) FILTER (WHERE gone OR s <= 0.1 + :eps) AS q90
-    FROM survival GROUP BY curve, level, g
-)
-SELECT 0 AS part, level, g, to_jsonb(x) - 'level' - 'g' AS row FROM report_counts x
-UNION ALL
-SELECT 1, level, g, to_jsonb(x) - 'level' - 'g' FROM custody_counts x
-UNION ALL
-SELECT 2, level, g, jsonb_build_object('curve', curve, 'q50', q50, 'q90', q90) FROM quantiles
-UNION ALL  -- the cursor of these facts, read in the same snapshot
-SELECT 3, 0, NULL, jsonb_build_object('through', coalesce((SELECT events_through FROM metric_state WHERE id = 1), 0))
+) r, (
+    -- the agencies' clocks: a custody passed on is never resolved; acknowledgement over every custody
+    SELECT string_agg(int4send(coalesce(g, {null_key})), '') AS c_g,
+           string_agg(CASE WHEN state = 'rejected' THEN '\\x00'::bytea ELSE '\\x01'::bytea END, '') AS c_held,
+           string_agg(int8send(CASE state WHEN 'resolved' THEN held_us WHEN 'open' THEN held_us + {since_open}
+                                          WHEN 'transferred' THEN :never ELSE 0 END), '') AS c_t2,
+           string_agg(int8send(CASE state WHEN 'resolved' THEN held_work_us
+                                          WHEN 'open' THEN held_work_us + :wt - open_since_w
+                                          WHEN 'transferred' THEN :never ELSE 0 END), '') AS c_t3,
+           string_agg(CASE WHEN state = 'resolved' THEN '\\x01'::bytea ELSE '\\x00'::bytea END, '') AS c_ev,
+           string_agg(int8send(coalesce(ack_us, held_us + coalesce({since_open}, 0))), '') AS c_t4,
+           string_agg(int8send(coalesce(ack_work_us, held_work_us + coalesce(:wt - open_since_w, 0))), '') AS c_t5,
+           string_agg(CASE WHEN ack_us IS NOT NULL THEN '\\x01'::bytea ELSE '\\x00'::bytea END, '') AS c_ack
+    FROM cust
+) c
 """
+NULL_KEY = -1  # a group key that is NULL (no agency, no ward) in the packed arrays
 # (:T - x) in microseconds, exactly (extract(epoch) of an interval is numeric).
 _US = "CAST(extract(epoch FROM (CAST(:T AS timestamptz) - {x})) * 1000000 AS bigint)"
 
@@ -528,23 +511,78 @@ def aggregate(period: Period, as_of: datetime, cal: calendar.WorkCalendar) -> tu
     """The raw aggregates of the facts for `period` as of `as_of`, for its groups and for the city's total
     (key TOTAL): report-level counts, custody-level counts and the curves' quantiles (integers)."""
     start, end = _bounds(period, cal.tz)
-    params = {"start": start, "end": end, "T": as_of, "wt": cal.working_us(as_of), "never": NEVER,
-              "eps": KM_EPSILON}
-    sql = AGGREGATE_SQL.format(key=REPORT_KEYS[period.group_by], ckey=CUSTODY_KEYS[period.group_by],
-                               since_submitted=_US.format(x="submitted_at"), since_open=_US.format(x="open_since"))
+    params = {"start": start, "end": end, "T": as_of, "wt": cal.working_us(as_of), "never": NEVER}
+    sql = FACTS_SQL.format(key=REPORT_KEYS[period.group_by], ckey=CUSTODY_KEYS[period.group_by], null_key=NULL_KEY,
+                           since_submitted=_US.format(x="submitted_at"), since_open=_US.format(x="open_since"))
+    row = db.session.execute(text(sql), params).mappings().one()
     levels: tuple[Aggregates, Aggregates] = (({}, {}, {}), ({}, {}, {}))
-    db.session.execute(text("SET LOCAL work_mem = '256MB'"))  # (the curves sort every duration in memory)
-    for part, level, key, row in db.session.execute(text(sql), params):
-        report_counts, custody_counts, curves = levels[level]
-        if part == 0:
-            report_counts[key] = row
-        elif part == 1:
-            custody_counts[key] = row
-        elif part == 2:
-            curves[CURVE_NAMES[row["curve"]], key] = (row["q50"], row["q90"])
-        else:
-            levels[0][0][CURSOR] = row["through"]
+    for part, name in ((0, "report_counts"), (1, "custody_counts")):
+        for counts in row[name] or ():
+            level = levels[1] if counts.pop("total") else levels[0]
+            key = TOTAL if level is levels[1] else counts.pop("g")
+            counts.pop("g", None)
+            level[part][key] = counts
+    levels[0][0][CURSOR] = row["events_through"] or 0
+
+    def array(name: str, dtype: str) -> np.ndarray:
+        return np.frombuffer(row[name] or b"", dtype=dtype)
+
+    r_g, c_g, held = array("r_g", ">i4"), array("c_g", ">i4"), array("c_held", "?")
+    r_ev, c_ev, c_ack = array("r_ev", "?"), array("c_ev", "?"), array("c_ack", "?")
+    observations = (
+        (r_g, array("r_t0", ">i8"), r_ev), (r_g, array("r_t1", ">i8"), r_ev),
+        (c_g[held], array("c_t2", ">i8")[held], c_ev[held]), (c_g[held], array("c_t3", ">i8")[held], c_ev[held]),
+        (c_g, array("c_t4", ">i8"), c_ack), (c_g, array("c_t5", ">i8"), c_ack),
+    )
+    for curve, (g, t, ev) in zip(CURVE_NAMES, observations, strict=True):
+        for level, keys in ((levels[0], g), (levels[1], np.zeros(len(g), dtype=np.int32))):
+            for key, quantile in km_quantiles(keys, t, ev).items():
+                level[2][curve, None if key == NULL_KEY else key] = quantile
     return levels
+
+
+def km_quantiles(g: np.ndarray, t: np.ndarray, ev: np.ndarray, eps: float = KM_EPSILON
+                 ) -> dict[int, tuple[int | None, int | None]]:
+    """Kaplan-Meier median and 90th percentile per group of (time, resolved?) observations: for each group
+    key, the first event time u at which S(u) = prod over event times v <= u of (1 - d_v / n_v) falls to
+    1 - q (within `eps`), None where it never does. n_v counts the observations with time >= v (censored
+    ones at v are still at risk). `metrics_verify.quantiles` is the plain-Python definition it must match."""
+    if len(t) == 0:
+        return {}
+    # Keys ranked to small integers: a stable sort of them (radix) after a sort by time orders by (g, t).
+    keys, rank = np.unique(g, return_inverse=True)
+    rank = rank.astype(np.int16 if len(keys) < 2**15 else np.int64)
+    order = np.argsort(t, kind="stable")
+    order = order[np.argsort(rank[order], kind="stable")]
+    gs, ts, evs = rank[order], t[order], ev[order].astype(np.int64)
+    n_total = len(ts)
+    new_group = np.r_[True, gs[1:] != gs[:-1]]
+    new_time = new_group | np.r_[True, ts[1:] != ts[:-1]]
+    starts = np.flatnonzero(new_time)  # each distinct (g, t)
+    group_starts = np.flatnonzero(new_group)
+    group_end = np.repeat(np.r_[group_starts[1:], n_total], np.diff(np.r_[group_starts, n_total]))
+    d = np.add.reduceat(evs, starts)
+    n = group_end[starts] - starts
+    event = d > 0
+    starts, d, n = starts[event], d[event], n[event]
+    group = gs[starts]
+    gone = d == n
+    term = np.log(np.where(gone, 1.0, 1.0 - d / n.astype(np.float64)))  # (a factor 0 is `gone`)
+    # Cumulative sums within each group (sequentially, as the definition multiplies).
+    out: dict[int, tuple[int | None, int | None]] = {}
+    first = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
+    bounds = np.r_[first, len(group)]
+    for i in range(len(first)):
+        a, b = bounds[i], bounds[i + 1]
+        survival = np.exp(np.cumsum(term[a:b]))
+        ended = np.cumsum(gone[a:b]) > 0
+        times = ts[starts[a:b]]
+        answer = []
+        for remaining in (0.5, 0.1):  # the median, the 90th percentile
+            hit = np.flatnonzero(ended | (survival <= remaining + eps))
+            answer.append(int(times[hit[0]]) if len(hit) else None)
+        out[int(keys[group[a]])] = (answer[0], answer[1])
+    return out
 
 
 def _hours(value: int | None) -> float | None:
