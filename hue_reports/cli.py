@@ -55,12 +55,13 @@ def seed_command(data_dir: Path, demo: bool, if_empty: bool) -> None:
 
         from .extensions import db
         from .services import demo as demo_data
-        from .services import metrics
+        from .services import mapgrid, metrics
 
         if db.session.scalar(text("SELECT NOT EXISTS (SELECT 1 FROM reports)")):
             click.echo(f"demo reports: {demo_data.create_reports()} created (codes DEMO-...)")
             metrics.refresh()
             metrics.refresh_results()
+            mapgrid.refresh()
 
 
 calendar_group = AppGroup("calendar", help="The city's working calendar: public holidays, the government's "
@@ -445,9 +446,24 @@ def metrics_verify(group_bys: tuple, start: str | None, end: str | None) -> None
         raise SystemExit(1)
 
 
+map_group = AppGroup("map", help="The public map's rollup: report counts per grid cell (the clusters).")
+
+
+@map_group.command("refresh")
+def map_refresh() -> None:
+    """Recompute the map's rollup from the reports (the scheduler does it every METRICS_REFRESH_SECONDS)."""
+    from .services import mapgrid
+
+    stats = mapgrid.refresh()
+    if stats is None:
+        raise click.ClickException("another map refresh is running; try again when it ends")
+    click.echo(f"{stats.cells} cell row(s) counted in {stats.seconds:.1f} s, as of {stats.as_of.isoformat()}")
+
+
 def init_app(app: Flask) -> None:
     for command in (seed_command, calendar_group, worker_command, scheduler_command, healthcheck_command, tokens_group):
         app.cli.add_command(command)
     app.cli.add_command(users_group)
     app.cli.add_command(open311_group)
     app.cli.add_command(metrics_group)
+    app.cli.add_command(map_group)

@@ -115,6 +115,9 @@ SETTINGS: tuple[Setting, ...] = (
             "the answers people asked for (the published figures are at most this old).", int),
     Setting("PUBLIC_CLUSTER_BELOW_ZOOM", "14",
             "The public map data answers clusters (counts by status per grid cell) below this zoom.", int),
+    Setting("MAP_ROLLUP_MAX_AGE_SECONDS", "300",
+            "The map's clusters come from the rollup the scheduler refreshes every METRICS_REFRESH_SECONDS; "
+            "older than this (a stopped scheduler), they are counted live from the reports.", int),
     # The public map page (hue_reports/web): its background tiles. Markers never depend on them.
     Setting("MAP_TILE_URL", "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
             "Tile URL template of the public map's background ({z}/{x}/{y}, and {s} for subdomains); the only "

@@ -43,6 +43,8 @@ def schedule(app: Flask) -> list[Periodic]:
         Periodic("close-unrated", "hue_reports.jobs.workflow.close_unrated", 600, "periodic"),
         Periodic("metrics", "hue_reports.jobs.metrics.refresh", app.config["METRICS_REFRESH_SECONDS"], "periodic",
                  timeout_s=max(300, app.config["METRICS_REFRESH_SECONDS"] * 5)),
+        Periodic("map-cells", "hue_reports.jobs.metrics.refresh_map", app.config["METRICS_REFRESH_SECONDS"],
+                 "periodic", timeout_s=max(300, app.config["METRICS_REFRESH_SECONDS"] * 5)),
         Periodic("photo-sweep", "hue_reports.jobs.photos.sweep_photos", 120, "periodic"),
         Periodic("idempotency-expiry", "hue_reports.jobs.maintenance.expire_idempotency_keys", 3600, "periodic"),
         Periodic("stale-uploads", "hue_reports.jobs.maintenance.remove_stale_uploads", 3600, "periodic"),

@@ -175,6 +175,7 @@ def committed(app, redis_conn):
     yield
     with app.app_context():
         db.session.execute(text("TRUNCATE reports, photos, report_events, report_contacts, idempotency_keys, "
-                                "feedback, outbox, metric_state, metric_results RESTART IDENTITY CASCADE"))
+                                "feedback, outbox, metric_state, metric_results, map_cells, map_state "
+                                "RESTART IDENTITY CASCADE"))
         db.session.commit()
         db.session.remove()

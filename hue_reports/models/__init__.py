@@ -4,6 +4,7 @@ from .account import ROLES, Account, ApiToken
 from .agency import Agency, Category, CategoryGroup, RoutingRule
 from .area import CALENDAR_DAY_KINDS, AdminArea, CalendarDay, City
 from .base import SRID, Base
+from .mapcells import ALL_CATEGORIES, MapCell, MapState
 from .metrics import CUSTODY_STATES, METRIC_STATES, MetricCustody, MetricReport, MetricResult, MetricState
 from .open311 import Open311Key
 from .outbox import OutboxMessage
@@ -11,11 +12,10 @@ from .report import (EVENT_LABELS, FINISHED_STATUSES, OPEN_STATUSES, OVERDUE_LAB
                      IdempotencyKey, Photo, Report, ReportCodeCounter, ReportContact, ReportEvent, ReportStatus)
 
 __all__ = [
-    "CALENDAR_DAY_KINDS", "ROLES", "SRID", "Account", "AdminArea", "Agency", "ApiToken", "Base", "CalendarDay",
-    "CUSTODY_STATES", "Category", "CategoryGroup", "City",
-    "EVENT_LABELS", "FINISHED_STATUSES", "Feedback", "IdempotencyKey", "METRIC_STATES", "MetricCustody", "MetricReport",
-    "MetricResult", "MetricState", "OPEN_STATUSES", "OVERDUE_LABEL",
+    "ALL_CATEGORIES", "CALENDAR_DAY_KINDS", "ROLES", "SRID", "Account", "AdminArea", "Agency", "ApiToken", "Base",
+    "CalendarDay", "CUSTODY_STATES", "Category", "CategoryGroup", "City",
+    "EVENT_LABELS", "FINISHED_STATUSES", "Feedback", "IdempotencyKey", "METRIC_STATES", "MapCell", "MapState",
+    "MetricCustody", "MetricReport", "MetricResult", "MetricState", "OPEN_STATUSES", "OVERDUE_LABEL",
     "Open311Key", "OutboxMessage", "Photo", "Report", "ReportCodeCounter", "ReportContact", "ReportEvent",
-    "ReportStatus",
-    "RoutingRule", "STATUS_LABELS",
+    "ReportStatus", "RoutingRule", "STATUS_LABELS",
 ]

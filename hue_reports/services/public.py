@@ -10,17 +10,15 @@ from datetime import datetime, timezone
 from typing import Any
 
 from flask import current_app, url_for
-from sqlalchemy import Float, func, literal_column, select
+from sqlalchemy import Float, Integer, cast, func, literal_column, select
 from sqlalchemy.orm import aliased
 
 from ..errors import ApiError
 from ..extensions import db
 from ..models import OPEN_STATUSES, OVERDUE_LABEL, SRID, STATUS_LABELS, AdminArea, Agency, Category, Report
-from . import areas, queue
+from . import areas, mapgrid, queue
 
 FEATURES_MAX = 5000
-# Below this zoom a map shows clusters; a cluster cell is a quarter of a web-map tile at that zoom.
-CLUSTER_CELLS_PER_TILE = 4
 
 
 def _invalid(field: str, message: str, message_vi: str) -> ApiError:
@@ -68,10 +66,7 @@ def _where(args: dict, bbox, now: datetime) -> list:
     if codes.agency_id is not None:
         conditions.append(Report.agency_id == codes.agency_id)
     conditions += queue.filters(args, codes, now)
-    if args.get("status"):
-        conditions.append(Report.status.in_(args["status"]))
-    else:  # a duplicate is already counted in its original's supporters: not a second point on the map
-        conditions.append(Report.status != "duplicate")
+    conditions.append(mapgrid.status_condition(Report.status, args))
     if bbox is not None:
         conditions.append(Report.location.intersects(func.ST_MakeEnvelope(*bbox, SRID)))
     return conditions
@@ -126,36 +121,33 @@ def features(args: dict, bbox, cursor: int, limit: int, now: datetime | None = N
 
 
 def clusters(args: dict, bbox, zoom: int, now: datetime | None = None) -> dict[str, Any]:
-    """Counts by status per grid cell (a quarter of a map tile at `zoom`), computed in PostGIS."""
+    """Counts by status per grid cell (a quarter of a map tile's side at `zoom`; every cell touching the
+    box, whole), from the rollup when it can answer, else counted live in PostGIS (services/mapgrid.py)."""
     now = now or datetime.now(timezone.utc)
-    cell = 360.0 / (2 ** zoom) / CLUSTER_CELLS_PER_TILE
-    # Grid points at half a cell from the origin: cell borders fall on multiples of the cell size (the
-    # tile borders in longitude), so a cluster is not cut in two at every tile seam.
-    snapped = func.ST_SnapToGrid(Report.location, cell / 2, cell / 2, cell, cell)
-    stmt = (select(func.ST_X(snapped, type_=Float).label("cx"), func.ST_Y(snapped, type_=Float).label("cy"),
-                   Report.status, func.count().label("n"),
-                   func.avg(func.ST_X(Report.location, type_=Float)).label("lon"),
-                   func.avg(func.ST_Y(Report.location, type_=Float)).label("lat"))
-            .where(*_where(args, bbox, now))
-            .group_by(literal_column("cx"), literal_column("cy"), Report.status)
-            .order_by(literal_column("cx"), literal_column("cy"), Report.status))  # (a stable ETag)
-    cells: dict[tuple[float, float], dict] = {}
+    cells = mapgrid.range_of_bbox(bbox, zoom + mapgrid.GEOJSON_LEVELS_UP)
+    rows, as_of = mapgrid.cell_rows(args, cells, now, _where(args, None, now))
+    sub = rows.subquery()
+    stmt = (select(sub.c.mx, sub.c.my, sub.c.status, func.sum(sub.c.n).label("n"),
+                   func.sum(sub.c.sum_lon).label("sum_lon"), func.sum(sub.c.sum_lat).label("sum_lat"))
+            .group_by(sub.c.mx, sub.c.my, sub.c.status)
+            .order_by(sub.c.mx, sub.c.my, sub.c.status))  # (a stable ETag)
+    found: dict[tuple[int, int], dict] = {}
     for row in db.session.execute(stmt).mappings():
-        key = (row["cx"], row["cy"])
-        entry = cells.setdefault(key, {"count": 0, "by_status": {}, "lon_sum": 0.0, "lat_sum": 0.0})
-        entry["count"] += row["n"]
-        entry["by_status"][row["status"]] = row["n"]
-        entry["lon_sum"] += row["lon"] * row["n"]
-        entry["lat_sum"] += row["lat"] * row["n"]
+        entry = found.setdefault((row["mx"], row["my"]), {"count": 0, "by_status": {}, "lon": 0.0, "lat": 0.0})
+        entry["count"] += int(row["n"])
+        entry["by_status"][row["status"]] = int(row["n"])
+        entry["lon"] += row["sum_lon"]
+        entry["lat"] += row["sum_lat"]
     out = []
-    for (cx, cy), entry in sorted(cells.items()):
+    for (mx, my), entry in sorted(found.items()):
         n = entry["count"]
         out.append({"type": "Feature", "geometry": {"type": "Point", "coordinates": [
-                        round(entry["lon_sum"] / n, 6), round(entry["lat_sum"] / n, 6)]},
+                        round(entry["lon"] / n, 6), round(entry["lat"] / n, 6)]},
                     "properties": {"cluster": True, "count": n, "by_status": entry["by_status"],
-                                   "cell": [cx, cy], "cell_size_deg": cell}})
+                                   "cell": [mx, my], "cell_level": cells.level}})
     return {"type": "FeatureCollection", "features": out, "count": len(out), "clustered": True, "zoom": zoom,
-            "total": sum(f["properties"]["count"] for f in out)}
+            "total": sum(f["properties"]["count"] for f in out),
+            "counted_at": as_of.isoformat() if as_of else None}
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -185,10 +177,7 @@ def city_bounds() -> list[list[float]] | None:
 
 
 # Vector tiles: Mapbox Vector Tiles made by PostGIS (ST_AsMVT) in web-mercator tile coordinates.
-WEB_MERCATOR = 3857
 TILE_EXTENT = 4096
-WORLD_M = 40075016.68557849
-CLUSTER_CELLS_PER_TILE_SIDE = 16
 TILE_FEATURES_MAX = 20000
 
 
@@ -204,7 +193,7 @@ def tile(z: int, x: int, y: int, args: dict, now: datetime | None = None) -> byt
                                    func.Box2D(func.ST_TileEnvelope(0, 0, 0)))
     in_tile = Report.location.op("&&")(func.ST_Transform(buffered, SRID))
     where = [*_where(args, None, now), in_tile]
-    projected = func.ST_Transform(Report.location, WEB_MERCATOR)
+    projected = func.ST_Transform(Report.location, mapgrid.WEB_MERCATOR)
     open_ = Report.status.in_(OPEN_STATUSES)
     overdue = open_ & Report.due_at.is_not(None) & (Report.due_at < now)
     if z >= cluster_below_zoom():
@@ -217,14 +206,20 @@ def tile(z: int, x: int, y: int, args: dict, now: datetime | None = None) -> byt
                 .where(*where).order_by(open_.desc(), Report.id.desc()).limit(TILE_FEATURES_MAX))
     else:
         layer = "clusters"
-        cell = WORLD_M / 2 ** z / CLUSTER_CELLS_PER_TILE_SIDE
-        key = func.ST_SnapToGrid(projected, cell / 2, cell / 2, cell, cell)  # cells never cross a tile seam
-        centre = func.ST_SetSRID(func.ST_MakePoint(func.avg(func.ST_X(projected)), func.avg(func.ST_Y(projected))),
-                                 WEB_MERCATOR)
-        rows = (select(func.ST_AsMVTGeom(centre, envelope, TILE_EXTENT).label("geom"), func.count().label("count"),
-                       func.count().filter(open_).label("open"), func.count().filter(overdue).label("overdue"))
-                .where(*where, Report.location.op("&&")(func.ST_Transform(envelope, SRID)))
-                .group_by(key).order_by(key))
+        cells, _ = mapgrid.cell_rows(args, mapgrid.range_of_tile(z, x, y), now, _where(args, None, now))
+        c = cells.subquery()
+        n = func.sum(c.c.n)
+        grouped = (select(c.c.mx, c.c.my, n.label("count"),
+                          func.coalesce(func.sum(c.c.n).filter(c.c.status.in_(OPEN_STATUSES)), 0).label("open"),
+                          func.coalesce(func.sum(c.c.n).filter(c.c.overdue), 0).label("overdue"),
+                          (func.sum(c.c.sum_lon) / n).label("lon"), (func.sum(c.c.sum_lat) / n).label("lat"))
+                   .group_by(c.c.mx, c.c.my).subquery())
+        centre = func.ST_Transform(func.ST_SetSRID(func.ST_MakePoint(grouped.c.lon, grouped.c.lat), SRID),
+                                   mapgrid.WEB_MERCATOR)
+        rows = (select(func.ST_AsMVTGeom(centre, envelope, TILE_EXTENT).label("geom"),
+                       cast(grouped.c.count, Integer).label("count"), cast(grouped.c.open, Integer).label("open"),
+                       cast(grouped.c.overdue, Integer).label("overdue"))
+                .order_by(grouped.c.mx, grouped.c.my))
     t = rows.subquery("t")
     data = db.session.scalar(select(func.ST_AsMVT(literal_column("t"), layer, TILE_EXTENT, "geom")).select_from(t))
     return bytes(data or b"")

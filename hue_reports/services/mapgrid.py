@@ -1,0 +1,256 @@
+"""Counts of reports per cell of the web-map grid: the clusters of the public map and of its vector tiles.
+
+At grid level k the world is 2^k x 2^k cells of the web-mercator tile grid (a cell at level k is a tile at
+zoom k): the GeoJSON clusters of zoom z use level z + 2 (a quarter of a tile's side), the tiles' clusters
+level z + 4 (a sixteenth). Cells nest (a cell's parent is (mx >> 1, my >> 1) one level up) and a cell never
+crosses a tile seam.
+
+The counts come from one of two sources with the same rows (mx, my, status, overdue, n, sum_lon, sum_lat):
+
+* the rollup `map_cells`, recomputed from `reports` by `refresh` (the scheduler, every
+  METRICS_REFRESH_SECONDS; `flask map refresh`): a city-wide view reads a few thousand rows instead of
+  every report. It answers the filters it holds (status, category, overdue) while it is fresh;
+* the reports themselves ("live"), for the other filters (agency, ward, period), before the first refresh,
+  or when the rollup is older than MAP_ROLLUP_MAX_AGE_SECONDS (a stopped scheduler never freezes the map).
+
+A cell is counted whole when it touches the requested box, from either source, so the answers of the two
+agree and a cluster does not change as the map is panned.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from flask import current_app
+from sqlalchemy import Float, Integer, bindparam, cast, func, select, text
+from sqlalchemy.sql import Select
+
+from ..extensions import db
+from ..models import ALL_CATEGORIES, OPEN_STATUSES, SRID, MapCell, MapState, Report
+from . import queue
+
+WEB_MERCATOR = 3857
+WORLD_M = 40075016.68557849  # the web-mercator world's side, metres
+HALF_M = WORLD_M / 2
+GEOJSON_LEVELS_UP = 2  # the GeoJSON clusters of zoom z: cells a quarter of a tile's side
+TILE_LEVELS_UP = 4  # the vector tiles' clusters: a sixteenth of the tile's side
+COARSEST_LEVEL = GEOJSON_LEVELS_UP  # zoom 0's GeoJSON clusters
+MAP_LOCK = 0x6875656D + 1  # advisory lock key: one rollup refresh at a time
+LIVE_FILTERS = ("agency", "ward", "from_", "to")  # filters the rollup cannot answer
+# The rollup's finest levels hold a row per cell, status and overdue flag for every category together; a row
+# per category too only from this many levels above (at 1M reports the finest level's per-category rows
+# are as many as the reports: no gain over counting them live).
+CATEGORY_LEVELS_BELOW = 3
+
+
+def finest_level() -> int:
+    """The finest level the clusters need: the tiles' at the last clustering zoom."""
+    return current_app.config["PUBLIC_CLUSTER_BELOW_ZOOM"] - 1 + TILE_LEVELS_UP
+
+
+def category_finest_level() -> int:
+    """The finest level with a row per category (finer, a category filter is counted live)."""
+    return finest_level() - CATEGORY_LEVELS_BELOW
+
+
+@dataclass(frozen=True)
+class CellRange:
+    level: int
+    mx0: int
+    mx1: int  # inclusive
+    my0: int
+    my1: int
+
+    def envelope(self):
+        """The cells' extent in WGS84, a hair wider (the index expressions decide membership exactly)."""
+        size = WORLD_M / 2 ** self.level
+        box = func.ST_MakeEnvelope(self.mx0 * size - HALF_M, HALF_M - (self.my1 + 1) * size,
+                                   (self.mx1 + 1) * size - HALF_M, HALF_M - self.my0 * size, WEB_MERCATOR)
+        return func.ST_Expand(func.ST_Transform(box, SRID), 1e-9)
+
+
+def _index(value_m: float, level: int) -> int:
+    cells = 2 ** level
+    return min(cells - 1, max(0, math.floor(value_m / (WORLD_M / cells))))
+
+
+def range_of_bbox(bbox: tuple[float, float, float, float], level: int) -> CellRange:
+    """The cells touching a WGS84 box (minLon, minLat, maxLon, maxLat)."""
+    min_lon, min_lat, max_lon, max_lat = bbox
+    lat_limit = 85.05112878  # the web map's edge
+
+    def y_m(lat: float) -> float:
+        lat = max(-lat_limit, min(lat_limit, lat))
+        return HALF_M - math.log(math.tan(math.pi / 4 + math.radians(lat) / 2)) * WORLD_M / (2 * math.pi)
+
+    def x_m(lon: float) -> float:
+        return (lon + 180.0) / 360.0 * WORLD_M
+
+    return CellRange(level, _index(x_m(min_lon), level), _index(x_m(max_lon), level),
+                     _index(y_m(max_lat), level), _index(y_m(min_lat), level))
+
+
+def range_of_tile(z: int, x: int, y: int) -> CellRange:
+    """The cells of tile z/x/y at the tiles' cluster level."""
+    step = 2 ** TILE_LEVELS_UP
+    return CellRange(z + TILE_LEVELS_UP, x * step, x * step + step - 1, y * step, y * step + step - 1)
+
+
+def _cell_columns(level: int):
+    """A report's cell at `level`, from its location (the same expressions for the rollup and live)."""
+    projected = func.ST_Transform(Report.location, WEB_MERCATOR)
+    size = WORLD_M / 2 ** level
+    last = 2 ** level - 1
+    mx = func.least(last, func.greatest(0, cast(func.floor((func.ST_X(projected) + HALF_M) / size), Integer)))
+    my = func.least(last, func.greatest(0, cast(func.floor((HALF_M - func.ST_Y(projected)) / size), Integer)))
+    return mx, my
+
+
+def status_condition(column, args: dict):
+    """The map's status filter: the statuses asked for, or every status but `duplicate`."""
+    if args.get("status"):
+        return column.in_(args["status"])
+    return column != "duplicate"  # (a duplicate is counted in its original's supporters)
+
+
+def rollup_usable(args: dict, level: int) -> datetime | None:
+    """The rollup's instant if it can answer these filters at this level; None to count live."""
+    if any(args.get(name) for name in LIVE_FILTERS):
+        return None
+    state = db.session.get(MapState, 1)
+    if state is None or level > state.finest_level or level < COARSEST_LEVEL:
+        return None
+    if args.get("category") and level > state.finest_level - CATEGORY_LEVELS_BELOW:
+        return None
+    max_age = timedelta(seconds=current_app.config["MAP_ROLLUP_MAX_AGE_SECONDS"])
+    if state.as_of < datetime.now(timezone.utc) - max_age:
+        return None
+    return state.as_of
+
+
+def cell_rows(args: dict, cells: CellRange, now: datetime, live_where: list) -> tuple[Select, datetime | None]:
+    """A query of (mx, my, status, overdue, n, sum_lon, sum_lat) for the cells in `cells` under the map's
+    filters `args` (`live_where`: the same filters as conditions on reports), and the rollup's instant (None
+    when counted live)."""
+    as_of = rollup_usable(args, cells.level)
+    if as_of is not None:
+        codes = queue.resolve_codes(args)
+        where = [MapCell.level == cells.level,
+                 MapCell.category_id == (codes.category_id or ALL_CATEGORIES),
+                 MapCell.mx.between(cells.mx0, cells.mx1), MapCell.my.between(cells.my0, cells.my1),
+                 status_condition(MapCell.status, args)]
+        if args.get("overdue") is not None:
+            where.append(MapCell.overdue == args["overdue"])
+        return (select(MapCell.mx, MapCell.my, MapCell.status, MapCell.overdue, MapCell.n, MapCell.sum_lon,
+                       MapCell.sum_lat).where(*where), as_of)
+    mx, my = _cell_columns(cells.level)
+    overdue = queue.overdue_condition(now)
+    stmt = (select(mx.label("mx"), my.label("my"), Report.status.label("status"), overdue.label("overdue"),
+                   func.count().label("n"), func.sum(func.ST_X(Report.location, type_=Float)).label("sum_lon"),
+                   func.sum(func.ST_Y(Report.location, type_=Float)).label("sum_lat"))
+            .where(*live_where, Report.location.op("&&")(cells.envelope()),
+                   mx.between(cells.mx0, cells.mx1), my.between(cells.my0, cells.my1))
+            .group_by(text("1, 2, 3, 4")))
+    return stmt, None
+
+
+# --- the rollup ------------------------------------------------------------------------------------------------
+
+# The reports counted once at the finest level (the only pass over `reports`), then: every level's
+# all-categories rows, each built from the level below it; the per-category rows only up to CATEGORY_LEVELS_BELOW
+# levels above the finest (finer, a category is a few reports per cell: counted live, it is as quick).
+_BUILD_POINTS = """
+CREATE TEMPORARY TABLE map_points ON COMMIT DROP AS
+SELECT category_id, status, overdue, mx, my, count(*) AS n, sum(lon) AS sum_lon, sum(lat) AS sum_lat
+FROM (
+    SELECT r.category_id, r.status,
+           (r.status IN :open AND r.due_at IS NOT NULL AND r.due_at < :now) AS overdue,
+           ST_X(r.location) AS lon, ST_Y(r.location) AS lat,
+           least(:last, greatest(0, floor((ST_X(p) + :half) / :size)::int)) AS mx,
+           least(:last, greatest(0, floor((:half - ST_Y(p)) / :size)::int)) AS my
+    FROM reports r CROSS JOIN LATERAL ST_Transform(r.location, 3857) AS p
+    WHERE r.location IS NOT NULL
+) x
+GROUP BY category_id, mx, my, status, overdue
+"""
+_BUILD_FROM_POINTS = """
+INSERT INTO map_cells_new
+SELECT :level, {category}, mx >> :shift, my >> :shift, status, overdue, sum(n), sum(sum_lon), sum(sum_lat)
+FROM map_points GROUP BY {group} mx >> :shift, my >> :shift, status, overdue
+"""
+_BUILD_PARENT = """
+INSERT INTO map_cells_new
+SELECT :level, category_id, mx >> 1, my >> 1, status, overdue, sum(n), sum(sum_lon), sum(sum_lat)
+FROM map_cells_new WHERE level = :level + 1 AND (category_id = :all) = :all_categories
+GROUP BY category_id, mx >> 1, my >> 1, status, overdue
+"""
+# Only what changed is written (a quiet city rewrites a few rows a minute, not the whole rollup).
+_MERGE = """
+CREATE TEMPORARY TABLE map_cells_diff ON COMMIT DROP AS
+SELECT x.*, m.n IS NULL AS added, x.n IS NULL AS removed,
+       coalesce(x.level, m.level) AS k_level, coalesce(x.category_id, m.category_id) AS k_category,
+       coalesce(x.mx, m.mx) AS k_mx, coalesce(x.my, m.my) AS k_my, coalesce(x.status, m.status) AS k_status,
+       coalesce(x.overdue, m.overdue) AS k_overdue
+FROM map_cells_new x FULL JOIN map_cells m USING (level, category_id, mx, my, status, overdue)
+WHERE (x.n, x.sum_lon, x.sum_lat) IS DISTINCT FROM (m.n, m.sum_lon, m.sum_lat);
+DELETE FROM map_cells m USING map_cells_diff d
+WHERE d.removed AND (m.level, m.category_id, m.mx, m.my, m.status, m.overdue)
+                  = (d.k_level, d.k_category, d.k_mx, d.k_my, d.k_status, d.k_overdue);
+UPDATE map_cells m SET n = d.n, sum_lon = d.sum_lon, sum_lat = d.sum_lat FROM map_cells_diff d
+WHERE NOT d.added AND NOT d.removed AND (m.level, m.category_id, m.mx, m.my, m.status, m.overdue)
+                                      = (d.level, d.category_id, d.mx, d.my, d.status, d.overdue);
+INSERT INTO map_cells SELECT level, category_id, mx, my, status, overdue, n, sum_lon, sum_lat
+FROM map_cells_diff WHERE added;
+"""
+
+
+@dataclass(frozen=True)
+class RefreshStats:
+    cells: int
+    as_of: datetime
+    seconds: float
+
+
+def refresh(now: datetime | None = None) -> RefreshStats | None:
+    """Recompute the rollup from the reports, in one transaction (readers see the old one until it
+    commits). None when another refresh holds the lock."""
+    import time as clock
+
+    began = clock.monotonic()
+    session = db.session
+    try:
+        if not session.scalar(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": MAP_LOCK}):
+            session.rollback()
+            return None
+        # (the instant is the database's, like the reports' times; `now` is for tests)
+        now = now or session.scalar(select(func.now()))
+        finest = finest_level()
+        session.execute(text("DROP TABLE IF EXISTS pg_temp.map_cells_new"))  # (a savepoint's, in tests)
+        session.execute(text("CREATE TEMPORARY TABLE map_cells_new (LIKE map_cells) ON COMMIT DROP"))
+        session.execute(text("SET LOCAL work_mem = '128MB'"))
+        session.execute(text("DROP TABLE IF EXISTS pg_temp.map_points, pg_temp.map_cells_diff"))
+        session.execute(text(_BUILD_POINTS).bindparams(bindparam("open", expanding=True)),
+                        {"open": list(OPEN_STATUSES), "now": now, "last": 2 ** finest - 1, "half": HALF_M,
+                         "size": WORLD_M / 2 ** finest})
+        by_category = category_finest_level()
+        for all_categories, top, category, group in ((True, finest, str(ALL_CATEGORIES), ""),
+                                                     (False, by_category, "category_id", "category_id,")):
+            session.execute(text(_BUILD_FROM_POINTS.format(category=category, group=group)),
+                            {"level": top, "shift": finest - top})
+            for level in range(top - 1, COARSEST_LEVEL - 1, -1):
+                session.execute(text(_BUILD_PARENT), {"level": level, "all": ALL_CATEGORIES,
+                                                      "all_categories": all_categories})
+        session.execute(text(_MERGE))
+        cells = session.scalar(text("SELECT count(*) FROM map_cells_new"))
+        session.execute(text("""
+            INSERT INTO map_state (id, as_of, finest_level) VALUES (1, :now, :finest)
+            ON CONFLICT (id) DO UPDATE SET as_of = excluded.as_of, finest_level = excluded.finest_level"""),
+            {"now": now, "finest": finest})
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    return RefreshStats(cells, now, clock.monotonic() - began)
+

@@ -1,0 +1,151 @@
+"""The public map's rollup (services/mapgrid.py): the clusters and the tiles' clusters read from `map_cells`
+must be exactly what counting the reports live gives, for the filters it holds; it falls back to live
+counts for the others and when it is stale; a refresh rewrites only what changed."""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import text
+
+from hue_reports.extensions import db
+from hue_reports.models import MapState
+from hue_reports.services import mapgrid, routing
+from tests.api.test_public import tile_of
+from tests.support import new_report
+
+CITY_BOX = "107.2,16.0,108.2,16.8"
+
+
+@pytest.fixture
+def scattered(db_session, app):
+    """Reports at random points of the city: routed, in progress, resolved, overdue, one duplicate."""
+    rng = random.Random(7)
+    made = []
+    for n in range(40):
+        lat, lon = 16.40 + rng.random() * 0.12, 107.52 + rng.random() * 0.12
+        report = new_report(rng.choice(["road_damage", "uncollected_waste", "flooding"]), lat=lat, lon=lon)
+        routing.route(report.id, detect_duplicates=False)
+        if n % 5 == 1:
+            report.status = "resolved"
+        elif n % 5 == 2:
+            report.status = "in_progress"
+        elif n % 5 == 3:
+            report.due_at = datetime.now(timezone.utc) - timedelta(hours=3)  # open and overdue
+        made.append(report)
+    made[0].status = "duplicate"
+    db_session.flush()
+    return made
+
+
+def clusters(client, **params) -> dict:
+    response = client.get("/api/v1/public/reports", query_string={"bbox": CITY_BOX, **params})
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()
+
+
+def comparable(body: dict) -> list[tuple]:
+    return [(f["properties"]["cell"], f["properties"]["count"], f["properties"]["by_status"],
+             round(f["geometry"]["coordinates"][0], 5), round(f["geometry"]["coordinates"][1], 5))
+            for f in body["features"]]
+
+
+FILTERS = [{}, {"status": "routed"}, {"status": "duplicate"}, {"category": "road_damage"}, {"overdue": "true"},
+           {"overdue": "false", "category": "flooding"}]
+
+
+@pytest.mark.parametrize("zoom", [0, 6, 11, 13])
+def test_the_rollup_answers_what_counting_live_answers(client, scattered, app, zoom):
+    live = [clusters(client, zoom=zoom, **f) for f in FILTERS]
+    assert all(body["counted_at"] is None for body in live)
+    assert live[0]["total"] == len(scattered) - 1  # every report but the duplicate
+    assert live[2]["total"] == 1 and live[4]["total"] == sum(1 for n in range(40) if n % 5 == 3)
+    stats = mapgrid.refresh()
+    assert stats is not None and stats.cells > 0
+    level = zoom + mapgrid.GEOJSON_LEVELS_UP
+    for params, expected in zip(FILTERS, live, strict=True):
+        body = clusters(client, zoom=zoom, **params)
+        # (a category at the finest levels is counted live: there the rollup holds every category together)
+        from_rollup = not (params.get("category") and level > mapgrid.category_finest_level())
+        assert (body["counted_at"] is not None) == from_rollup, params
+        assert comparable(body) == comparable(expected), params
+        assert body["total"] == expected["total"]
+
+
+def test_the_tiles_clusters_are_the_same_from_the_rollup(client, scattered, app):
+    z = app.config["PUBLIC_CLUSTER_BELOW_ZOOM"] - 3
+    x, y = tile_of(16.46, 107.58, z)
+    urls = [f"/api/v1/public/tiles/{z}/{x}/{y}.mvt", f"/api/v1/public/tiles/{z}/{x}/{y}.mvt?category=flooding",
+            f"/api/v1/public/tiles/{z - 4}/{x >> 4}/{y >> 4}.mvt"]
+    live = [client.get(url).data for url in urls]
+    assert all(b"clusters" in data for data in live)
+    mapgrid.refresh()
+    assert [client.get(url).data for url in urls] == live
+    # ... and a tile with no reports is still answered 204 from the rollup
+    assert client.get(f"/api/v1/public/tiles/{z}/0/0.mvt").status_code == 204
+
+
+def test_filters_the_rollup_does_not_hold_are_counted_live(client, scattered, app):
+    mapgrid.refresh()
+    agency = db.session.execute(text("SELECT a.code FROM agencies a JOIN reports r ON r.agency_id = a.id "
+                                     "WHERE r.status = 'routed' LIMIT 1")).scalar_one()
+    body = clusters(client, zoom=10, agency=agency)
+    assert body["counted_at"] is None
+    expected = sum(1 for r in scattered if r.agency is not None and r.agency.code == agency
+                   and r.status != "duplicate")
+    assert body["total"] == expected > 0
+    today = datetime.now(timezone.utc).date().isoformat()
+    assert clusters(client, zoom=10, **{"from": today})["counted_at"] is None
+
+
+def test_a_stale_rollup_is_not_served_and_a_new_report_waits_for_the_next_refresh(client, scattered, app):
+    mapgrid.refresh()
+    before = clusters(client, zoom=8)
+    extra = new_report("flooding", lat=16.47, lon=107.59)
+    routing.route(extra.id, detect_duplicates=False)
+    assert clusters(client, zoom=8)["total"] == before["total"]  # the rollup's instant
+    mapgrid.refresh()
+    assert clusters(client, zoom=8)["total"] == before["total"] + 1
+    state = db.session.get(MapState, 1)
+    state.as_of = datetime.now(timezone.utc) - timedelta(seconds=app.config["MAP_ROLLUP_MAX_AGE_SECONDS"] + 5)
+    db.session.flush()
+    stale = clusters(client, zoom=8)
+    assert stale["counted_at"] is None and stale["total"] == before["total"] + 1
+
+
+def test_a_refresh_rewrites_only_the_cells_that_changed(client, scattered, app):
+    def row_versions() -> dict:
+        rows = db.session.execute(text("SELECT level, category_id, mx, my, status, overdue, ctid::text FROM map_cells"))
+        return {tuple(r[:6]): r[6] for r in rows}
+
+    mapgrid.refresh()
+    first = row_versions()
+    mapgrid.refresh()
+    assert row_versions() == first  # nothing changed: no row rewritten
+    moved = next(r for r in scattered if r.status == "in_progress")
+    moved.status = "resolved"
+    db.session.flush()
+    mapgrid.refresh()
+    second = row_versions()
+    changed = {k for k in set(first) | set(second) if first.get(k) != second.get(k)}
+    levels = mapgrid.finest_level() - mapgrid.COARSEST_LEVEL + 1
+    # one report changed status: at most its old and new status rows, per level, for its category and all
+    assert 0 < len(changed) <= 2 * 2 * levels
+    assert {k[4] for k in changed} <= {"in_progress", "resolved"}
+
+
+def test_the_scheduler_job_refreshes_the_rollup_through_a_worker(client, scattered, app, redis_conn, run_jobs):
+    from rq import Queue
+
+    from hue_reports import scheduler
+
+    periodic = next(p for p in scheduler.schedule(app) if p.name == "map-cells")
+    assert periodic.interval_s == app.config["METRICS_REFRESH_SECONDS"]
+    job = Queue(periodic.queue, connection=redis_conn).enqueue(periodic.func)
+    run_jobs()
+    job.refresh()
+    assert job.get_status() == "finished" and job.return_value()["cells"] > 0
+    assert db.session.get(MapState, 1) is not None
+    assert clusters(client, zoom=9)["counted_at"] is not None
