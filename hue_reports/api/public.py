@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from flask import jsonify, make_response, request
 from flask_smorest import Blueprint
 from werkzeug.datastructures import MultiDict
@@ -20,11 +18,11 @@ blp = Blueprint("public", __name__, url_prefix="", description="Public: map data
 MAP_FILTERS = ("status", "category", "agency", "ward", "from", "to", "overdue")
 
 
-def _cacheable(body: dict, max_age: int = 60, sort_keys: bool = False):
+def _cacheable(body: dict | str, max_age: int = 60):
     """A public answer a CDN can hold: an ETag of its content, Cache-Control, and 304 when unchanged.
-    `sort_keys` for a body read back from JSONB (another key order), so that its ETag does not change."""
-    if sort_keys:
-        response = make_response(json.dumps(body, sort_keys=True, ensure_ascii=False))
+    `body` is a dict, or JSON text already (as PostgreSQL renders it)."""
+    if isinstance(body, str):
+        response = make_response(body)
         response.mimetype = "application/json"
     else:
         response = make_response(jsonify(body))
@@ -107,7 +105,7 @@ def public_metrics():
     counts, the resident's and the agency's clocks (median and 90th percentile, wall-clock and working
     hours, open reports censored), time to acknowledge, on-time, transfer and reopen rates, satisfaction.
     Methodology: README.md#methodology."""
-    return _cacheable(metrics.published(metrics.parse_period(request.args)), sort_keys=True)
+    return _cacheable(metrics.published_json(metrics.parse_period(request.args)))
 
 
 @blp.route("/api/v1/public/metrics.csv")

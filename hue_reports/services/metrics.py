@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -677,16 +678,22 @@ def _save(period: Period, body: dict[str, Any], requested: bool) -> None:
 
 
 def published(period: Period) -> dict[str, Any]:
-    """The answer the API serves: stored by the last refresh, or computed now (and stored) the first time
-    a grouping and period is asked for."""
-    row = db.session.get(MetricResult, period.key)
+    """The answer the API serves, as a dict (see `published_json`)."""
+    return json.loads(published_json(period))
+
+
+def published_json(period: Period) -> str:
+    """The answer the API serves, as JSON text (PostgreSQL's rendering of the stored JSONB: stable, so its
+    ETag is): stored by the last refresh, or computed now (and stored) the first time a grouping and period
+    is asked for."""
+    stored = text("SELECT body::text, requested_at FROM metric_results WHERE key = :k")
+    row = db.session.execute(stored, {"k": period.key}).first()
     if row is not None:
-        body = row.body  # (read before a commit expires the row, which the cleanup may have deleted)
         if row.requested_at < datetime.now(timezone.utc) - timedelta(hours=1):
             db.session.execute(text("UPDATE metric_results SET requested_at = now() WHERE key = :k"),
                                {"k": period.key})
             db.session.commit()
-        return body
+        return row[0]
     # A period nobody asked for yet: computed here, one at a time; while one is being computed, others
     # get a 503 at once (a flood of odd periods can neither run many heavy aggregations nor hold threads).
     if not db.session.scalar(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": COMPUTE_LOCK}):
@@ -694,10 +701,9 @@ def published(period: Period) -> dict[str, Any]:
         raise ApiError(503, "busy", "The figures for another period are being computed: try again shortly.",
                        message_vi="Hệ thống đang tính số liệu, vui lòng thử lại sau ít phút.",
                        headers={"Retry-After": "10"})
-    body = compute(period)
-    _save(period, body, requested=True)
+    _save(period, compute(period), requested=True)
     db.session.commit()
-    return body
+    return db.session.execute(stored, {"k": period.key}).one()[0]
 
 
 def default_periods() -> list[Period]:
