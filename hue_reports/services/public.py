@@ -211,17 +211,16 @@ def tile(z: int, x: int, y: int, args: dict, now: datetime | None = None) -> byt
     empty tile is b"" (the index answers that at once)."""
     now = now or datetime.now(timezone.utc)
     envelope = func.ST_TileEnvelope(z, x, y)
-    # Points within the tile's buffer too (ST_AsMVTGeom keeps 256/4096 of it), so markers are not cut at seams.
-    # (Clipped to the world first: past ±20037508 m a transform to degrees wraps to the other side.)
-    buffered = func.ST_ClipByBox2D(func.ST_TileEnvelope(z, x, y, literal_column("margin => 0.0625")),
-                                   func.Box2D(func.ST_TileEnvelope(0, 0, 0)))
-    in_tile = Report.location.op("&&")(func.ST_Transform(buffered, SRID))
-    where = [*_where(args, None, now), in_tile]
-    projected = func.ST_Transform(Report.location, mapgrid.WEB_MERCATOR)
-    open_ = Report.status.in_(OPEN_STATUSES)
-    overdue = open_ & Report.due_at.is_not(None) & (Report.due_at < now)
     if z >= cluster_below_zoom():
         layer = "reports"
+        # Points within the tile's buffer too (ST_AsMVTGeom keeps 256/4096 of it), so markers are not cut at
+        # seams. (Clipped to the world first: past ±20037508 m a transform to degrees wraps to the other side.)
+        buffered = func.ST_ClipByBox2D(func.ST_TileEnvelope(z, x, y, literal_column("margin => 0.0625")),
+                                       func.Box2D(func.ST_TileEnvelope(0, 0, 0)))
+        where = [*_where(args, None, now), Report.location.op("&&")(func.ST_Transform(buffered, SRID))]
+        projected = func.ST_Transform(Report.location, mapgrid.WEB_MERCATOR)
+        open_ = Report.status.in_(OPEN_STATUSES)
+        overdue = queue.overdue_condition(now)
         rows = (select(func.ST_AsMVTGeom(projected, envelope, TILE_EXTENT).label("geom"),
                        Report.public_code.label("code"), Report.status.label("status"),
                        Category.code.label("category"), overdue.label("overdue"))
