@@ -44,16 +44,14 @@ def listing() -> list[Agency]:
     return list(db.session.scalars(select(Agency).options(joinedload(Agency.area)).order_by(Agency.code)))
 
 
-def find(code: str) -> Agency:
-    agency = db.session.scalars(select(Agency).options(joinedload(Agency.area)).where(Agency.code == code)).first()
+def find(code: str, *, lock: bool = False) -> Agency:
+    """The agency `code` (404 otherwise); `lock`: locked until the transaction ends, as it is now."""
+    stmt = select(Agency).options(joinedload(Agency.area)).where(Agency.code == code)
+    if lock:
+        stmt = stmt.with_for_update(of=Agency).execution_options(populate_existing=True)
+    agency = db.session.scalars(stmt).first()
     if agency is None:
         raise ApiError(404, "agency_not_found", f"No agency {code!r}.", message_vi=f"Không có đơn vị {code!r}.")
-    return agency
-
-
-def _locked(code: str) -> Agency:
-    agency = find(code)
-    db.session.refresh(agency, with_for_update=True)
     return agency
 
 
@@ -73,8 +71,9 @@ def _one_dispatcher(agency: Agency) -> None:
     """409 if `agency` would be a second active dispatcher."""
     if agency.kind != "dispatcher" or not agency.active:
         return
-    other = db.session.scalar(select(Agency.code).where(Agency.kind == "dispatcher", Agency.active,
-                                                        Agency.id != agency.id).with_for_update())
+    with db.session.no_autoflush:  # (the agency's change is written after this check)
+        other = db.session.scalar(select(Agency.code).where(Agency.kind == "dispatcher", Agency.active,
+                                                            Agency.id != agency.id).with_for_update())
     if other is not None:
         raise ApiError(409, "dispatcher_exists", f"{other} is the active dispatcher: deactivate it first (one "
                        "active dispatcher receives what no rule routes).",
@@ -133,7 +132,7 @@ def update(code: str, fields: dict[str, Any], actor: audit.Actor) -> tuple[Agenc
     secret, returned this once; removing the URL removes the secret."""
     data = AgencyUpdateSchema().load(fields)
     with committing():
-        agency = _locked(code)
+        agency = find(code, lock=True)
         before = snapshot(agency)
         secret = _apply(agency, data)
         _flush(agency)
@@ -144,7 +143,7 @@ def update(code: str, fields: dict[str, Any], actor: audit.Actor) -> tuple[Agenc
 def rotate_secret(code: str, actor: audit.Actor) -> tuple[Agency, str]:
     """A new webhook secret for the agency, returned this once; the old one stops signing at once."""
     with committing():
-        agency = _locked(code)
+        agency = find(code, lock=True)
         if not agency.webhook_url:
             raise ApiError(409, "no_webhook", f"{agency.code} has no webhook URL: set one first (it makes a secret).",
                            message_vi=f"{agency.code} chưa có địa chỉ webhook.",
@@ -171,7 +170,7 @@ def set_active(code: str, active: bool, actor: audit.Actor) -> Agency:
     hands (`agency_has_open_reports`, listing their codes) or active rules on current areas send reports
     to it (`agency_has_rules`, listing the rules' ids)."""
     with committing():
-        agency = _locked(code)
+        agency = find(code, lock=True)
         before = snapshot(agency)
         if not active and agency.active:
             # No report reaches it meanwhile: routing and transfers hold their category's lock until they
