@@ -214,6 +214,17 @@ def error(response, status: int, code: str) -> dict:
     return body
 
 
+def this_tests_audit():
+    """A condition on audit_log for the entries the running test wrote (under db_session): in the test's one
+    outer transaction now() is the time it began, and every row it writes carries that very time, while
+    the entries other tests committed are older."""
+    from sqlalchemy import func
+
+    from hue_reports.models import AuditEntry
+
+    return AuditEntry.created_at >= func.now()
+
+
 def staff_headers(username: str, **kw) -> dict:
     """Authorization headers with a fresh bearer token for a (demo) staff account, in the caller's session."""
     from sqlalchemy import select

@@ -10,6 +10,7 @@ import json
 import math
 import time
 import unicodedata
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -105,6 +106,7 @@ GEOMETRY_TYPES = ("Polygon", "MultiPolygon")
 OUTLINE_HOLES = "outline_fill_holes_below_km2"
 CODE_MAX = 32
 NAME_MAX = 200
+VINTAGE_LOCK = 0x68756576  # advisory lock key: one boundary vintage loaded at a time ("huev")
 
 
 class VintageError(ValueError):
@@ -334,10 +336,12 @@ def load_vintage(features: list[Any], valid_from: date, levels: dict[str, Any], 
         raise VintageError(f"{len(problems)} feature(s) cannot be loaded: " + "; ".join(
             f"feature {i}: {' '.join(p)}" for i, p in list(problems.items())[:5]), {"features": problems})
     codes = [row["code"] for row in rows]
-    repeated = sorted({c for c in codes if codes.count(c) > 1})
+    repeated = sorted(c for c, n in Counter(codes).items() if n > 1)
     if repeated or city_area.code in codes:
         raise VintageError(f"Duplicate area codes: {', '.join(repeated or [city_area.code])} (a ward code must be "
                            "unique, and not the city's).", {"features": ["Duplicate codes."]})
+    # One vintage load at a time (an admin's, a data set's): the second waits and then sees the first's.
+    db.session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": VINTAGE_LOCK})
     newest = latest_valid_from()
     if newest is not None and valid_from < newest:
         raise VintageError(f"Areas valid from {valid_from} are older than those loaded (valid from {newest}): a "

@@ -63,7 +63,9 @@ def load_areas(data_dir: Path, city_cfg: dict) -> tuple[Counts, dict[str, AdminA
                            int(city_area["tier"])),
             min_hole_km2=float(areas_cfg.get("outline_fill_holes_below_km2", 0)), repair=True, reload=True)
     except areas.VintageError as exc:
-        raise SeedError(f"{areas_cfg['file']}: {exc}") from exc
+        hint = (" Newer boundaries were loaded since (flask areas load): put them in the data set (city.yaml's "
+                "areas and the ward file) to load it again." if exc.code == "vintage_not_newer" else "")
+        raise SeedError(f"{areas_cfg['file']}: {exc}{hint}") from exc
     return vintage.counts, vintage.wards, vintage.city
 
 

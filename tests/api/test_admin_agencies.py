@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from hue_reports.extensions import db
 from hue_reports.models import Agency, AuditEntry, RoutingRule
 from hue_reports.services import outbox, routing
-from tests.support import error, http_receiver, new_report, staff_headers
+from tests.support import error, http_receiver, new_report, staff_headers, this_tests_audit
 
 URL = "/api/v1/admin/agencies"
 NEW = {"code": "MOI-TRUONG-2", "name": "Công ty Môi trường số 2", "name_en": "Environment Company No. 2",
@@ -20,7 +20,7 @@ NEW = {"code": "MOI-TRUONG-2", "name": "Công ty Môi trường số 2", "name_e
 
 
 def audit_entries(object_type: str, key: str) -> list[AuditEntry]:
-    return list(db.session.scalars(select(AuditEntry).where(AuditEntry.object_type == object_type,
+    return list(db.session.scalars(select(AuditEntry).where(this_tests_audit(), AuditEntry.object_type == object_type,
                                                             AuditEntry.object_key == key).order_by(AuditEntry.id)))
 
 

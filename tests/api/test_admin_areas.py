@@ -14,7 +14,7 @@ from hue_reports.cli import DEFAULT_DATA_DIR
 from hue_reports.extensions import db
 from hue_reports.models import AdminArea, Agency, AuditEntry, City, RoutingRule
 from hue_reports.services import areas, routing
-from tests.support import error, new_report, staff_headers
+from tests.support import error, new_report, staff_headers, this_tests_audit
 
 URL = "/api/v1/admin/areas"
 WARDS = json.loads((DEFAULT_DATA_DIR / "wards.geojson").read_text(encoding="utf-8"))
@@ -44,7 +44,7 @@ def state() -> tuple:
     return (db.session.scalar(select(func.count()).select_from(AdminArea)),
             db.session.scalar(select(func.count()).select_from(AdminArea).where(AdminArea.valid_to.is_(None))),
             db.session.scalar(select(func.count()).select_from(AuditEntry).where(
-                AuditEntry.action == "areas.load_vintage")))
+                AuditEntry.action == "areas.load_vintage", this_tests_audit())))
 
 
 @pytest.mark.parametrize("geojson, where, words", [
@@ -139,7 +139,8 @@ def test_the_shipped_ward_file_loads_as_a_new_vintage_and_reports_keep_their_war
     routing.route(fresh.id, detect_duplicates=False)
     db.session.refresh(fresh)
     assert fresh.agency_id == committee.id
-    [entry] = db.session.scalars(select(AuditEntry).where(AuditEntry.action == "areas.load_vintage")).all()
+    [entry] = db.session.scalars(select(AuditEntry).where(AuditEntry.action == "areas.load_vintage",
+                                                          this_tests_audit())).all()
     assert entry.object_key == "2030-01-01" and entry.before == {"valid_from": "2025-07-01"}
     assert len(entry.after["wards"]) == 40
     listed = client.get(URL, headers=admin).get_json()["areas"]
@@ -162,4 +163,5 @@ def test_flask_areas_load(app, admin, tmp_path):
     assert "loaded 2 area(s) valid from 2030-01-01" in loaded.output and "wards without rules: T1, T2" in loaded.output
     listed = runner.invoke(args=["areas", "list"])
     assert "T2: Phường T2 / Second Ward (ward, tier 2, from 2030-01-01)" in listed.output
-    assert db.session.scalars(select(AuditEntry.via).where(AuditEntry.action == "areas.load_vintage")).one() == "cli"
+    assert db.session.scalars(select(AuditEntry.via).where(AuditEntry.action == "areas.load_vintage",
+                                                                this_tests_audit())).one() == "cli"

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from hue_reports.extensions import db
 from hue_reports.models import AuditEntry, Category, CategoryGroup, Report
 from hue_reports.services import calendar, routing
-from tests.support import error, new_report, post_report, staff_headers
+from tests.support import error, new_report, post_report, staff_headers, this_tests_audit
 
 URL = "/api/v1/admin/categories"
 ATTRIBUTES = [
@@ -47,7 +47,8 @@ def test_a_new_category_is_offered_to_residents_and_open311_clients_with_its_att
     assert definition["attributes"][1]["required"] is True
     listing = client.get("/open311/v2/services.json").get_json()
     assert next(s for s in listing if s["service_code"] == "sinkhole")["metadata"] is True
-    [entry] = db.session.scalars(select(AuditEntry).where(AuditEntry.object_key == "sinkhole")).all()
+    [entry] = db.session.scalars(select(AuditEntry).where(AuditEntry.object_key == "sinkhole",
+                                                                 this_tests_audit())).all()
     assert entry.action == "category.create" and entry.after["attributes"][0]["code"] == "depth"
 
 
@@ -78,7 +79,8 @@ def test_a_new_sla_counts_for_new_reports_only(client, admin):
     assert before.due_at == old_due  # the deadline already given stays
     expected = calendar.city_calendar().add_working_time(after.submitted_at, 4)
     assert after.due_at == expected and after.due_at < old_due
-    entry = db.session.scalars(select(AuditEntry).where(AuditEntry.object_key == "road_damage")).one()
+    entry = db.session.scalars(select(AuditEntry).where(AuditEntry.object_key == "road_damage",
+                                                               this_tests_audit())).one()
     assert (entry.before["sla_hours"], entry.after["sla_hours"]) == (52.5, 4.0)
 
 
@@ -161,7 +163,7 @@ def test_flask_categories_commands(app, db_session, tmp_path):
     category = db.session.scalars(select(Category).where(Category.code == "sinkhole")).one()
     db.session.refresh(category)
     assert (category.active, float(category.sla_hours), category.keywords) == (False, 15.0, ["hố"])
-    entries = db.session.scalars(select(AuditEntry).where(AuditEntry.object_key == "sinkhole")
+    entries = db.session.scalars(select(AuditEntry).where(AuditEntry.object_key == "sinkhole", this_tests_audit())
                                  .order_by(AuditEntry.id)).all()
     assert [(e.action, e.via) for e in entries] == [("category.create", "cli"), ("category.update", "cli")]
     listed = runner.invoke(args=["categories", "list"])

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from hue_reports.extensions import db
 from hue_reports.models import AdminArea, Agency, AuditEntry, Category, OutboxMessage, Report, ReportEvent, RoutingRule
 from hue_reports.services import metrics, routing
-from tests.support import error, new_report, staff_headers
+from tests.support import error, new_report, staff_headers, this_tests_audit
 
 URL = "/api/v1/admin/routing-rules"
 CITADEL_WARD = "19753"  # Phường Phú Xuân, where the Citadel is (tests.support.CITADEL)
@@ -53,7 +53,8 @@ def test_a_new_rule_routes_new_reports_and_leaves_routed_ones_where_they_are(cli
     assert agency_code(before) == "SXD"  # a rule change moves nothing already routed
     elsewhere = routed("road_damage", lat=16.4560, lon=107.6050)  # another ward: the city rule
     assert db.session.get(AdminArea, elsewhere.ward_id).code != CITADEL_WARD and agency_code(elsewhere) == "SXD"
-    [entry] = db.session.scalars(select(AuditEntry).where(AuditEntry.action == "rule.create")).all()
+    [entry] = db.session.scalars(select(AuditEntry).where(AuditEntry.action == "rule.create",
+                                                               this_tests_audit())).all()
     assert entry.object_key == str(rule["id"]) and entry.after["agency"] == "HEPCO"
 
 
@@ -138,7 +139,7 @@ def test_rerouting_a_category_moves_its_open_reports_as_transfers_with_events(cl
     assert preview.status_code == 200, preview.get_json()
     assert {m["code"] for m in preview.get_json()["moved"]} == {r.public_code for r in reports}
     assert all(agency_code(r) == "SXD" for r in reports)  # a dry run moves nothing
-    audits = db.session.scalar(select(func.count()).where(AuditEntry.action == "reports.reroute"))
+    audits = db.session.scalar(select(func.count()).where(AuditEntry.action == "reports.reroute", this_tests_audit()))
     assert audits == 0
 
     response = client.post("/api/v1/admin/reroute", json={"category": "road_damage", "reason": "Phân công lại"},
