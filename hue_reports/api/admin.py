@@ -315,7 +315,11 @@ def list_accounts():
                            message_vi="Vai trò không hợp lệ.", fields={"role": [f"One of {', '.join(ROLES)}."]})
         stmt = stmt.where(Account.role == role)
     if agency:
-        stmt = stmt.where(Account.agency_id == agencies.find(agency).id)
+        agency_id = db.session.scalar(select(Agency.id).where(Agency.code == agency))
+        if agency_id is None:
+            raise ApiError(422, "validation_error", f"No agency {agency!r}.", message_vi=f"Không có đơn vị {agency!r}.",
+                           fields={"agency": [f"No agency {agency!r}."]})
+        stmt = stmt.where(Account.agency_id == agency_id)
     if active in ("true", "false"):
         stmt = stmt.where(Account.active.is_(active == "true"))
     elif active:

@@ -302,7 +302,7 @@ RETURNING a.code
 
 
 def _geometry_sql(geojson: str, repair: bool) -> Any:
-    geom = func.ST_SetSRID(func.ST_GeomFromGeoJSON(geojson), SRID)
+    geom = func.ST_Force2D(func.ST_SetSRID(func.ST_GeomFromGeoJSON(geojson), SRID))  # (a height is dropped)
     if repair:  # (a data set's simplified polygons: repaired, keeping their areal parts)
         geom = func.ST_CollectionExtract(func.ST_MakeValid(geom), 3)
     return func.ST_Multi(geom)

@@ -224,9 +224,12 @@ def reroute(fields: dict[str, Any], actor: audit.Actor, account: Any) -> Reroute
     with committing():
         # Every category's routing lock first, in order, then the reports in id order: no report of them is
         # being routed, transferred or unlinked meanwhile, and nobody waits on us holding what we wait for.
-        routing.lock_categories(db.session.scalars(select(func.distinct(Report.category_id)).where(*where)).all())
+        locked = db.session.scalars(select(func.distinct(Report.category_id)).where(*where)).all()
+        routing.lock_categories(locked)
+        # (a report of another category routed here meanwhile is left for the next run: its lock is not held)
         reports = db.session.scalars(select(Report).options(joinedload(Report.ward), joinedload(Report.agency))
-                                     .where(*where).order_by(Report.id).with_for_update(of=Report)).all()
+                                     .where(*where, Report.category_id.in_(locked)).order_by(Report.id)
+                                     .with_for_update(of=Report)).all()
         plan = []
         for report in reports:
             target = _target(report, city.area_id)

@@ -47,6 +47,10 @@ def test_an_admin_creates_accounts_of_any_role_without_the_password_leaking(clie
                                                       "password": PASSWORD}, headers=admin), 422, "validation_error")
     error(client.get("/api/v1/admin/accounts", query_string={"role": "mayor"}, headers=admin), 422,
           "validation_error")
+    error(client.get("/api/v1/admin/accounts", query_string={"agency": "NOPE"}, headers=admin), 422,
+          "validation_error")
+    sxd = client.get("/api/v1/admin/accounts", query_string={"agency": "SXD", "active": "true"}, headers=admin)
+    assert {a["username"] for a in sxd.get_json()["accounts"]} == {"sxd.officer", "sxd.boss"}
 
 
 def test_disabling_and_password_resets_are_audited_and_the_last_admin_stays(client, admin):

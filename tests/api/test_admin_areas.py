@@ -86,6 +86,16 @@ def test_the_crs_may_be_named_if_it_is_wgs84(client, admin):
     assert response.get_json()["wards"] == ["T1"]
 
 
+def test_positions_with_a_height_are_loaded_flat(client, admin):
+    raised = {"type": "Polygon", "coordinates": [[[x, y, 12.5] for x, y in SQUARE["coordinates"][0]]]}
+    response = client.post(URL, json={"valid_from": "2030-01-01", "geojson": collection(ward("T1", raised))},
+                           headers=admin)
+    assert response.status_code == 201, response.get_json()
+    dims = db.session.scalar(select(func.ST_NDims(AdminArea.geom)).where(AdminArea.code == "T1"))
+    area = db.session.scalar(select(func.ST_Area(AdminArea.geom)).where(AdminArea.code == "T1"))
+    assert dims == 2 and area == pytest.approx(0.01)
+
+
 @pytest.mark.parametrize("valid_from", ["2025-07-01", "2020-01-01"])
 def test_a_vintage_must_be_newer_than_the_current_one(client, admin, valid_from):
     before = state()
