@@ -275,7 +275,7 @@ class RerouteSchema(ma.Schema):
     ward = ma.fields.String(validate=ma.validate.Length(min=1, max=32),
                             metadata={"description": "a ward code (every boundary vintage of it)"})
     category = ma.fields.String(validate=ma.validate.Length(min=1, max=64))
-    reason = Text(validate=ma.validate.Length(min=1, max=2000),
+    reason = Text(validate=ma.validate.Length(min=1, max=1000),
                   metadata={"description": "added to the transfers' reason"})
     dry_run = ma.fields.Boolean(load_default=False, metadata={"description": "say what would move, move nothing"})
 

@@ -230,3 +230,32 @@ def test_every_admin_route_is_for_admins_only_and_documented(app, client, db_ses
         openapi_path = path.replace("<", "{").replace(">", "}")
         assert method.lower() in documented[openapi_path], (method, path)
     assert "requestBody" in documented["/api/v1/admin/agencies"]["post"]
+
+
+ODD_BODIES = [[], "x", 7, None, {"name": None}, {"name": "\u0000"}, {"code": "x" * 5000, "name": "x" * 5000},
+              {"priority": 10**30, "sla_hours": 10**30}, {"agency": {"nested": [1]}, "area": ["x"]},
+              {"attributes": [{"code": "a\u0000", "datatype": "string", "description": "d\u0000"}]},
+              {"webhook_url": "https://x.example.vn/\u0000"}, {"geojson": {"type": "FeatureCollection",
+                                                                         "features": [None, 1, "x"]},
+                                                            "valid_from": "2030-01-01"},
+              {"valid_from": "99999-01-01", "geojson": {}}, {"ward": "\u0000", "category": "x" * 100}]
+
+
+def test_odd_bodies_are_4xx_never_5xx_and_change_nothing(app, client, admin):
+    """Every admin route that takes a body, with bodies of the wrong shape, type, size or characters."""
+    values = {"code": "HEPCO", "rule_id": "1", "key_id": "1", "username": "hepco.officer"}
+    routes = [(rule.rule, method) for rule in app.url_map.iter_rules() if rule.rule.startswith("/api/v1/admin/")
+              for method in rule.methods & {"POST", "PATCH"}]
+    before = db.session.scalar(text("SELECT count(*) FROM audit_log"))
+    for path, method in routes:
+        url = path
+        for name, value in values.items():
+            url = url.replace(f"<{name}>", value)
+        if url.endswith(("/deactivate", "/activate", "/disable", "/enable", "/revoke", "/webhook-secret")):
+            continue  # (no body: these act on the object in the path)
+        for body in ODD_BODIES:
+            response = client.open(url, method=method, data=json.dumps(body), content_type="application/json",
+                                   headers=admin)
+            assert 400 <= response.status_code < 500, (method, url, body, response.get_json())
+            assert response.get_json()["error"]["code"]
+    assert db.session.scalar(text("SELECT count(*) FROM audit_log")) == before

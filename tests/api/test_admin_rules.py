@@ -214,6 +214,9 @@ def test_reroute_needs_a_ward_or_a_category(client, admin):
     assert "_schema" in body["fields"]
     error(client.post("/api/v1/admin/reroute", json={"ward": "00000"}, headers=admin), 422, "validation_error")
     error(client.post("/api/v1/admin/reroute", json={"category": "nope"}, headers=admin), 422, "validation_error")
+    long = error(client.post("/api/v1/admin/reroute", json={"category": "noise", "reason": "x" * 1001},
+                             headers=admin), 422, "validation_error")
+    assert "reason" in long["fields"]
     assert client.post("/api/v1/admin/reroute", json={"category": "noise"},
                        headers=staff_headers("ioc")).status_code == 403
 
