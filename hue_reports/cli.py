@@ -297,6 +297,19 @@ def open311_keys_create(name: str) -> None:
     click.echo(key)
 
 
+@open311_keys.command("list")
+def open311_keys_list() -> None:
+    """The api_keys issued: id, client application, created and revoked (never the keys)."""
+    from sqlalchemy import select
+
+    from .extensions import db
+    from .models import Open311Key
+
+    for row in db.session.scalars(select(Open311Key).order_by(Open311Key.id)):
+        revoked = f", revoked {row.revoked_at:%Y-%m-%d %H:%M}" if row.revoked_at else ""
+        click.echo(f"{row.id}: {row.name} (created {row.created_at:%Y-%m-%d %H:%M}{revoked})")
+
+
 @open311_keys.command("revoke")
 @click.argument("key_id", type=int)
 def open311_keys_revoke(key_id: int) -> None:
@@ -372,6 +385,28 @@ def users_create(username: str, role: str, agency_code: str | None, display_name
         raise _refused(exc) from exc
     agency = f" of {account.agency.code}" if account.agency is not None else ""
     click.echo(f"created {account.role} {account.username}{agency}")
+
+
+@users_group.command("list")
+@click.option("--role", type=click.Choice(["officer", "agency_admin", "dispatcher", "admin"]))
+@click.option("--agency", "agency_code", metavar="CODE", help="Only this agency's accounts.")
+def users_list(role: str | None, agency_code: str | None) -> None:
+    """The accounts (never a password hash): username, role, agency, name, and whether disabled."""
+    from sqlalchemy import select
+    from sqlalchemy.orm import joinedload
+
+    from .extensions import db
+    from .models import Account, Agency
+
+    stmt = select(Account).options(joinedload(Account.agency)).order_by(Account.username)
+    if role:
+        stmt = stmt.where(Account.role == role)
+    if agency_code:
+        stmt = stmt.join(Agency, Agency.id == Account.agency_id).where(Agency.code == agency_code)
+    for account in db.session.scalars(stmt):
+        agency = f" of {account.agency.code}" if account.agency is not None else ""
+        state = "" if account.active else " (disabled)"
+        click.echo(f"{account.username}: {account.role}{agency}, {account.display_name}{state}")
 
 
 @users_group.command("disable")

@@ -32,7 +32,7 @@ from .accounts import json_request_body
 blp = Blueprint("admin", __name__, url_prefix="/api/v1/admin", description="Admins: the city's set-up")
 
 NO_STORE = {"Cache-Control": "private, no-store"}
-VINTAGE_MAX_BYTES = 20 * 1024 * 1024  # a city's ward file (Huế's 40 wards: 140 kB)
+VINTAGE_MAX_BYTES = 20 * 1024 * 1024  # a ward file of a few hundred simplified wards, with room to spare
 DOC = {"security": [{"bearer": []}]}
 
 

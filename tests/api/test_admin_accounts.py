@@ -202,6 +202,11 @@ def test_commands_write_the_audit_log_as_cli(app, db_session):
                                               "name_en": "Day off"}] and calendar_entry.before == {"swaps": []}
     token_text = token.output.strip().splitlines()[-1]
     assert token_text not in json.dumps([e.after for e in entries(via="cli")])
+    keys = runner.invoke(args=["open311", "keys", "list"])
+    assert f"{key_id}: Ứng dụng dòng lệnh (created " in keys.output and ", revoked " in keys.output
+    users = runner.invoke(args=["users", "list", "--agency", "HEPCO"])
+    assert users.output.splitlines() == ["hepco.admin: agency_admin of HEPCO, Quản trị HEPCO (HEPCO agency admin)",
+                                         "hepco.officer: officer of HEPCO, Cán bộ HEPCO (HEPCO officer)"]
     listed = runner.invoke(args=["audit", "list", "--action", "open311_key.", "--limit", "5"])
     assert listed.exit_code == 0 and "open311_key.revoke open311_key:" in listed.output.splitlines()[0]
     assert "cli:" in listed.output
