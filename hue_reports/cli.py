@@ -17,6 +17,13 @@ from . import PACKAGE_DIR
 DEFAULT_DATA_DIR = PACKAGE_DIR / "data" / "hue"
 
 
+def _cli_actor():
+    """Who runs this command, for the audit log: `cli:<system user>`."""
+    from .services import audit
+
+    return audit.Actor.cli()
+
+
 @click.command("seed")
 @with_appcontext
 @click.option("--data", "data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
@@ -42,7 +49,7 @@ def seed_command(data_dir: Path, demo: bool, if_empty: bool) -> None:
                                  for table, counts in added.items()) if added else "nothing to do"))
         return
     try:
-        summary = seed.load_city(data_dir, demo=demo)
+        summary = seed.load_city(data_dir, demo=demo, actor=_cli_actor())
     except seed.SeedError as exc:
         raise click.ClickException(str(exc)) from exc
     for table, counts in summary.items():
@@ -114,7 +121,7 @@ def calendar_add_year(year: int, days_off: tuple, working_days: tuple, replace: 
                                "the year's swaps)")
     city = _city(city_code)
     try:
-        before = calendar.save_year(city, year, swaps, replace=replace)
+        before = calendar.save_year(city, year, swaps, replace=replace, actor=_cli_actor())
     except (ValueError, calendar.CalendarNotConfigured) as exc:
         raise click.ClickException(str(exc)) from exc
     replaced = f" ({before} replaced / thay {before} ngày cũ)" if before else ""
@@ -231,12 +238,15 @@ def tokens_create(username: str, name: str | None, days: float) -> None:
 
     from .extensions import db
     from .models import Account
-    from .services import auth
+    from .services import audit, auth
 
     account = db.session.scalars(select(Account).where(Account.username == username.lower())).first()
     if account is None or not account.active:
         raise click.ClickException(f"no active account {username!r}")
     token, row = auth.issue_token(account, name=name, days=days)
+    db.session.flush()
+    audit.record(_cli_actor(), "token.create", "account", account.username, None,
+                 {"token_id": row.id, "name": row.name, "expires_at": row.expires_at})
     db.session.commit()
     click.echo(f"token {row.id} for {account.username}, expires {row.expires_at:%Y-%m-%d %H:%M %Z}:")
     click.echo(token)
@@ -251,12 +261,15 @@ def tokens_revoke(token_id: int) -> None:
 
     from .extensions import db
     from .models import ApiToken
+    from .services import audit
 
     row = db.session.get(ApiToken, token_id)
     if row is None:
         raise click.ClickException(f"no token {token_id}")
     if row.revoked_at is None:
         row.revoked_at = datetime.now(timezone.utc)
+        audit.record(_cli_actor(), "token.revoke", "account", row.account.username, None,
+                     {"token_id": row.id, "name": row.name, "revoked_at": row.revoked_at})
         db.session.commit()
     click.echo(f"token {token_id} revoked")
 
@@ -277,12 +290,25 @@ def open311_keys_create(name: str) -> None:
     from .services import open311
 
     try:
-        key, row = open311.issue_key(name)
+        key, row = open311.issue_key(name, actor=_cli_actor())
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
     db.session.commit()
     click.echo(f"api_key {row.id} for {row.name}:")
     click.echo(key)
+
+
+@open311_keys.command("list")
+def open311_keys_list() -> None:
+    """The api_keys issued: id, client application, created and revoked (never the keys)."""
+    from sqlalchemy import select
+
+    from .extensions import db
+    from .models import Open311Key
+
+    for row in db.session.scalars(select(Open311Key).order_by(Open311Key.id)):
+        revoked = f", revoked {row.revoked_at:%Y-%m-%d %H:%M}" if row.revoked_at else ""
+        click.echo(f"{row.id}: {row.name} (created {row.created_at:%Y-%m-%d %H:%M}{revoked})")
 
 
 @open311_keys.command("revoke")
@@ -292,7 +318,7 @@ def open311_keys_revoke(key_id: int) -> None:
     from .extensions import db
     from .services import open311
 
-    if open311.revoke_key(key_id) is None:
+    if open311.revoke_key(key_id, actor=_cli_actor()) is None:
         raise click.ClickException(f"no api_key {key_id}")
     db.session.commit()
     click.echo(f"api_key {key_id} revoked")
@@ -354,7 +380,7 @@ def users_create(username: str, role: str, agency_code: str | None, display_name
     fields = {"agency_code": agency_code, "display_name": display_name, "email": email}
     try:
         accounts.check_new(username, role, **fields)  # before asking for the password
-        account = accounts.create(username, role, _password(password_stdin), **fields)
+        account = accounts.create(username, role, _password(password_stdin), actor=_cli_actor(), **fields)
         db.session.commit()
     except (ma.ValidationError, ApiError) as exc:
         raise _refused(exc) from exc
@@ -362,15 +388,41 @@ def users_create(username: str, role: str, agency_code: str | None, display_name
     click.echo(f"created {account.role} {account.username}{agency}")
 
 
+@users_group.command("list")
+@click.option("--role", type=click.Choice(["officer", "agency_admin", "dispatcher", "admin"]))
+@click.option("--agency", "agency_code", metavar="CODE", help="Only this agency's accounts.")
+def users_list(role: str | None, agency_code: str | None) -> None:
+    """The accounts (never a password hash): username, role, agency, name, and whether disabled."""
+    from sqlalchemy import select
+    from sqlalchemy.orm import joinedload
+
+    from .extensions import db
+    from .models import Account, Agency
+
+    stmt = select(Account).options(joinedload(Account.agency)).order_by(Account.username)
+    if role:
+        stmt = stmt.where(Account.role == role)
+    if agency_code:
+        stmt = stmt.join(Agency, Agency.id == Account.agency_id).where(Agency.code == agency_code)
+    for account in db.session.scalars(stmt):
+        agency = f" of {account.agency.code}" if account.agency is not None else ""
+        state = "" if account.active else " (disabled)"
+        click.echo(f"{account.username}: {account.role}{agency}, {account.display_name}{state}")
+
+
 @users_group.command("disable")
 @click.argument("username")
 def users_disable(username: str) -> None:
-    """Disable an account: it can no longer log in, and its tokens are revoked."""
+    """Disable an account: it can no longer log in, and its tokens are revoked (not the last admin)."""
+    from .errors import ApiError
     from .extensions import db
     from .services import accounts
 
     account = _user(username)
-    revoked = accounts.set_active(account, False)
+    try:
+        revoked = accounts.set_active(account, False, actor=_cli_actor())
+    except ApiError as exc:
+        raise _refused(exc) from exc
     db.session.commit()
     click.echo(f"disabled {account.username}; {revoked} token(s) revoked")
 
@@ -383,7 +435,7 @@ def users_enable(username: str) -> None:
     from .services import accounts
 
     account = _user(username)
-    accounts.set_active(account, True)
+    accounts.set_active(account, True, actor=_cli_actor())
     db.session.commit()
     click.echo(f"enabled {account.username}")
 
@@ -400,7 +452,7 @@ def users_reset_password(username: str, password_stdin: bool) -> None:
 
     account = _user(username)
     try:
-        revoked = accounts.reset_password(account, _password(password_stdin))
+        revoked = accounts.reset_password(account, _password(password_stdin), actor=_cli_actor())
     except ma.ValidationError as exc:
         raise _refused(exc) from exc
     db.session.commit()
@@ -460,10 +512,389 @@ def map_refresh() -> None:
     click.echo(f"{stats.cells} cell row(s) counted in {stats.seconds:.1f} s, as of {stats.as_of.isoformat()}")
 
 
+# -- administration: agencies, categories, routing rules, areas, the audit log ---------------------------
+#
+# Each command calls the service the admin API calls (one code path, the same checks and the same audit
+# entry, by `cli:<system user>`); a refusal is the command's error message and exit status 1.
+
+def _service(call):
+    """Run a service call; its refusal (a validation error, an ApiError) becomes the command's error."""
+    import marshmallow as ma
+
+    from .errors import ApiError
+
+    try:
+        return call()
+    except (ma.ValidationError, ApiError) as exc:
+        raise _refused(exc) from exc
+
+
+def _given(**options) -> dict:
+    """The options given on the command line (None: not given; "": cleared, as JSON null)."""
+    return {name: (None if value == "" else value) for name, value in options.items() if value is not None}
+
+
+def _show_agency(agency, secret: str | None = None) -> None:
+    state = "active" if agency.active else "INACTIVE"
+    webhook = agency.webhook_url or "no webhook"
+    click.echo(f"{agency.code}: {agency.name} / {agency.name_en} ({agency.kind}, {state}; {webhook})")
+    if secret:
+        click.echo("webhook secret (shown once; it signs X-Hue-Signature):")
+        click.echo(secret)
+
+
+agencies_group = AppGroup("agencies", help="The agencies that handle reports (admin; every change is audited).")
+_AGENCY_OPTIONS = (
+    click.option("--name", help="Vietnamese name."),
+    click.option("--name-en", help="English name."),
+    click.option("--kind", type=click.Choice(["department", "company", "service", "ward_committee", "police",
+                                              "dispatcher", "other"])),
+    click.option("--area", help="Code of the current ward it serves (\"\" for none)."),
+    click.option("--email", "contact_email", help="Contact e-mail (\"\" to clear)."),
+    click.option("--phone", "contact_phone", help="Contact phone (\"\" to clear)."),
+    click.option("--webhook-url", help="Where its messages are POSTed (\"\" removes the webhook and its secret)."),
+)
+
+
+def _agency_options(command):
+    for option in reversed(_AGENCY_OPTIONS):
+        command = option(command)
+    return command
+
+
+@agencies_group.command("list")
+def agencies_list() -> None:
+    """Every agency, active or not."""
+    from .services import agencies
+
+    for agency in agencies.listing():
+        _show_agency(agency)
+
+
+@agencies_group.command("create")
+@click.argument("code")
+@_agency_options
+def agencies_create(code: str, **options) -> None:
+    """Create the agency CODE (--name, --name-en and --kind are required). With --webhook-url, its webhook
+    secret is printed, once."""
+    from .services import agencies
+
+    agency, secret = _service(lambda: agencies.create({"code": code, **_given(**options)}, _cli_actor()))
+    _show_agency(agency, secret)
+
+
+@agencies_group.command("update")
+@click.argument("code")
+@_agency_options
+def agencies_update(code: str, **options) -> None:
+    """Change (rename, re-contact, set the webhook of) the agency CODE. A first webhook URL prints its secret."""
+    from .services import agencies
+
+    fields = _given(**options)
+    if not fields:
+        raise click.UsageError("nothing to change: give at least one option")
+    agency, secret = _service(lambda: agencies.update(code, fields, _cli_actor()))
+    _show_agency(agency, secret)
+
+
+@agencies_group.command("rotate-secret")
+@click.argument("code")
+def agencies_rotate_secret(code: str) -> None:
+    """A new webhook secret for CODE, printed once; the old one no longer signs anything."""
+    from .services import agencies
+
+    agency, secret = _service(lambda: agencies.rotate_secret(code, _cli_actor()))
+    _show_agency(agency, secret)
+
+
+@agencies_group.command("deactivate")
+@click.argument("code")
+def agencies_deactivate(code: str) -> None:
+    """Deactivate CODE: refused while it holds open reports (listed: transfer them first, e.g. with
+    `flask rules reroute`) or active rules send reports to it."""
+    from .services import agencies
+
+    _show_agency(_service(lambda: agencies.set_active(code, False, _cli_actor())))
+
+
+@agencies_group.command("activate")
+@click.argument("code")
+def agencies_activate(code: str) -> None:
+    """Activate CODE again."""
+    from .services import agencies
+
+    _show_agency(_service(lambda: agencies.set_active(code, True, _cli_actor())))
+
+
+categories_group = AppGroup("categories", help="What residents can report (Open311 services) and their groups "
+                                                "(admin; every change is audited).")
+_CATEGORY_OPTIONS = (
+    click.option("--group", help="The group's code."),
+    click.option("--name", help="Vietnamese name."),
+    click.option("--name-en", help="English name."),
+    click.option("--description", help="Vietnamese description."),
+    click.option("--description-en", help="English description."),
+    click.option("--sla-hours", help="Deadline in working hours (more than 0; counts for new reports)."),
+    click.option("--urgent/--not-urgent", default=None),
+    click.option("--keyword", "keywords", multiple=True, help="A search keyword (repeatable; replaces them)."),
+    click.option("--attributes", "attributes_file", type=click.File(encoding="utf-8"),
+                 help="A JSON file: the list of Open311 attributes (extra inputs) of the service definition."),
+    click.option("--active/--inactive", default=None, help="Offered to residents or not."),
+    click.option("--sort-order", type=int),
+)
+
+
+def _category_options(command):
+    for option in reversed(_CATEGORY_OPTIONS):
+        command = option(command)
+    return command
+
+
+def _category_fields(options: dict) -> dict:
+    import json
+
+    keywords, attributes_file = options.pop("keywords"), options.pop("attributes_file")
+    fields = _given(**options)
+    if keywords:
+        fields["keywords"] = list(keywords)
+    if attributes_file is not None:
+        try:
+            fields["attributes"] = json.load(attributes_file)
+        except ValueError as exc:
+            raise click.BadParameter(f"not JSON: {exc}", param_hint="--attributes") from None
+    return fields
+
+
+def _show_category(category) -> None:
+    state = "" if category.active else ", INACTIVE"
+    click.echo(f"{category.code} [{category.group.code}]: {category.name} / {category.name_en} "
+               f"(SLA {category.sla_hours} working h{', urgent' if category.urgent else ''}{state}"
+               f"{f', {len(category.attributes)} attribute(s)' if category.attributes else ''})")
+
+
+@categories_group.command("list")
+def categories_list() -> None:
+    """Every category, active or not, by group."""
+    from .services import catalog
+
+    for category in catalog.all_categories():
+        _show_category(category)
+
+
+@categories_group.command("create")
+@click.argument("code")
+@_category_options
+def categories_create(code: str, **options) -> None:
+    """Create the category CODE (--group, --name, --name-en and --sla-hours are required)."""
+    from .services import catalog
+
+    fields = {"code": code, **_category_fields(options)}
+    _show_category(_service(lambda: catalog.create_category(fields, _cli_actor())))
+
+
+@categories_group.command("update")
+@click.argument("code")
+@_category_options
+def categories_update(code: str, **options) -> None:
+    """Change the category CODE: names, group, SLA (for new reports), attributes, active."""
+    from .services import catalog
+
+    fields = _category_fields(options)
+    if not fields:
+        raise click.UsageError("nothing to change: give at least one option")
+    _show_category(_service(lambda: catalog.update_category(code, fields, _cli_actor())))
+
+
+@categories_group.command("groups")
+def categories_groups() -> None:
+    """The groups of categories."""
+    from .services import catalog
+
+    for group in catalog.all_groups():
+        click.echo(f"{group.code}: {group.name} / {group.name_en} (order {group.sort_order})")
+
+
+@categories_group.command("group-create")
+@click.argument("code")
+@click.option("--name", required=True, help="Vietnamese name.")
+@click.option("--name-en", required=True, help="English name.")
+@click.option("--sort-order", type=int)
+def categories_group_create(code: str, **options) -> None:
+    """Create the group CODE."""
+    from .services import catalog
+
+    group = _service(lambda: catalog.create_group({"code": code, **_given(**options)}, _cli_actor()))
+    click.echo(f"{group.code}: {group.name} / {group.name_en}")
+
+
+@categories_group.command("group-update")
+@click.argument("code")
+@click.option("--name", help="Vietnamese name.")
+@click.option("--name-en", help="English name.")
+@click.option("--sort-order", type=int)
+def categories_group_update(code: str, **options) -> None:
+    """Rename or reorder the group CODE."""
+    from .services import catalog
+
+    group = _service(lambda: catalog.update_group(code, _given(**options), _cli_actor()))
+    click.echo(f"{group.code}: {group.name} / {group.name_en}")
+
+
+rules_group = AppGroup("rules", help="Routing rules (category x area -> agency) and re-routing open reports "
+                                      "(admin; every change is audited).")
+
+
+def _show_rule(rule) -> None:
+    state = "" if rule.active else " INACTIVE"
+    retired = f" (retired {rule.area.valid_to})" if rule.area.valid_to else ""
+    click.echo(f"{rule.id}: {rule.category.code} in {rule.area.code} {rule.area.name}{retired} -> "
+               f"{rule.agency.code} (priority {rule.priority}){state}")
+
+
+@rules_group.command("list")
+@click.option("--category", help="A category code.")
+@click.option("--area", help="An area code.")
+@click.option("--agency", help="An agency code.")
+@click.option("--all-vintages", is_flag=True, help="Also the rules on areas of retired boundary vintages.")
+def rules_list(category: str | None, area: str | None, agency: str | None, all_vintages: bool) -> None:
+    """The routing rules, by category, area and priority."""
+    from .services import routing_rules
+
+    args = {"category": category, "area": area, "agency": agency, "vintage": "all" if all_vintages else "current"}
+    for rule in _service(lambda: routing_rules.listing(args)):
+        _show_rule(rule)
+
+
+@rules_group.command("create")
+@click.argument("category")
+@click.argument("area")
+@click.argument("agency")
+@click.option("--priority", type=int, help="Lower first among rules on the same area (default 100).")
+@click.option("--inactive", is_flag=True, help="Create it inactive.")
+def rules_create(category: str, area: str, agency: str, priority: int | None, inactive: bool) -> None:
+    """Route CATEGORY in AREA (a current ward's code, or the city's) to AGENCY, for reports from now on."""
+    from .services import routing_rules
+
+    fields = {"category": category, "area": area, "agency": agency, **_given(priority=priority)}
+    if inactive:
+        fields["active"] = False
+    _show_rule(_service(lambda: routing_rules.create(fields, _cli_actor())))
+
+
+@rules_group.command("update")
+@click.argument("rule_id", type=int)
+@click.option("--agency", help="Send to this agency instead.")
+@click.option("--priority", type=int)
+@click.option("--active/--inactive", default=None)
+def rules_update(rule_id: int, **options) -> None:
+    """Retarget, reprioritise, activate or deactivate the rule RULE_ID (for reports from now on)."""
+    from .services import routing_rules
+
+    fields = _given(**options)
+    if not fields:
+        raise click.UsageError("nothing to change: give at least one option")
+    _show_rule(_service(lambda: routing_rules.update(rule_id, fields, _cli_actor())))
+
+
+@rules_group.command("reroute")
+@click.option("--ward", help="A ward code (its reports of every boundary vintage).")
+@click.option("--category", help="A category code.")
+@click.option("--reason", help="Added to the transfers' reason.")
+@click.option("--dry-run", is_flag=True, help="Say what would move; move nothing.")
+def rules_reroute(ward: str | None, category: str | None, reason: str | None, dry_run: bool) -> None:
+    """Move the open reports of a ward and/or category to the agency the rules give now, as transfers
+    (events, webhooks, metrics) by the admin."""
+    from .services import routing_rules, workflow
+
+    fields = {**_given(ward=ward, category=category, reason=reason), "dry_run": dry_run}
+    result = _service(lambda: routing_rules.reroute(fields, _cli_actor(), workflow.CommandAdmin()))
+    for move in result.moved:
+        click.echo(f"{move.code} ({move.status}): {move.from_agency or '-'} -> {move.to_agency}")
+    verb = "would move" if dry_run else "moved"
+    click.echo(f"{verb} {len(result.moved)} report(s); {result.unchanged} already where the rules send them")
+
+
+areas_group = AppGroup("areas", help="The city's administrative areas and their boundary vintages (admin; every "
+                                      "change is audited).")
+
+
+@areas_group.command("list")
+@click.option("--all-vintages", is_flag=True, help="Also the areas of retired vintages.")
+def areas_list(all_vintages: bool) -> None:
+    """The areas of the current boundary vintage (the city first)."""
+    from .services import areas
+
+    for area in areas.listing(all_vintages):
+        until = f" until {area.valid_to}" if area.valid_to else ""
+        click.echo(f"{area.code}: {area.name} / {area.name_en} ({area.level}, tier {area.tier}, from "
+                   f"{area.valid_from}{until})")
+
+
+@areas_group.command("load")
+@click.argument("geojson", type=click.File(encoding="utf-8"))
+@click.option("--valid-from", required=True, type=click.DateTime(["%Y-%m-%d"]),
+              help="The first day of the new boundaries (after the current vintage's).")
+@click.option("--level", "levels", type=(str, int, str), multiple=True, metavar="LEVEL TIER EN",
+              help="A level of the file's `level` property, its tier (2 under the city) and English word "
+                   "(repeatable; default: the current wards' levels).")
+@click.option("--fill-holes-below-km2", type=float, help="Fill the city outline's holes smaller than this "
+                                                           "(default: as the current outline).")
+def areas_load(geojson, valid_from, levels: tuple, fill_holes_below_km2: float | None) -> None:
+    """Load GEOJSON (a FeatureCollection of the new wards, WGS84) as the current boundary vintage. Existing
+    reports keep their ward; new reports are placed in the new ones; rules and agencies of a ward whose
+    code continues follow it."""
+    import json
+
+    from .services import areas
+
+    try:
+        doc = json.load(geojson)
+    except ValueError as exc:
+        raise click.BadParameter(f"not JSON: {exc}", param_hint="GEOJSON") from None
+    fields = {"geojson": doc, "valid_from": valid_from.date().isoformat(),
+              **_given(outline_fill_holes_below_km2=fill_holes_below_km2)}
+    if levels:
+        fields["levels"] = {name: {"tier": tier, "en": en} for name, tier, en in levels}
+    summary = _service(lambda: areas.load_new_vintage(fields, _cli_actor()))
+    click.echo(f"loaded {len(summary['wards'])} area(s) valid from {summary['valid_from']}; retired "
+               f"{len(summary['retired'])}; {summary['rules_carried']} routing rule(s) carried over")
+    for name in ("new_codes", "ended_codes", "agencies_moved", "wards_without_rules"):
+        if summary[name]:
+            click.echo(f"{name.replace('_', ' ')}: {', '.join(summary[name])}")
+
+
+audit_group = AppGroup("audit", help="The audit log of admin changes.")
+
+
+@audit_group.command("list")
+@click.option("--action", help="An action (agency.create), or a prefix ending in a dot (agency.).")
+@click.option("--object-type", help="agency, category, category_group, routing_rule, area_vintage, reports, "
+                                    "open311_key, account, calendar, city.")
+@click.option("--object", "object_key", help="The object's key: a code, username or id.")
+@click.option("--actor", help="A username, or cli:<system user>.")
+@click.option("--from", "start", help="From this date (YYYY-MM-DD) or date-time.")
+@click.option("--to", "end", help="To this date (included) or date-time.")
+@click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
+def audit_list(action, object_type, object_key, actor, start, end, limit: int) -> None:
+    """The newest entries first, one per line: id, time, actor, action, object, then before/after as JSON."""
+    import json
+
+    from .services import audit
+
+    args = {"action": action, "object_type": object_type, "object": object_key, "actor": actor, "from": start,
+            "to": end}
+    page, _ = _service(lambda: audit.entries(args, limit))
+    for entry in page:
+        click.echo(f"{entry.id} {entry.created_at.isoformat(timespec='seconds')} {entry.actor} {entry.action} "
+                   f"{entry.object_type}:{entry.object_key} before={json.dumps(entry.before, ensure_ascii=False)} "
+                   f"after={json.dumps(entry.after, ensure_ascii=False)}")
+
+
 def init_app(app: Flask) -> None:
     for command in (seed_command, calendar_group, worker_command, scheduler_command, healthcheck_command, tokens_group):
         app.cli.add_command(command)
     app.cli.add_command(users_group)
     app.cli.add_command(open311_group)
     app.cli.add_command(metrics_group)
-    app.cli.add_command(map_group)
+    for group in (map_group, agencies_group, categories_group, rules_group, areas_group, audit_group):
+        app.cli.add_command(group)

@@ -19,7 +19,7 @@ import os
 import pytest
 import redis as redis_lib
 
-from tests.support import close_app, create_database, drop_database, required_env, server_url
+from tests.support import close_app, create_database, drop_database, migrate_and_seed, required_env, server_url
 
 
 
@@ -57,18 +57,10 @@ def app_config(database_url, redis_url, tmp_path_factory):
 @pytest.fixture(scope="session")
 def app(app_config):
     """The application on the session database, migrated with Alembic and seeded with Huế's data."""
-    from flask_migrate import upgrade
-
     from hue_reports import create_app
-    from hue_reports.cli import DEFAULT_DATA_DIR
-    from hue_reports.extensions import db
-    from hue_reports.services import seed
 
     app = create_app(app_config)
-    with app.app_context():
-        upgrade()
-        seed.load_city(DEFAULT_DATA_DIR, demo=True)
-        db.session.remove()
+    migrate_and_seed(app)
     yield app
     close_app(app)
 

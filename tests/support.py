@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import http.server
 import os
 import subprocess
 import sys
+import threading
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -49,6 +52,21 @@ def flask_cli(args: list[str], env: dict[str, str], timeout: float = 120) -> sub
                           env=env, capture_output=True, text=True, timeout=timeout, check=False)
 
 
+def migrate_and_seed(app) -> None:
+    """Apply the real Alembic migrations to the app's database and load Huế's data set with the demo
+    accounts (committed)."""
+    from flask_migrate import upgrade
+
+    from hue_reports.cli import DEFAULT_DATA_DIR
+    from hue_reports.extensions import db
+    from hue_reports.services import seed
+
+    with app.app_context():
+        upgrade()
+        seed.load_city(DEFAULT_DATA_DIR, demo=True)
+        db.session.remove()
+
+
 def close_app(app) -> None:
     """Close an app's database pool and Redis connections (the GC would warn about open ones)."""
     from hue_reports.extensions import db
@@ -61,6 +79,33 @@ def close_app(app) -> None:
 PHOTOS = SHARED_DATA / "photos"
 NOKIA = PHOTOS / "jpg/mobile/HMD_Nokia_8.3_5G.jpg"
 CITADEL = (16.4698, 107.5786)  # lat, lon: the Imperial City, Huế (Phường Phú Xuân)
+
+
+class _Receiver(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):  # noqa: N802
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.server.received.append((self.path, dict(self.headers), body))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@contextmanager
+def http_receiver(path: str = "/"):
+    """A web server on this machine that answers 204 to every POST: (its URL at `path`, the list of what it
+    received: (path, headers, body)). For webhooks and push gateways."""
+    from hue_reports.devstack import free_port
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), _Receiver)
+    server.received = []
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}{path}", server.received
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def haversine_m(a: tuple[float, float], b: tuple[float, float]) -> float:
@@ -159,6 +204,25 @@ def new_report(category: str = "road_damage", lat: float = CITADEL[0], lon: floa
                                to_status="submitted", public=True, created_at=report.submitted_at))
     db.session.flush()
     return report
+
+
+def error(response, status: int, code: str) -> dict:
+    """The body of an error answer, after checking its status, code and messages in both languages."""
+    assert response.status_code == status, response.get_json()
+    body = response.get_json()["error"]
+    assert body["code"] == code and body["message"] and body["message_vi"]
+    return body
+
+
+def this_tests_audit():
+    """A condition on audit_log for the entries the running test wrote (under db_session): in the test's one
+    outer transaction now() is the time it began, and every row it writes carries that very time, while
+    the entries other tests committed are older."""
+    from sqlalchemy import func
+
+    from hue_reports.models import AuditEntry
+
+    return AuditEntry.created_at >= func.now()
 
 
 def staff_headers(username: str, **kw) -> dict:

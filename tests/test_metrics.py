@@ -15,6 +15,8 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select, text
 
 from hue_reports.extensions import db
@@ -446,3 +448,19 @@ def test_an_uncached_period_while_another_is_computed_answers_503_at_once(app, c
     assert busy.status_code == 503 and busy.get_json()["error"]["code"] == "busy" and busy.headers["Retry-After"]
     ok = client.get("/api/v1/public/metrics", query_string={"group_by": "month", "from": "2026-02-01"})
     assert ok.status_code == 200 and ok.get_json()["from"] == "2026-02-01"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 20), st.booleans()), max_size=60))
+def test_the_numpy_curves_match_the_plain_definition(observations):
+    """km_quantiles (numpy, what the API publishes) against metrics_verify.quantiles (plain Python, the
+    definition), per group, with ties, censored ties and groups without any event."""
+    import numpy as np
+
+    g = np.array([o[0] for o in observations], dtype=np.int32)
+    t = np.array([o[1] for o in observations], dtype=np.int64)
+    ev = np.array([o[2] for o in observations], dtype=bool)
+    got = metrics.km_quantiles(g, t, ev)
+    for key in set(g.tolist()):
+        expected = metrics_verify.quantiles([(o[1], o[2]) for o in observations if o[0] == key])
+        assert got.get(key, (None, None)) == expected, key

@@ -18,10 +18,10 @@ def not_yet(feature: str) -> ApiError:
 JSON_MAX_BYTES = 64 * 1024
 
 
-def json_object() -> dict:
-    """The request's body as a JSON object: 413 over 64 kB, 400 `malformed_body` if it does not parse
-    (deeply nested JSON included), 422 if it is not an object."""
-    if (request.content_length or 0) > JSON_MAX_BYTES or len(request.get_data(cache=True)) > JSON_MAX_BYTES:
+def json_object(max_bytes: int = JSON_MAX_BYTES) -> dict:
+    """The request's body as a JSON object: 413 over `max_bytes` (64 kB), 400 `malformed_body` if it does not
+    parse (deeply nested JSON included), 422 if it is not an object."""
+    if (request.content_length or 0) > max_bytes or len(request.get_data(cache=True)) > max_bytes:
         raise RequestEntityTooLarge()  # (a declared length is refused before reading anything)
     try:
         data = request.get_json(force=True, silent=False)
@@ -33,6 +33,14 @@ def json_object() -> dict:
                        message_vi="Dữ liệu gửi lên phải là một đối tượng JSON.",
                        fields={"_schema": ["A JSON object is expected."]})
     return data
+
+
+def json_request(max_bytes: int = JSON_MAX_BYTES) -> dict:
+    """A JSON object body: 415 `unsupported_media_type` if it is not JSON, then as json_object."""
+    if not request.is_json:
+        raise ApiError(415, "unsupported_media_type", "Send a JSON body (Content-Type: application/json).",
+                       message_vi="Hãy gửi dữ liệu JSON (Content-Type: application/json).")
+    return json_object(max_bytes)
 
 
 def int_arg(name: str, default: int, low: int, high: int) -> int:
@@ -58,8 +66,8 @@ def refuse_oversized_body() -> None:
 
 
 def register(app: Flask, api: Api) -> None:
-    from . import accounts, auth, officers, open311, ops, photos, public, queue, reports
+    from . import accounts, admin, auth, officers, open311, ops, photos, public, queue, reports
 
     app.before_request(refuse_oversized_body)
-    for module in (ops, reports, photos, auth, accounts, queue, officers, public, open311):
+    for module in (ops, reports, photos, auth, accounts, queue, officers, public, open311, admin):
         api.register_blueprint(module.blp)

@@ -8,12 +8,11 @@ import marshmallow as ma
 from flask import request
 from flask_smorest import Blueprint
 
-from ..errors import ApiError
 from ..extensions import db
 from ..schemas.common import ErrorSchema
-from ..services import accounts, auth
+from ..services import accounts, audit, auth
 from ..services.accounts import ACCOUNT_SCHEMA, AccountCreateSchema, AccountListSchema, AccountSchema, PasswordSchema
-from . import json_object
+from . import json_request
 
 blp = Blueprint("accounts", __name__, url_prefix="/api/v1", description="Agency admins: officers")
 
@@ -29,10 +28,7 @@ def json_request_body(schema: type[ma.Schema]) -> dict[str, Any]:
 def json_body(schema: ma.Schema) -> dict:
     """The request's JSON object loaded with `schema`: 415 if it is not JSON, 400 `malformed_body` if it
     does not parse, 422 `validation_error` with `fields` if it is not a valid object."""
-    if not request.is_json:
-        raise ApiError(415, "unsupported_media_type", "Send a JSON body (Content-Type: application/json).",
-                       message_vi="Hãy gửi dữ liệu JSON (Content-Type: application/json).")
-    return schema.load(json_object())
+    return schema.load(json_request())
 
 
 def _manager():
@@ -70,7 +66,7 @@ def create_officer():
 def _manage(username: str, change) -> tuple:
     actor = _manager()
     account = accounts.managed(actor, username)
-    change(account)
+    change(account, audit.Actor.of(actor))
     db.session.commit()
     return ACCOUNT_SCHEMA.dump(account), 200, NO_STORE
 
@@ -84,7 +80,7 @@ _MANAGE_DOC = {"security": [{"bearer": []}]}
 @blp.alt_response(404, schema=ErrorSchema, description="No such account in the caller's agency.")
 def disable_officer(username: str):
     """Disable an officer: it can no longer log in, and its tokens are revoked."""
-    return _manage(username, lambda account: accounts.set_active(account, False))
+    return _manage(username, lambda account, by: accounts.set_active(account, False, actor=by))
 
 
 @blp.route("/agency/officers/<username>/enable", methods=["POST"])
@@ -93,7 +89,7 @@ def disable_officer(username: str):
 @blp.alt_response(404, schema=ErrorSchema, description="No such account in the caller's agency.")
 def enable_officer(username: str):
     """Enable a disabled officer again (its old tokens stay revoked)."""
-    return _manage(username, lambda account: accounts.set_active(account, True))
+    return _manage(username, lambda account, by: accounts.set_active(account, True, actor=by))
 
 
 @blp.route("/agency/officers/<username>/reset-password", methods=["POST"])
@@ -105,6 +101,6 @@ def reset_officer_password(username: str):
     """Set an officer's new password (`{"password": ...}`): its tokens are revoked and a lockout cleared."""
     actor = _manager()
     account = accounts.managed(actor, username)
-    accounts.reset_password(account, json_body(PasswordSchema())["password"])
+    accounts.reset_password(account, json_body(PasswordSchema())["password"], actor=audit.Actor.of(actor))
     db.session.commit()
     return ACCOUNT_SCHEMA.dump(account), 200, NO_STORE

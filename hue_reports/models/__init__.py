@@ -3,6 +3,7 @@
 from .account import ROLES, Account, ApiToken
 from .agency import Agency, Category, CategoryGroup, RoutingRule
 from .area import CALENDAR_DAY_KINDS, AdminArea, CalendarDay, City
+from .audit import AuditEntry
 from .base import SRID, Base
 from .mapcells import ALL_CATEGORIES, MapCell, MapState
 from .metrics import CUSTODY_STATES, METRIC_STATES, MetricCustody, MetricReport, MetricResult, MetricState
@@ -12,8 +13,8 @@ from .report import (EVENT_LABELS, FINISHED_STATUSES, OPEN_STATUSES, OVERDUE_LAB
                      IdempotencyKey, Photo, Report, ReportCodeCounter, ReportContact, ReportEvent, ReportStatus)
 
 __all__ = [
-    "ALL_CATEGORIES", "CALENDAR_DAY_KINDS", "ROLES", "SRID", "Account", "AdminArea", "Agency", "ApiToken", "Base",
-    "CalendarDay", "CUSTODY_STATES", "Category", "CategoryGroup", "City",
+    "ALL_CATEGORIES", "CALENDAR_DAY_KINDS", "ROLES", "SRID", "Account", "AdminArea", "Agency", "ApiToken",
+    "AuditEntry", "Base", "CalendarDay", "CUSTODY_STATES", "Category", "CategoryGroup", "City",
     "EVENT_LABELS", "FINISHED_STATUSES", "Feedback", "IdempotencyKey", "METRIC_STATES", "MapCell", "MapState",
     "MetricCustody", "MetricReport", "MetricResult", "MetricState", "OPEN_STATUSES", "OVERDUE_LABEL",
     "Open311Key", "OutboxMessage", "Photo", "Report", "ReportCodeCounter", "ReportContact", "ReportEvent",

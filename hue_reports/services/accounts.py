@@ -27,7 +27,7 @@ from ..extensions import db
 from ..models import ROLES, Account, Agency
 from ..models.account import AGENCY_ROLES
 from ..schemas.report import Text
-from . import auth
+from . import audit, auth
 from .passwords import hash_password
 
 PASSWORD_MIN = 10
@@ -189,10 +189,19 @@ def check_new(username: str, role: str, *, agency_code: str | None = None, displ
     _check_new(_fields(username, role, agency_code, display_name, email), partial=("password",))
 
 
-def create(username: str, role: str, password: str, *, agency_code: str | None = None,
+AUDIT_SNAPSHOT = AccountSchema(only=("username", "display_name", "email", "role", "agency", "active"))
+
+
+def snapshot(account: Account) -> dict:
+    """What the audit log keeps of an account: never its password or hash."""
+    return AUDIT_SNAPSHOT.dump(account)
+
+
+def create(username: str, role: str, password: str, *, actor: audit.Actor, agency_code: str | None = None,
            display_name: str | None = None, email: str | None = None) -> Account:
-    """A new active account, flushed (the caller commits). Raises ma.ValidationError (422) for bad
-    fields, an unknown agency or a password outside the policy, ApiError 409 `username_taken`."""
+    """A new active account, flushed with its audit entry (the caller commits). Raises ma.ValidationError
+    (422) for bad fields, an unknown agency or a password outside the policy, ApiError 409
+    `username_taken`."""
     data, agency = _check_new({**_fields(username, role, agency_code, display_name, email), "password": password})
     account = Account(username=data["username"], display_name=data["display_name"], email=data.get("email"),
                       role=data["role"], agency=agency, password_hash=hash_password(data["password"]))
@@ -201,23 +210,38 @@ def create(username: str, role: str, password: str, *, agency_code: str | None =
             db.session.add(account)
     except IntegrityError:
         raise _username_taken(data["username"]) from None
+    audit.record(actor, "account.create", "account", account.username, None, snapshot(account))
     return account
 
 
-def set_active(account: Account, active: bool) -> int:
-    """Enable or disable an account (the caller commits). Disabling revokes its tokens: returns how many."""
+def set_active(account: Account, active: bool, *, actor: audit.Actor) -> int:
+    """Enable or disable an account, with its audit entry (the caller commits). Disabling revokes its
+    tokens (returns how many); the last active admin is not disabled (409 `last_admin`)."""
+    if not active and account.active and account.role == "admin" and not db.session.scalar(
+            select(Account.id).where(Account.role == "admin", Account.active, Account.id != account.id)
+            .limit(1).with_for_update()):
+        raise ApiError(409, "last_admin", "This is the last active admin: create or enable another one first.",
+                       message_vi="Đây là quản trị viên cuối cùng còn hoạt động: hãy tạo quản trị viên khác trước.")
+    before = snapshot(account)
     account.active = active
-    return 0 if active else auth.revoke_account_tokens(account.id)
+    revoked = 0 if active else auth.revoke_account_tokens(account.id)
+    db.session.flush()
+    audit.record(actor, "account.enable" if active else "account.disable", "account", account.username, before,
+                 {**snapshot(account), "tokens_revoked": revoked})
+    return revoked
 
 
-def reset_password(account: Account, password: str) -> int:
+def reset_password(account: Account, password: str, *, actor: audit.Actor) -> int:
     """A new password under the policy (ma.ValidationError otherwise); revokes the account's tokens and
-    clears a lockout (the caller commits). Returns how many tokens were revoked."""
+    clears a lockout, with its audit entry (the caller commits). Returns how many tokens were revoked."""
     check_password(password, account.username)
     account.password_hash = hash_password(password)
     account.failed_logins = 0
     account.locked_until = None
-    return auth.revoke_account_tokens(account.id)
+    revoked = auth.revoke_account_tokens(account.id)
+    audit.record(actor, "account.reset_password", "account", account.username, None,
+                 {**snapshot(account), "password_changed": True, "tokens_revoked": revoked})
+    return revoked
 
 
 # -- who manages whom ---------------------------------------------------------------------------------
@@ -273,5 +297,5 @@ def create_for(actor: Account, data: dict) -> Account:
                            message_vi="Quản trị đơn vị chỉ tạo tài khoản cho đơn vị mình.",
                            fields={"agency": ["Not your agency."]})
         agency_code = own
-    return create(data["username"], data["role"], data["password"], agency_code=agency_code,
-                  display_name=data["display_name"], email=data.get("email"))
+    return create(data["username"], data["role"], data["password"], actor=audit.Actor.of(actor),
+                  agency_code=agency_code, display_name=data["display_name"], email=data.get("email"))

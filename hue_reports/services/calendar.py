@@ -553,10 +553,12 @@ class YearHasSwaps(ValueError):
     """The year already has swaps and replacing them was not asked for."""
 
 
-def save_year(city: City, year: int, swaps: list[Swap], *, replace: bool = False) -> int:
-    """Record the government's swaps of `year` for `city` and commit; with `replace`, instead of those the
-    year has. Refuses (ValueError) swaps outside the year or that make no sense (check_swaps), and a year
-    that already has swaps without `replace`. Returns the number of swaps the year had before."""
+def save_year(city: City, year: int, swaps: list[Swap], *, actor: Any, replace: bool = False) -> int:
+    """Record the government's swaps of `year` for `city` and commit, with the audit entry of `actor` (an
+    audit.Actor); with `replace`, instead of those the year has. Refuses (ValueError) swaps outside the
+    year or that make no sense (check_swaps), and a year that already has swaps without `replace`. Returns
+    the number of swaps the year had before."""
+    from . import audit
     outside = [str(s.day) for s in swaps if s.day.year != year]
     if outside:
         raise ValueError(f"{', '.join(outside)}: not in {year}")
@@ -565,13 +567,16 @@ def save_year(city: City, year: int, swaps: list[Swap], *, replace: bool = False
     check_swaps(WorkCalendar.from_config(city.timezone, city.calendar), swaps)
     in_year = (CalendarDay.city_id == city.id) & (CalendarDay.day >= date(year, 1, 1)) & (
         CalendarDay.day < date(year + 1, 1, 1))
-    existing = db.session.scalars(select(CalendarDay.day).where(in_year)).all()
+    existing = db.session.scalars(select(CalendarDay).where(in_year).order_by(CalendarDay.day)).all()
     if existing and not replace:
         raise YearHasSwaps(f"{year} already has {len(existing)} swap(s) "
-                           f"({', '.join(str(d) for d in sorted(existing))}): --replace to replace them")
+                           f"({', '.join(str(d.day) for d in existing)}): --replace to replace them")
+    before = [{"day": d.day, "kind": d.kind, "name": d.name, "name_en": d.name_en} for d in existing]
     db.session.execute(delete(CalendarDay).where(in_year))
     db.session.add_all(CalendarDay(city_id=city.id, day=s.day, kind=s.kind, name=s.name.strip(),
                                    name_en=s.name_en.strip()) for s in swaps)
+    audit.record(actor, "calendar.set_year", "calendar", f"{city.code}:{year}", {"swaps": before}, {"swaps": [
+        {"day": s.day, "kind": s.kind, "name": s.name.strip(), "name_en": s.name_en.strip()} for s in swaps]})
     db.session.commit()
     forget_calendars()
     return len(existing)

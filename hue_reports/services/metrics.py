@@ -567,6 +567,8 @@ def km_quantiles(g: np.ndarray, t: np.ndarray, ev: np.ndarray, eps: float = KM_E
     event = d > 0
     starts, d, n = starts[event], d[event], n[event]
     group = gs[starts]
+    if len(group) == 0:  # no group has an event: no quantile is reached
+        return {}
     gone = d == n
     term = np.log(np.where(gone, 1.0, 1.0 - d / n.astype(np.float64)))  # (a factor 0 is `gone`)
     # Cumulative sums within each group (sequentially, as the definition multiplies).
@@ -614,15 +616,29 @@ def figures(counts: dict[str, int] | None, curves: dict, key: int | None,
     return out
 
 
-def group_names(group_by: str, keys: Iterable[int | None]) -> dict[int, tuple[str, dict[str, str]]]:
-    """Each key's public code and name (vi, en)."""
+def group_names(group_by: str, keys: Iterable[int | None]) -> dict[int, tuple[str, dict[str, str], dict[str, Any]]]:
+    """Each key's public code, name (vi, en) and extra fields. A ward's row says which boundary vintage it
+    belongs to (`valid_from`, `valid_to`): after a reorganisation a code can name an old and a new ward,
+    and a retired ward's name says until when it existed."""
     keys = [k for k in keys if k is not None]
     if group_by == "month":
         return {k: (f"{k // 100:04d}-{k % 100:02d}", {"vi": f"Tháng {k % 100:02d}/{k // 100:04d}",
-                                                      "en": f"{k // 100:04d}-{k % 100:02d}"}) for k in keys}
-    model = {"agency": Agency, "category": Category, "ward": AdminArea}[group_by]
+                                                      "en": f"{k // 100:04d}-{k % 100:02d}"}, {}) for k in keys}
+    if group_by == "ward":
+        rows = db.session.execute(select(AdminArea.id, AdminArea.code, AdminArea.name, AdminArea.name_en,
+                                         AdminArea.valid_from, AdminArea.valid_to).where(AdminArea.id.in_(keys)))
+        return {row.id: (row.code, _ward_name(row), {"valid_from": row.valid_from.isoformat(),
+                                                     "valid_to": row.valid_to and row.valid_to.isoformat()})
+                for row in rows}
+    model = {"agency": Agency, "category": Category}[group_by]
     rows = db.session.execute(select(model.id, model.code, model.name, model.name_en).where(model.id.in_(keys)))
-    return {row.id: (row.code, {"vi": row.name, "en": row.name_en}) for row in rows}
+    return {row.id: (row.code, {"vi": row.name, "en": row.name_en}, {}) for row in rows}
+
+
+def _ward_name(row: Any) -> dict[str, str]:
+    if row.valid_to is None:
+        return {"vi": row.name, "en": row.name_en}
+    return {"vi": f"{row.name} (đến {row.valid_to:%d/%m/%Y})", "en": f"{row.name_en} (until {row.valid_to})"}
 
 
 def assemble(period: Period, as_of: datetime, through: int, groups: Aggregates, total: Aggregates
@@ -635,12 +651,15 @@ def assemble(period: Period, as_of: datetime, through: int, groups: Aggregates, 
     names = group_names(period.group_by, keys)
     rows = []
     for key in keys:
-        code, name = names.get(key, (None, NO_GROUP)) if key is not None else (None, NO_GROUP)
+        code, name, extra = names.get(key, (None, NO_GROUP, {})) if key is not None else (None, NO_GROUP, {})
+        if period.group_by == "ward" and not extra:
+            extra = {"valid_from": None, "valid_to": None}
         # (reports nobody holds have no custody: their row counts the reports)
         counts = custody_counts.get(key) if by_custody and key is not None else report_counts.get(key)
         duplicates = (report_counts.get(key) or {}).get("duplicates", 0)
-        rows.append({"key": code, "name": name, **figures(counts, curves, key, int(duplicates or 0))})
-    rows.sort(key=lambda g: (g["key"] is None, g["key"] or ""))
+        rows.append({"key": code, "name": name, **extra, **figures(counts, curves, key, int(duplicates or 0))})
+    # (a ward code of two vintages: the older first)
+    rows.sort(key=lambda g: (g["key"] is None, g["key"] or "", g.get("valid_from") or ""))
     total_reports, _, total_curves = total
     return {
         "as_of": as_of.isoformat(),

@@ -26,6 +26,7 @@ from sqlalchemy.orm import selectinload
 from ..errors import ApiError
 from ..extensions import db
 from ..models import FINISHED_STATUSES, OPEN_STATUSES, Agency, Category, City, Open311Key, Report, ReportEvent
+from . import audit
 
 SPECIFICATION = "http://wiki.open311.org/GeoReport_v2"
 CHANGESET = "2026-11-21T00:00:00+07:00"  # when this endpoint's behaviour last changed
@@ -79,8 +80,14 @@ def key_hash(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def issue_key(name: str) -> tuple[str, Open311Key]:
-    """A new api_key for a client application: the key (shown once) and its row (only the hash stored)."""
+def key_snapshot(row: Open311Key) -> dict[str, Any]:
+    """What the audit log keeps of an api_key: its id, name and dates, never the key or its hash."""
+    return {"id": row.id, "name": row.name, "created_at": row.created_at, "revoked_at": row.revoked_at}
+
+
+def issue_key(name: str, *, actor: audit.Actor) -> tuple[str, Open311Key]:
+    """A new api_key for a client application: the key (shown once) and its row (only the hash stored),
+    flushed with its audit entry (the caller commits)."""
     name = name.strip()
     if not 1 <= len(name) <= 200:
         raise ValueError("the name must be 1 to 200 characters")
@@ -88,13 +95,18 @@ def issue_key(name: str) -> tuple[str, Open311Key]:
     row = Open311Key(name=name, key_hash=key_hash(key))
     db.session.add(row)
     db.session.flush()
+    db.session.refresh(row)  # (created_at, for the log)
+    audit.record(actor, "open311_key.create", "open311_key", row.id, None, key_snapshot(row))
     return key, row
 
 
-def revoke_key(key_id: int) -> Open311Key | None:
-    row = db.session.get(Open311Key, key_id)
+def revoke_key(key_id: int, *, actor: audit.Actor) -> Open311Key | None:
+    """Revoke an api_key, with its audit entry (the caller commits); None if there is no such key."""
+    row = db.session.get(Open311Key, key_id, with_for_update=True)
     if row is not None and row.revoked_at is None:
+        before = key_snapshot(row)
         row.revoked_at = datetime.now(timezone.utc)
+        audit.record(actor, "open311_key.revoke", "open311_key", row.id, before, key_snapshot(row))
     return row
 
 

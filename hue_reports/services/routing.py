@@ -98,6 +98,14 @@ SELECT r.id, r.status, r.category_id, r.ward_id, r.submitted_at, r.sla_hours, r.
 FROM r LEFT JOIN LATERAL (""" + RULE_QUERY.format(area="r.ward_id", category="r.category_id") + """) rule ON true
 """)
 
+def lock_categories(category_ids) -> None:
+    """Take the duplicate-decision locks of these categories, in id order (as every holder of several
+    does: no deadlock). While they are held, no report of these categories is being routed or transferred."""
+    for category_id in sorted(set(category_ids)):
+        db.session.execute(text("SELECT pg_advisory_xact_lock(:space, :id)"),
+                           {"space": DUPLICATE_LOCK_SPACE, "id": category_id})
+
+
 DISPATCHER_SQL = text("""
 SELECT id AS agency_id, webhook_url IS NOT NULL AS has_webhook FROM agencies
 WHERE kind = 'dispatcher' AND active ORDER BY id LIMIT 1

@@ -18,22 +18,19 @@ add-year --replace`). Demo accounts are created once and never touched again.
 from __future__ import annotations
 
 import json
-import unicodedata
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
-from sqlalchemy import Table, func, literal_column, select, text, tuple_, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import select
 
 from ..extensions import db
-from ..models import (CALENDAR_DAY_KINDS, SRID, Account, AdminArea, Agency, CalendarDay, Category, CategoryGroup,
-                      City, RoutingRule)
-from . import areas, calendar
+from ..models import (CALENDAR_DAY_KINDS, Account, AdminArea, Agency, CalendarDay, Category, CategoryGroup, City,
+                      RoutingRule)
+from . import areas, audit, calendar
 from .passwords import hash_password
-
-Counts = dict[str, int]
+from .upserts import Counts, upsert
 
 
 class SeedError(ValueError):
@@ -48,126 +45,28 @@ def _yaml(path: Path) -> Any:
         raise SeedError(f"missing data file: {path}") from exc
 
 
-def ascii_name(text: str) -> str:
-    """'Phú Xuân' -> 'Phu Xuan' (English names drop the diacritics; đ becomes d)."""
-    text = text.replace("đ", "d").replace("Đ", "D")
-    decomposed = unicodedata.normalize("NFD", text)
-    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-
-
-def upsert(table: Table, rows: list[dict[str, Any]], keys: tuple[str, ...]) -> Counts:
-    """INSERT ... ON CONFLICT (keys) DO UPDATE of the columns each row gives, writing only rows
-    whose values differ. Rows may give different columns (a file that leaves one out)."""
-    counts = {"created": 0, "updated": 0, "unchanged": 0}
-    by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-    for row in rows:
-        by_columns.setdefault(tuple(sorted(row)), []).append(row)
-    for same_columns in by_columns.values():
-        for key, value in _upsert_rows(table, same_columns, keys).items():
-            counts[key] += value
-    return counts
-
-
-def _upsert_rows(table: Table, rows: list[dict[str, Any]], keys: tuple[str, ...]) -> Counts:
-    stmt = pg_insert(table).values(rows)
-    columns = [name for name in rows[0] if name not in keys]
-    changes = {name: stmt.excluded[name] for name in columns}
-    if "updated_at" in table.c:
-        changes["updated_at"] = func.now()
-    stmt = stmt.on_conflict_do_update(
-        index_elements=list(keys),
-        set_=changes,
-        where=tuple_(*(table.c[n] for n in columns)).is_distinct_from(
-            tuple_(*(stmt.excluded[n] for n in columns))),
-    ).returning(literal_column("xmax = 0").label("inserted"))
-    written = db.session.execute(stmt).all()
-    created = sum(1 for row in written if row.inserted)
-    return {"created": created, "updated": len(written) - created, "unchanged": len(rows) - len(written)}
-
-
-def _geometry_from_geojson(geometry: dict) -> Any:
-    """A valid MultiPolygon from GeoJSON, repaired with ST_MakeValid if needed."""
-    geom = func.ST_SetSRID(func.ST_GeomFromGeoJSON(json.dumps(geometry)), SRID)
-    return func.ST_Multi(func.ST_CollectionExtract(func.ST_MakeValid(geom), 3))
-
-
-# The city outline: the union of its wards, without the holes smaller than a
-# threshold. Wards simplified one by one leave slivers between them; a point in
-# one is in the city all the same. Holes at or above the threshold (an enclave)
-# are kept.
-OUTLINE_SQL = text("""
-    (SELECT ST_Multi(ST_Collect(ST_MakePolygon(ST_ExteriorRing(part.geom), ARRAY(
-        SELECT ST_ExteriorRing(ring.geom) FROM ST_DumpRings(part.geom) AS ring
-        WHERE ring.path[1] > 0 AND ST_Area(ring.geom::geography) >= :min_hole_m2))))
-     FROM ST_Dump((SELECT ST_Union(geom) FROM admin_areas
-                   WHERE code = ANY(:codes) AND valid_from = :valid_from)) AS part)
-""")
-
-
 def load_areas(data_dir: Path, city_cfg: dict) -> tuple[Counts, dict[str, AdminArea], AdminArea]:
-    """The wards of the data set's vintage and the city outline as their union."""
+    """The wards of the data set's vintage and the city outline as their union (areas.load_vintage, with
+    the polygons repaired: the shipped boundaries are simplified, and may self-intersect)."""
     areas_cfg = city_cfg["areas"]
     try:
         valid_from = date.fromisoformat(str(areas_cfg["valid_from"]))
     except ValueError as exc:
         raise SeedError(f"city.yaml: areas.valid_from must be a date (YYYY-MM-DD): {exc}") from exc
-    levels: dict = areas_cfg["levels"]
     with open(data_dir / areas_cfg["file"], encoding="utf-8") as fh:
-        features = json.load(fh)["features"]
-    rows = []
-    for feature in features:
-        props = dict(feature["properties"])
-        level = props["level"]
-        if level not in levels:
-            raise SeedError(f"{areas_cfg['file']}: {props.get('name')}: level {level!r} is not in city.yaml levels")
-        rows.append({
-            "code": str(props.pop("code")),
-            "valid_from": valid_from,
-            "name": props.pop("name"),
-            "name_en": f"{ascii_name(props.get('short_name') or feature['properties']['name'])} "
-                       f"{levels[level]['en']}",
-            "level": level,
-            "tier": int(levels[level]["tier"]),
-            "geom": _geometry_from_geojson(feature["geometry"]),
-            "population": props.pop("population", None),
-            "area_km2": props.pop("area_km2", None),
-            "properties": props,
-        })
-    codes = [row["code"] for row in rows]
-    if len(set(codes)) != len(codes):
-        raise SeedError(f"{areas_cfg['file']}: duplicate ward codes")
-    table = AdminArea.__table__
-    newer = db.session.scalar(select(func.max(table.c.valid_from)).where(table.c.valid_from > valid_from))
-    if newer is not None:
-        raise SeedError(f"city.yaml: areas valid from {valid_from} are older than those loaded (valid from "
-                        f"{newer}); a city's boundaries only move forward")
-    counts = upsert(table, rows, ("code", "valid_from"))
-    wards_of_vintage = (table.c.code.in_(codes)) & (table.c.valid_from == valid_from)
-    empty = db.session.scalars(select(table.c.code).where(wards_of_vintage, func.ST_IsEmpty(table.c.geom))).all()
-    if empty:
-        raise SeedError(f"{areas_cfg['file']}: no polygon left after repair for {', '.join(empty)}")
-    # A new vintage retires the previous one: reports keep the ward they were filed in.
-    retired = db.session.execute(update(table).where(table.c.valid_from < valid_from, table.c.valid_to.is_(None))
-                                 .values(valid_to=valid_from)).rowcount
-    counts["updated"] += retired
-    outline = OUTLINE_SQL.bindparams(codes=codes, valid_from=valid_from,
-                                     min_hole_m2=float(areas_cfg.get("outline_fill_holes_below_km2", 0)) * 1e6)
+        doc = json.load(fh)
     city_area = city_cfg["area"]
-    city_counts = upsert(table, [{
-        "code": str(city_area["code"]), "valid_from": valid_from, "name": city_cfg["name"],
-        "name_en": city_cfg["name_en"], "level": city_area["level"], "tier": int(city_area["tier"]),
-        "geom": outline, "population": None, "area_km2": None, "properties": {},
-    }], ("code", "valid_from"))
-    for key in counts:
-        counts[key] += city_counts[key]
-
-    city = db.session.scalars(select(AdminArea).where(
-        AdminArea.code == str(city_area["code"]), AdminArea.valid_from == valid_from)).one()
-    db.session.execute(
-        update(table).where(wards_of_vintage, table.c.parent_id.is_distinct_from(city.id)).values(parent_id=city.id))
-    wards = {a.code: a for a in db.session.scalars(select(AdminArea).where(
-        AdminArea.code.in_(codes), AdminArea.valid_from == valid_from))}
-    return counts, wards, city
+    try:
+        vintage = areas.load_vintage(
+            areas.features_of(doc), valid_from, areas_cfg["levels"],
+            areas.CityArea(str(city_area["code"]), city_cfg["name"], city_cfg["name_en"], city_area["level"],
+                           int(city_area["tier"])),
+            min_hole_km2=float(areas_cfg.get("outline_fill_holes_below_km2", 0)), repair=True, reload=True)
+    except areas.VintageError as exc:
+        hint = (" Newer boundaries were loaded since (flask areas load): put them in the data set (city.yaml's "
+                "areas and the ward file) to load it again." if exc.code == "vintage_not_newer" else "")
+        raise SeedError(f"{areas_cfg['file']}: {exc}{hint}") from exc
+    return vintage.counts, vintage.wards, vintage.city
 
 
 def load_city_row(city_cfg: dict, city_area: AdminArea) -> Counts:
@@ -400,8 +299,9 @@ def city_loaded() -> bool:
     return db.session.scalar(select(City.id).limit(1)) is not None
 
 
-def load_city(data_dir: Path, *, demo: bool = False) -> dict[str, Counts]:
-    """Load the whole data set in `data_dir` in one transaction; return counts per table."""
+def load_city(data_dir: Path, *, demo: bool = False, actor: Any = None) -> dict[str, Counts]:
+    """Load the whole data set in `data_dir` in one transaction; return counts per table. With an `actor`
+    (an audit.Actor: `flask seed`), a load that changed anything is written to the audit log with it."""
     city_cfg = check_city_cfg(_yaml(data_dir / "city.yaml"))
     try:
         summary: dict[str, Counts] = {}
@@ -417,6 +317,9 @@ def load_city(data_dir: Path, *, demo: bool = False) -> dict[str, Counts]:
         summary["routing_rules"] = load_routing(data_dir, wards, city_area)
         if demo:
             summary["accounts"] = load_demo_accounts(data_dir)
+        if actor is not None and any(c["created"] or c["updated"] for c in summary.values()):
+            audit.record(actor, "data.load", "city", str(city_cfg["code"]), None,
+                         {"data": data_dir.name, "demo": demo, "tables": summary})
         db.session.commit()
         areas.forget_city()
         calendar.forget_calendars()

@@ -185,84 +185,115 @@ def transition(report_id: int, account: Account, action: str, version: int, fiel
                        message_vi="Chỉ thao tác xử lý xong mới kèm ảnh.", fields={"photos": ["Not for this action."]})
     created: list[str] = []
     try:
-        if action == "transfer":  # it moves duplicates: the category's lock first, in routing's order
-            db.session.execute(routing.LOCK_SQL, {"id": report_id})
-        report = _lock(report_id)
-        if not may_handle(account, report):
-            # Another agency's report: as if it did not exist (its existence is not the officer's business).
-            raise ApiError(404, "report_not_found", "No such report.", message_vi="Không tìm thấy phản ánh.")
-        if report.version != version:
-            raise ApiError(412, "version_mismatch",
-                           f"The report changed since you loaded it (version {report.version}, not {version}): "
-                           "reload it.", message_vi="Phản ánh đã thay đổi, vui lòng tải lại.",
-                           headers={"ETag": f'"{report.version}"'})
-        rule = rule_for(action, report.status, account.role)
-        if rule is None:
-            allowed = ", ".join(allowed_actions(report, account)) or "none"
-            raise ApiError(409, "invalid_transition",
-                           f"{action} is not allowed from {report.status} for a {account.role}.",
-                           message_vi="Không thể thực hiện thao tác này ở trạng thái hiện tại.",
-                           fields={"action": [f"Allowed now: {allowed}."]})
-        now = datetime.now(timezone.utc)
-        data: dict[str, Any] = {}
-        from_status, from_agency = report.status, report.agency_id
-        if action == "transfer":
-            target = _target_agency(fields, report)
-            report.agency_id = target.id
-            report.acknowledged_at = None  # the new agency has not acknowledged it
-            # Its duplicates follow it (their reporters follow it, and the old agency is out of it).
-            db.session.execute(update(Report).where(Report.duplicate_of_id == report.id)
-                               .values(agency_id=target.id))
-            data = {"from_agency": _code(from_agency), "from_agency_id": from_agency, "to_agency": target.code}
-            if report.routed_at is None:
-                report.routed_at = now
-            if report.due_at is None:  # (manual routing of an unrouted report: its deadline starts at submission)
-                report.due_at = _deadline(report, report.submitted_at, data)
-        elif action == "acknowledge":
-            report.acknowledged_at = now
-        elif action == "start" and report.acknowledged_at is None:
-            report.acknowledged_at = now  # starting the work acknowledges it
-        elif action == "resolve":
-            report.resolved_at = now
-        elif action == "close":
-            report.closed_at = now
-        elif action == "reopen":
-            report.resolved_at = report.closed_at = None
-            report.due_at = _deadline(report, now, data)  # a fresh deadline for the rework
-        report.status = rule.to_status
-        report.version += 1
-        event = ReportEvent(report_id=report.id, type=rule.event, actor_kind=_actor_kind(account),
-                            actor_account_id=account.id, from_status=from_status, to_status=rule.to_status,
-                            agency_id=report.agency_id, note=note, public=True, data=data, created_at=now)
-        db.session.add(event)
-        db.session.flush()
-        if infos:
-            attached = set(db.session.scalars(select(Photo.sha256).where(Photo.report_id == report.id)))
-            if attached & {i.sha256 for i in infos}:
-                raise ApiError(422, "photo_already_attached", "A photo of the fix is already on this report: "
-                               "send a photo taken after the work.",
-                               message_vi="Ảnh này đã có trong phản ánh: hãy gửi ảnh chụp sau khi xử lý.",
-                               fields={"photos": ["Already attached to this report."]})
-            intake.lock_content(*{i.sha256 for i in infos})
-            intake.store_originals(uploads, infos, created)
-            for photo in intake.photo_rows(infos, "resolution"):
-                photo.report_id, photo.event_id = report.id, event.id
-                db.session.add(photo)
-        db.session.flush()
-        outbox.notify_status(report.id, event.id)
-        if action == "transfer":
-            outbox.tell_agency(report.id, report.agency_id, "report.transferred", event.id)
-        photo_ids = [p.id for p in report.photos if p.event_id == event.id] if infos else []
+        report, photo_ids = _apply(report_id, account, action, version, note, fields, uploads, infos, created)
         db.session.commit()
     except BaseException:
         db.session.rollback()
         intake.discard(created)
         raise
-    _after_commit(photo_ids)
+    after_commit(photo_ids)
     return report
 
 
-def _after_commit(photo_ids: list[int]) -> None:
+@dataclass(frozen=True)
+class CommandAdmin:
+    """An administrator acting through a `flask` command: admin rights, no account of its own (the audit
+    log names the system user). Its events are the admin's, without an account id."""
+
+    id: int | None = None
+    role: str = "admin"
+    agency_id: int | None = None
+
+
+def transfer_in_transaction(report_id: int, account: Account | CommandAdmin, version: int, agency: str,
+                            reason: str, data: dict[str, Any] | None = None) -> Report:
+    """What transition() does for a transfer, inside the caller's transaction (which commits, then calls
+    after_commit): for transfers made together, e.g. re-routing a ward's open reports. `data` is added to
+    the event's data."""
+    note = _text(reason, "reason", required=True)
+    report, _ = _apply(report_id, account, "transfer", version, note, {"agency": agency}, [], [], [], data)
+    return report
+
+
+def _apply(report_id: int, account: Account | CommandAdmin, action: str, version: int, note: str | None,
+           fields: dict, uploads: list[intake.Upload], infos: list, created: list[str],
+           extra_data: dict[str, Any] | None = None) -> tuple[Report, list[int]]:
+    """The change, its event, photos and messages, flushed in the caller's transaction. Returns the report
+    and the ids of the photos stored."""
+    if action == "transfer":  # it moves duplicates: the category's lock first, in routing's order
+        db.session.execute(routing.LOCK_SQL, {"id": report_id})
+    report = _lock(report_id)
+    if not may_handle(account, report):
+        # Another agency's report: as if it did not exist (its existence is not the officer's business).
+        raise ApiError(404, "report_not_found", "No such report.", message_vi="Không tìm thấy phản ánh.")
+    if report.version != version:
+        raise ApiError(412, "version_mismatch",
+                       f"The report changed since you loaded it (version {report.version}, not {version}): "
+                       "reload it.", message_vi="Phản ánh đã thay đổi, vui lòng tải lại.",
+                       headers={"ETag": f'"{report.version}"'})
+    rule = rule_for(action, report.status, account.role)
+    if rule is None:
+        allowed = ", ".join(allowed_actions(report, account)) or "none"
+        raise ApiError(409, "invalid_transition",
+                       f"{action} is not allowed from {report.status} for a {account.role}.",
+                       message_vi="Không thể thực hiện thao tác này ở trạng thái hiện tại.",
+                       fields={"action": [f"Allowed now: {allowed}."]})
+    now = datetime.now(timezone.utc)
+    data: dict[str, Any] = {}
+    from_status, from_agency = report.status, report.agency_id
+    if action == "transfer":
+        target = _target_agency(fields, report)
+        report.agency_id = target.id
+        report.acknowledged_at = None  # the new agency has not acknowledged it
+        # Its duplicates follow it (their reporters follow it, and the old agency is out of it).
+        db.session.execute(update(Report).where(Report.duplicate_of_id == report.id)
+                           .values(agency_id=target.id))
+        data = {"from_agency": _code(from_agency), "from_agency_id": from_agency, "to_agency": target.code}
+        if report.routed_at is None:
+            report.routed_at = now
+        if report.due_at is None:  # (manual routing of an unrouted report: its deadline starts at submission)
+            report.due_at = _deadline(report, report.submitted_at, data)
+    elif action == "acknowledge":
+        report.acknowledged_at = now
+    elif action == "start" and report.acknowledged_at is None:
+        report.acknowledged_at = now  # starting the work acknowledges it
+    elif action == "resolve":
+        report.resolved_at = now
+    elif action == "close":
+        report.closed_at = now
+    elif action == "reopen":
+        report.resolved_at = report.closed_at = None
+        report.due_at = _deadline(report, now, data)  # a fresh deadline for the rework
+    data.update(extra_data or {})
+    report.status = rule.to_status
+    report.version += 1
+    event = ReportEvent(report_id=report.id, type=rule.event, actor_kind=_actor_kind(account),
+                        actor_account_id=account.id, from_status=from_status, to_status=rule.to_status,
+                        agency_id=report.agency_id, note=note, public=True, data=data, created_at=now)
+    db.session.add(event)
+    db.session.flush()
+    if infos:
+        attached = set(db.session.scalars(select(Photo.sha256).where(Photo.report_id == report.id)))
+        if attached & {i.sha256 for i in infos}:
+            raise ApiError(422, "photo_already_attached", "A photo of the fix is already on this report: "
+                           "send a photo taken after the work.",
+                           message_vi="Ảnh này đã có trong phản ánh: hãy gửi ảnh chụp sau khi xử lý.",
+                           fields={"photos": ["Already attached to this report."]})
+        intake.lock_content(*{i.sha256 for i in infos})
+        intake.store_originals(uploads, infos, created)
+        for photo in intake.photo_rows(infos, "resolution"):
+            photo.report_id, photo.event_id = report.id, event.id
+            db.session.add(photo)
+    db.session.flush()
+    outbox.notify_status(report.id, event.id)
+    if action == "transfer":
+        outbox.tell_agency(report.id, report.agency_id, "report.transferred", event.id)
+    photo_ids = [p.id for p in report.photos if p.event_id == event.id] if infos else []
+    return report, photo_ids
+
+
+def after_commit(photo_ids: list[int]) -> None:
+    """After a commit: queue the derivatives of the photos stored, and the outbox messages due."""
     from ..jobs import photos as photo_jobs
     from ..jobs.notifications import enqueue_due_soon
 
@@ -349,7 +380,7 @@ def feedback(report: Report, fields: dict) -> Feedback:
     except BaseException:
         db.session.rollback()
         raise
-    _after_commit([])
+    after_commit([])
     return row
 
 

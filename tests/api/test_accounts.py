@@ -14,7 +14,7 @@ from hue_reports.extensions import db
 from hue_reports.models import Account, ApiToken
 from hue_reports.services import auth
 from hue_reports.services.passwords import verify_password
-from tests.support import ROOT, flask_cli
+from tests.support import ROOT, error, flask_cli
 
 PASSWORD = "hue-demo-2026"
 NEW_PASSWORD = "a-new-long-password"
@@ -38,12 +38,6 @@ def account(username: str) -> Account | None:
 def login(client, username: str, password: str = PASSWORD):
     return client.post("/api/v1/auth/token", json={"username": username, "password": password})
 
-
-def error(response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.get_json()
-    body = response.get_json()["error"]
-    assert body["code"] == code and body["message"]
-    return body
 
 
 def new_officer(**fields) -> dict:

@@ -13,7 +13,7 @@ from hue_reports.devstack import free_port
 from hue_reports.extensions import db
 from hue_reports.models import Account, ApiToken
 from hue_reports.services import auth
-from tests.support import away_from_window_edge
+from tests.support import away_from_window_edge, error
 
 PASSWORD = "hue-demo-2026"
 URL = "/api/v1/auth/token"
@@ -31,12 +31,6 @@ def account(username: str) -> Account:
     db.session.expire_all()
     return db.session.scalars(select(Account).where(Account.username == username)).one()
 
-
-def error(response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.get_json()
-    body = response.get_json()["error"]
-    assert body["code"] == code and body["message"] and body["message_vi"]
-    return body
 
 
 @pytest.fixture

@@ -14,10 +14,11 @@ import pytest
 from sqlalchemy import func, select
 
 from hue_reports.models import Agency, Category, Photo, Report, ReportContact, ReportEvent
-from hue_reports.services import open311, routing
+from hue_reports.services import audit, open311, routing
 from tests.support import CITADEL, NOKIA, multipart, new_report
 
 HUE = ZoneInfo("Asia/Ho_Chi_Minh")
+TEST_ACTOR = audit.Actor("test")
 W3C = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\+07:00$")
 
 # The spec's example documents (http://wiki.open311.org/GeoReport_v2), as published.
@@ -206,7 +207,7 @@ def assert_errors(response, status, fmt="json") -> list[str]:
 
 @pytest.fixture
 def api_key(db_session, redis_conn) -> str:
-    key, _ = open311.issue_key("Ứng dụng Hue-S thử nghiệm")
+    key, _ = open311.issue_key("Ứng dụng Hue-S thử nghiệm", actor=TEST_ACTOR)
     db_session.flush()
     return key
 
@@ -359,7 +360,7 @@ def test_an_idempotency_key_retry_replays_the_same_request(client, db_session, a
     assert again.headers["Idempotent-Replayed"] == "true"
     assert db_session.scalar(select(func.count()).select_from(Report).where(Report.channel == "open311")) == 1
     # The same key from another client application is another request: keys belong to their application.
-    other_key, _ = open311.issue_key("another app")
+    other_key, _ = open311.issue_key("another app", actor=TEST_ACTOR)
     db_session.flush()
     third = post(client, other_key, headers=headers, device_id="open311-phone-2")
     assert created_code(third) != created_code(first) and "Idempotent-Replayed" not in third.headers
@@ -382,8 +383,8 @@ def test_a_missing_bad_or_revoked_api_key_is_403(client, db_session, api_key):
     assert_errors(post(client, None), 403)
     assert_errors(post(client, "not-a-key"), 403)
     assert_errors(post(client, "not-a-key", fmt="xml"), 403, "xml")
-    key, row = open311.issue_key("revoked app")
-    open311.revoke_key(row.id)
+    key, row = open311.issue_key("revoked app", actor=TEST_ACTOR)
+    open311.revoke_key(row.id, actor=TEST_ACTOR)
     db_session.flush()
     assert_errors(post(client, key), 403)
     assert db_session.scalar(select(func.count()).select_from(Report).where(Report.channel == "open311")) == 0

@@ -4,42 +4,23 @@ duplicate follows, is pushed there, signed, with the status only: never anyone's
 from __future__ import annotations
 
 import hashlib
-import http.server
 import json
-import threading
 
 import pytest
 from sqlalchemy import select
 
-from hue_reports.devstack import free_port
 from hue_reports.extensions import db
 from hue_reports.models import OutboxMessage, Report
 from hue_reports.services import outbox, routing, workflow
-from tests.support import CITADEL, post_report
+from tests.support import CITADEL, http_receiver, post_report
 
 REPORTER = {"reporter_name": "Lê Thị Mai", "reporter_phone": "0935111222", "reporter_email": "mai@example.vn"}
 
 
-class Gateway(http.server.BaseHTTPRequestHandler):
-    def do_POST(self):  # noqa: N802
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        self.server.received.append((self.path, dict(self.headers), body))
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture
 def gateway():
-    port = free_port()
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Gateway)
-    server.received = []
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{port}/push/", server.received
-    server.shutdown()
-    server.server_close()
+    with http_receiver("/push/") as (url, received):
+        yield url, received
 
 
 def test_a_notify_url_outside_the_allowed_prefixes_is_refused(make_app, db_session):
