@@ -128,7 +128,8 @@ def service_definition(service_code: str, fmt: str):
 @blp.route("/requests.<fmt>", methods=["GET", "POST"])
 def service_requests(fmt: str):
     """GET: service requests (filters: service_request_id, service_code, start_date, end_date, status).
-    POST: a new service request (api_key; lat/long; the photo as the multipart file `media`)."""
+    POST: a new service request (api_key; lat/long, or an address_string naming the ward or commune; the photo
+    as the multipart file `media`)."""
     if request.method == "POST":
         # The api_key first: given in the query string it is checked before the body (and its photos) is
         # even parsed; in the body (the spec's way) before anything is stored.

@@ -66,7 +66,10 @@ ALL_STATUSES = tuple(s.value for s in ReportStatus)
 FINISHED_STATUSES = ("resolved", "closed", "rejected", "duplicate")
 OPEN_STATUSES = tuple(s for s in ALL_STATUSES if s not in FINISHED_STATUSES)
 
-LOCATION_SOURCES = ("client", "exif")
+# How a report's location is known: the client's position, a photo's GPS, or the ward or commune its
+# address names (services/geocode.py). The approximate ones are no position: never compared with others.
+LOCATION_SOURCES = ("client", "exif", "address")
+APPROXIMATE_LOCATION_SOURCES = ("address",)
 CHANNELS = ("app", "web", "open311")
 PHOTO_KINDS = ("evidence", "resolution")
 ACTOR_KINDS = ("resident", "officer", "system", "admin")

@@ -126,8 +126,11 @@ class ReportSchema(ma.Schema):
                                              "name": {"vi": r.category.name, "en": r.category.name_en}})
     description = ma.fields.String()
     location = ma.fields.Function(lambda r: _point(r.location))
-    location_source = ma.fields.String()
-    accuracy_m = ma.fields.Float(attribute="location_accuracy_m")
+    location_source = ma.fields.String(metadata={"description": "client (the phone's position), exif (a photo's "
+                                                                "GPS) or address (approximate: the representative "
+                                                                "point of the ward the address names)"})
+    accuracy_m = ma.fields.Float(attribute="location_accuracy_m",
+                                 metadata={"description": "metres; for address, the farthest point of the ward"})
     address = ma.fields.String()
     ward = ma.fields.Function(lambda r: r.ward and {"code": r.ward.code, "name": r.ward.name,
                                                     "name_en": r.ward.name_en})
@@ -262,7 +265,10 @@ def multipart_request_body() -> dict:
                 "lat": {"type": "number", "minimum": -90, "maximum": 90},
                 "lon": {"type": "number", "minimum": -180, "maximum": 180},
                 "accuracy_m": {"type": "number", "minimum": 0},
-                "address": {**text, "maxLength": 500},
+                "address": {**text, "maxLength": 500,
+                            "description": "without lat/lon (and a photo's GPS), it must name a ward or commune: "
+                                           "the report is placed at the ward's representative point "
+                                           "(location_source address)"},
                 "reporter_name": {**text, "maxLength": 200},
                 "reporter_phone": {**text, "description": "Vietnamese mobile or landline number"},
                 "reporter_email": {**text, "format": "email"},

@@ -33,7 +33,7 @@ from zoneinfo import ZoneInfo
 
 from flask import current_app
 from geoalchemy2 import WKTElement
-from sqlalchemy import exists, select, text
+from sqlalchemy import exists, literal, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from ..errors import ApiError
@@ -43,7 +43,7 @@ from ..jobs import routing as routing_jobs
 from ..models import (SRID, AdminArea, Category, IdempotencyKey, Photo, Report, ReportCodeCounter, ReportContact,
                       ReportEvent)
 from ..schemas.report import ReportCreateSchema, ReportSchema
-from . import areas, ratelimit
+from . import areas, geocode, ratelimit
 from .photos import PhotoInfo, inspect_upload
 from .storage import get_storage, original_key
 
@@ -105,9 +105,12 @@ def submit(sub: Submission) -> Outcome:
     fingerprint = _fingerprint(sub.channel, data, infos)
     if first is not None:  # a retry: answer as the first time, whatever changed since
         return _replay(scope, key, fingerprint)
-    lat, lon, source, exif_distance = _location(data, infos)
+    where = _location(data, infos, city)
+    lat, lon = where.lat, where.lon
     # One round trip: the service area, the category and the ward (both loaded for the answer).
     inside_col, ward_col = areas.location_columns(city, lon, lat)
+    if where.ward_id is not None:  # (an address's ward is the ward it names, not a lookup of its point)
+        ward_col = literal(where.ward_id)
     row = db.session.execute(
         select(inside_col, Category, AdminArea).select_from(Category)
         .outerjoin(AdminArea, AdminArea.id == ward_col)
@@ -141,7 +144,7 @@ def submit(sub: Submission) -> Outcome:
         report = Report(
             public_code=code, category=category, description=data["description"], channel=sub.channel,
             status="submitted", supporters=0, location=WKTElement(f"POINT({lon!r} {lat!r})", srid=SRID),
-            location_source=source, location_accuracy_m=data.get("accuracy_m") if source == "client" else None,
+            location_source=where.source, location_accuracy_m=where.accuracy_m,
             address=data.get("address"), ward=ward, submitted_at=submitted_at,
             tracking_token_hash=token_hash(token))
         contact = {f: data.get(f"reporter_{f}") for f in ("name", "phone", "email")} | {
@@ -150,8 +153,8 @@ def submit(sub: Submission) -> Outcome:
             report.contact = ReportContact(**contact)
         report.photos.extend(photo_rows(infos, "evidence"))
         event_data = {"photos": len(report.photos)}
-        if exif_distance is not None:
-            event_data["exif_distance_m"] = round(exif_distance)
+        if where.exif_distance_m is not None:
+            event_data["exif_distance_m"] = round(where.exif_distance_m)
         report.events.append(ReportEvent(type="submitted", actor_kind="resident", to_status="submitted",
                                          public=True, data=event_data, created_at=submitted_at))
         db.session.add(report)
@@ -243,22 +246,47 @@ def _enforce_rate_limit(sub: Submission, device_id: str | None) -> None:
                            headers={"Retry-After": str(wait)})
 
 
-def _location(data: dict, infos: list[PhotoInfo]) -> tuple[float, float, str, float | None]:
-    """(lat, lon, source, distance to the photo's GPS in metres when both exist).
+@dataclass
+class Location:
+    """Where a report is, and how that is known."""
 
-    The client's position wins; else the first photo that carries GPS. Each photo keeps its own
-    EXIF point whatever the report's location is."""
+    lat: float
+    lon: float
+    source: str  # one of LOCATION_SOURCES
+    accuracy_m: float | None = None
+    ward_id: int | None = None  # known with the location (an address's ward)
+    exif_distance_m: float | None = None  # from the client's position to the photo's GPS
+
+
+def _location(data: dict, infos: list[PhotoInfo], city: areas.CityInfo) -> Location:
+    """The client's position wins. Else the first photo that carries GPS, unless the address names a ward
+    or commune that this GPS point is not in (a photo taken elsewhere: the reporter's words win). Else the
+    ward or commune the address names: approximate, its representative point (services/geocode.py). Each
+    photo keeps its own EXIF point whatever the report's location is."""
     exif = next((info.gps for info in infos if info.gps), None)
     if "lat" in data:
         client = (data["lat"], data["lon"])
         distance = areas.distance_m(client, exif) if exif else None
         if distance is not None and distance > current_app.config["LOCATION_MISMATCH_M"]:
             log.info("client position %.0f m from the photo's GPS: keeping the client's", distance)
-        return client[0], client[1], "client", distance
+        return Location(client[0], client[1], "client", data.get("accuracy_m"), exif_distance_m=distance)
+    if data.get("address"):
+        try:
+            place = geocode.locate(data["address"], city)
+        except ApiError as exc:
+            if exif is None or exc.code not in geocode.NOT_LOCATED:
+                raise
+            place = None  # (the address is kept as written; the photo's GPS places the report)
+        if place is not None and (exif is None or not geocode.covers(place.ward_id, *exif)):
+            if exif is not None:
+                log.info("photo GPS outside %s, the ward the address names: the address places the report",
+                         place.ward_name)
+            return Location(place.lat, place.lon, "address", place.accuracy_m, ward_id=place.ward_id)
     if exif:
-        return exif[0], exif[1], "exif", None
-    raise ApiError(422, "location_required", "Send lat and lon, or a photo with GPS in its EXIF.",
-                   message_vi="Cần vị trí: gửi lat và lon, hoặc ảnh có thông tin GPS.",
+        return Location(exif[0], exif[1], "exif")
+    raise ApiError(422, "location_required",
+                   "Send lat and lon, a photo with GPS in its EXIF, or an address that names the ward or commune.",
+                   message_vi="Cần vị trí: gửi lat và lon, ảnh có thông tin GPS, hoặc địa chỉ có tên phường/xã.",
                    fields={"lat": ["Missing."], "lon": ["Missing."]})
 
 

@@ -55,12 +55,18 @@ OPEN311_FIELDS = {"category": "service_code", "lon": "long", "lat": "lat", "addr
                   "device_id": "device_id", "description": "description", "photos": "media", "media": "media"}
 
 
+# Intake's errors about a missing or unlocatable location: the spec answers a request without a usable
+# location (lat/long, address_string or address_id) with 400, where the app's API says 422.
+LOCATION_ERRORS = ("location_required", "address_not_found", "address_ambiguous")
+
+
 def from_api_error(exc: ApiError) -> Open311Error:
-    """Intake's (or any service's) ApiError as the spec's error list, with the same HTTP status."""
+    """Intake's (or any service's) ApiError as the spec's error list, with the same HTTP status (400 for
+    LOCATION_ERRORS)."""
     details = [f"{OPEN311_FIELDS.get(field, field)}: {_problems(problems)}"
                for field, problems in (exc.fields or {}).items() if field not in ("photos", "media", "category")]
     description = f"{exc.code}: {exc.message}" + (f" ({'; '.join(details)})" if details else "")
-    return Open311Error(exc.status, description, headers=exc.headers)
+    return Open311Error(400 if exc.code in LOCATION_ERRORS else exc.status, description, headers=exc.headers)
 
 
 def _problems(problems: Any) -> str:
@@ -222,13 +228,19 @@ def _attribute_values(form, code: str) -> list[str]:
 
 def intake_fields(form, category: Category, has_media: bool) -> dict[str, str]:
     """Intake's fields for an Open311 POST (a werkzeug MultiDict), after the checks the spec makes ours:
-    a location as lat/long, an uploaded photo, the service definition's attributes. 400 otherwise."""
+    a location (lat and long, or an address_string that intake places in the ward or commune it names),
+    an uploaded photo, the service definition's attributes. 400 otherwise."""
     lat, lon = form.get("lat", "").strip(), form.get("long", "").strip()
-    if not (lat and lon):
-        if form.get("address_string", "").strip() or form.get("address_id", "").strip():
-            raise Open311Error(400, "lat and long are required: an address alone (address_string, address_id) "
-                                    "cannot be located by this server.")
-        raise Open311Error(400, "lat and long are required (WGS84).")
+    address = form.get("address_string", "").strip()
+    if bool(lat) != bool(lon):
+        raise Open311Error(400, "lat and long come together (WGS84).")
+    if not (lat or address):
+        if form.get("address_id", "").strip():
+            raise Open311Error(400, "address_id is not known to this server (it keeps no address repository): "
+                                    "send lat and long (WGS84), or an address_string that names the ward or "
+                                    "commune.")
+        raise Open311Error(400, "A location is required: lat and long (WGS84), or an address_string that names "
+                                "the ward or commune.")
     if not has_media:
         if form.get("media_url", "").strip():
             raise Open311Error(400, "This media_url is not fetched: this server fetches photos only from the "
@@ -262,7 +274,7 @@ def intake_fields(form, category: Category, has_media: bool) -> dict[str, str]:
         description = "\n".join([description.strip(), *notes]).strip()
     name = " ".join(p for p in (form.get("first_name", "").strip(), form.get("last_name", "").strip()) if p)
     fields = {
-        "category": category.code, "description": description, "lat": lat, "lon": lon,
+        "category": category.code, "description": description, "lat": lat or None, "lon": lon or None,
         "address": form.get("address_string"), "reporter_name": name or None, "reporter_phone": form.get("phone"),
         "reporter_email": form.get("email"), "device_id": form.get("device_id"),
     }

@@ -110,6 +110,9 @@ def _feature_query(urls: tuple[str, str, str, str]) -> Select:
             "code", ward.code, "name", ward.name, "name_en", ward.name_en))),
         "thumbnail_url", literal(photo_prefix) + cast(thumb, String) + literal(photo_suffix),
         "supporters", Report.supporters,
+        # How the point is known: `address` is the representative point of the ward the address names, within
+        # accuracy_m of the report, not its position.
+        "location_source", Report.location_source, "accuracy_m", Report.location_accuracy_m,
         "url", literal(page_prefix) + Report.public_code + literal(page_suffix))
     feature = func.json_build_object(
         "type", "Feature", "id", Report.id,
@@ -206,9 +209,9 @@ TILE_FEATURES_MAX = 20000
 
 
 def tile(z: int, x: int, y: int, args: dict, now: datetime | None = None) -> bytes:
-    """One tile: points (layer `reports`: code, status, category, overdue) from PUBLIC_CLUSTER_BELOW_ZOOM on,
-    clusters below it (layer `clusters`: count, open, overdue per cell of 1/16 of the tile's side). An
-    empty tile is b"" (the index answers that at once)."""
+    """One tile: points (layer `reports`: code, status, category, overdue, location_source) from
+    PUBLIC_CLUSTER_BELOW_ZOOM on, clusters below it (layer `clusters`: count, open, overdue per cell of 1/16
+    of the tile's side). An empty tile is b"" (the index answers that at once)."""
     now = now or datetime.now(timezone.utc)
     envelope = func.ST_TileEnvelope(z, x, y)
     if z >= cluster_below_zoom():
@@ -223,7 +226,8 @@ def tile(z: int, x: int, y: int, args: dict, now: datetime | None = None) -> byt
         overdue = queue.overdue_condition(now)
         rows = (select(func.ST_AsMVTGeom(projected, envelope, TILE_EXTENT).label("geom"),
                        Report.public_code.label("code"), Report.status.label("status"),
-                       Category.code.label("category"), overdue.label("overdue"))
+                       Category.code.label("category"), overdue.label("overdue"),
+                       Report.location_source.label("location_source"))
                 .join(Category, Category.id == Report.category_id)
                 # Over the cap, the open reports and the newest are kept.
                 .where(*where).order_by(open_.desc(), Report.id.desc()).limit(TILE_FEATURES_MAX))

@@ -7,7 +7,10 @@ transaction it decides
 - the ward (stored at intake; looked up again only if intake had none),
 - whether it duplicates an earlier open report of the same category nearby
   (DUPLICATE_RADIUS_M, DUPLICATE_DAYS): then it is `duplicate`, linked to that
-  report, whose supporter count grows;
+  report, whose supporter count grows. Only positions count: a report located
+  by its address (the ward's representative point, APPROXIMATE_LOCATION_SOURCES)
+  is never looked for duplicates nor found as one's original, since every
+  address-only report of a ward sits at that same point;
 - otherwise the agency: the active rule for the category on the most specific
   area covering the report (its ward, then the ward's parents), ties by
   priority; no rule sends it to the dispatcher, with an event saying so;
@@ -35,7 +38,8 @@ from flask import current_app
 from sqlalchemy import select, text
 
 from ..extensions import db
-from ..models import OPEN_STATUSES
+from ..models import APPROXIMATE_LOCATION_SOURCES, OPEN_STATUSES
+from ..models.base import sql_in
 from . import areas, calendar, committing, outbox
 
 log = logging.getLogger(__name__)
@@ -76,7 +80,7 @@ LOCK_SQL = text("SELECT pg_advisory_xact_lock(:lock_space, category_id) FROM rep
 # earlier open report of its category nearby.
 FETCH_SQL = text("""
 WITH r AS (
-    SELECT r.id, r.status, r.category_id, r.ward_id, r.submitted_at, r.location, r.supporters,
+    SELECT r.id, r.status, r.category_id, r.ward_id, r.submitted_at, r.location, r.location_source, r.supporters,
            c.sla_hours, c.code AS category_code
     FROM reports r JOIN categories c ON c.id = r.category_id
     WHERE r.id = :id
@@ -88,6 +92,8 @@ SELECT r.id, r.status, r.category_id, r.ward_id, r.submitted_at, r.sla_hours, r.
                 WHERE (m.id = r.id OR m.duplicate_of_id = r.id) AND c.notify_url IS NOT NULL) AS notify,
        (SELECT o.id FROM reports o
          WHERE :radius_m > 0 AND o.category_id = r.category_id AND o.id <> r.id
+           AND NOT (""" + sql_in("coalesce(r.location_source, '')", APPROXIMATE_LOCATION_SOURCES) + """)
+           AND NOT (""" + sql_in("coalesce(o.location_source, '')", APPROXIMATE_LOCATION_SOURCES) + """)
            AND o.status = ANY(CAST(:targets AS text[]))
            AND o.submitted_at >= r.submitted_at - make_interval(days => :days)
            AND (o.submitted_at, o.id) < (r.submitted_at, r.id)

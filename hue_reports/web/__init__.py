@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from flask import Blueprint, Flask, current_app, g, redirect, render_template, request, url_for
 
 from ..errors import ApiError
-from ..models import OPEN_STATUSES, OVERDUE_LABEL, STATUS_LABELS
+from ..models import APPROXIMATE_LOCATION_SOURCES, OPEN_STATUSES, OVERDUE_LABEL, STATUS_LABELS
 from ..services import areas, catalog, public, reports
 from .i18n import DEFAULT_LANG, LANGS, message, pick
 
@@ -156,8 +156,11 @@ def report_page(code: str):
         lang = {"lang": request.args["lang"]} if "lang" in request.args else {}
         return redirect(url_for("web.report_page", code=report.public_code, **lang), 301)
     body = public_report_body(report)
+    # A location known only from the address's ward is drawn as the circle it is, never as a pin.
+    approximate = body["location_source"] in APPROXIMATE_LOCATION_SOURCES and body["accuracy_m"] is not None
     mini_map = body["location"] and {
         "lat": body["location"]["lat"], "lon": body["location"]["lon"],
+        "approximate": approximate, "accuracy_m": body["accuracy_m"] if approximate else None,
         "tileUrl": current_app.config["MAP_TILE_URL"],
         "tileAttribution": current_app.config["MAP_TILE_ATTRIBUTION"]}
     return render_template("report.html", report=body, mini_map=mini_map)

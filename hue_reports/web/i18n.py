@@ -65,6 +65,11 @@ MESSAGES: dict[str, dict[str, str]] = {
     "timeline": {"vi": "Quá trình xử lý", "en": "Timeline"},
     "duplicate_of": {"vi": "Trùng với phản ánh", "en": "Duplicate of report"},
     "location": {"vi": "Vị trí", "en": "Location"},
+    "location_approximate": {
+        "vi": "Vị trí gần đúng: chỉ biết phường/xã theo địa chỉ người dân gửi; phản ánh nằm trong vòng {metres} m "
+              "quanh điểm này.",
+        "en": "Approximate location: only the ward or commune is known, from the address the resident gave; the "
+              "report is within {metres} m of this point."},
     "overdue": {"vi": "quá hạn", "en": "overdue"},
     # The accountability page
     "stats_title": {"vi": "Thời gian xử lý của các đơn vị", "en": "How fast each agency resolves reports"},

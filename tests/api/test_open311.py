@@ -11,11 +11,12 @@ from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
-from hue_reports.models import Agency, Category, Photo, Report, ReportContact, ReportEvent
+from hue_reports.models import (AdminArea, Agency, Category, IdempotencyKey, Photo, Report, ReportContact,
+                                ReportEvent)
 from hue_reports.services import audit, open311, routing
-from tests.support import CITADEL, NOKIA, multipart, new_report
+from tests.support import CITADEL, NOKIA, PHOTOS, multipart, new_report, photo_with_gps
 
 HUE = ZoneInfo("Asia/Ho_Chi_Minh")
 TEST_ACTOR = audit.Actor("test")
@@ -409,10 +410,14 @@ def test_a_media_url_outside_the_trusted_prefixes_is_never_fetched(client, db_se
     assert "photo" in assert_errors(post(client, api_key, photos=[]), 400)[0]
 
 
-def test_an_address_without_lat_long_is_400(client, db_session, api_key):
-    [description] = assert_errors(post(client, api_key, lat=None, long=None, address_string="1 Lê Lợi"), 400)
-    assert "lat" in description and "long" in description
-    assert_errors(post(client, api_key, long=None), 400)
+def test_lat_without_long_or_no_location_at_all_is_400(client, db_session, api_key):
+    assert "lat and long" in assert_errors(post(client, api_key, long=None), 400)[0]
+    assert "lat and long" in assert_errors(post(client, api_key, lat=None, address_string="phường Vỹ Dạ"), 400)[0]
+    [description] = assert_errors(post(client, api_key, lat=None, long=None), 400)
+    assert "lat and long" in description and "address_string" in description
+    [description] = assert_errors(post(client, api_key, fmt="xml", lat=None, long=None, address_id="19789"), 400, "xml")
+    assert description.startswith("address_id is not known")
+    assert db_session.scalar(select(func.count()).select_from(Report).where(Report.channel == "open311")) == 0
 
 
 def test_a_location_outside_the_city_is_intakes_error_in_the_spec_list(client, db_session, api_key):
@@ -421,6 +426,199 @@ def test_a_location_outside_the_city_is_intakes_error_in_the_spec_list(client, d
     assert description.startswith("outside_service_area:")
     [description] = assert_errors(post(client, api_key, phone="12345"), 422)
     assert description.startswith("phone:")
+
+
+# --- an address instead of lat/long: the ward or commune it names -----------------------------------------
+
+def current_ward(db_session, name: str) -> AdminArea:
+    return db_session.scalars(select(AdminArea).where(AdminArea.name == name, AdminArea.valid_to.is_(None))).one()
+
+
+def representative_point(db_session, ward: AdminArea) -> tuple[float, float]:
+    """(lat, lon) of the ward's ST_PointOnSurface."""
+    return tuple(db_session.execute(text(
+        "SELECT ST_Y(ST_PointOnSurface(geom)), ST_X(ST_PointOnSurface(geom)) FROM admin_areas WHERE id = :id"),
+        {"id": ward.id}).one())
+
+
+def no_gps_photo() -> list[tuple[bytes, str]]:
+    return [(PHOTOS.joinpath("jpg/orientation/landscape_1.jpg").read_bytes(), "landscape.jpg")]
+
+
+def post_address(client, api_key, address, *, fmt="json", photos=None, **fields):
+    """An address_string and no lat/long, with a photo without GPS (unless `photos`)."""
+    return post(client, api_key, fmt=fmt, lat=None, long=None, address_string=address,
+                photos=photos if photos is not None else no_gps_photo(), **fields)
+
+
+def open311_count(db_session) -> int:
+    return db_session.scalar(select(func.count()).select_from(Report).where(Report.channel == "open311"))
+
+
+@pytest.mark.parametrize("address, ward_name", [
+    ("12 Lê Lợi, Phường Thuận Hóa, Thành phố Huế", "Phường Thuận Hóa"),
+    ("12 le loi, phuong thuan hoa, tp hue", "Phường Thuận Hóa"),  # without diacritics
+    ("12 Lê Lợi, THUẬN HOÁ", "Phường Thuận Hóa"),  # no level word, capitals, the old tone mark placement
+    ("12 Le Loi, Thuan Hoa Ward, Hue City", "Phường Thuận Hóa"),  # the English name
+    ("kiệt 5 Nguyễn Sinh Cung, P.Vỹ Dạ", "Phường Vỹ Dạ"),
+    ("Thôn 3, xã A Lưới 1", "Xã A Lưới 1"),  # not A Lưới 10, 2, ...: whole words
+    ("đường Kim Long, phường Hương An", "Phường Hương An"),  # a named ward beats a street named like a ward
+    ("QL1A, Chân Mây Lăng Cô", "Xã Chân Mây - Lăng Cô"),
+])
+def test_an_address_string_locates_the_request_in_the_ward_it_names(client, db_session, api_key, address,
+                                                                     ward_name):
+    ward = current_ward(db_session, ward_name)
+    code = created_code(post_address(client, api_key, address))
+    report = db_session.scalars(select(Report).where(Report.public_code == code)).one()
+    assert report.ward_id == ward.id and report.address == address
+    assert report.location_source == "address"
+    point = db_session.execute(text("SELECT ST_Y(location), ST_X(location) FROM reports WHERE id = :id"),
+                               {"id": report.id}).one()
+    assert tuple(point) == pytest.approx(representative_point(db_session, ward), abs=1e-9)
+    # The accuracy is honest: every point of the ward is within it (and not much more).
+    farthest, area_m2 = db_session.execute(text("""
+        SELECT max(ST_Distance(r.location::geography, d.geom::geography)), ST_Area(a.geom::geography)
+        FROM reports r, admin_areas a, ST_DumpPoints(a.geom) AS d
+        WHERE r.id = :report AND a.id = :ward GROUP BY a.geom"""), {"report": report.id, "ward": ward.id}).one()
+    assert farthest <= report.location_accuracy_m <= farthest + 1
+    assert report.location_accuracy_m > (area_m2 / 3.14159) ** 0.5  # more than the equal-area circle's radius
+
+
+def test_a_photos_gps_places_the_request_when_the_address_agrees_or_names_no_ward(client, db_session, api_key):
+    phu_xuan = current_ward(db_session, "Phường Phú Xuân")
+    at_citadel = [(photo_with_gps(*CITADEL), "citadel.jpg")]
+    helsinki = [(NOKIA.read_bytes(), "nokia.jpg")]  # (its GPS is in Helsinki)
+    cases = [("Đại Nội, phường Phú Xuân", at_citadel, "exif", CITADEL),  # in the ward named: the precise point
+             ("Đại Nội", at_citadel, "exif", CITADEL),  # no ward named: the photo's GPS, as without an address
+             ("Đại Nội, phường Phú Xuân", helsinki, "address", representative_point(db_session, phu_xuan))]
+    for address, photos, source, (lat, lon) in cases:
+        code = created_code(post_address(client, api_key, address, photos=photos))
+        report = db_session.scalars(select(Report).where(Report.public_code == code)).one()
+        point = db_session.execute(text("SELECT ST_Y(location), ST_X(location) FROM reports WHERE id = :id"),
+                                   {"id": report.id}).one()
+        assert (report.location_source, report.ward_id) == (source, phu_xuan.id), address
+        assert tuple(point) == pytest.approx((lat, lon), abs=1e-5), address
+        assert (report.location_accuracy_m is None) == (source == "exif")
+
+
+def test_an_address_only_request_in_json_and_xml_is_routed_to_the_wards_agency(client, db_session, api_key,
+                                                                               run_jobs):
+    """Through the very intake and routing job of every report: a ward's own category reaches the People's
+    Committee of the ward the address names."""
+    thuan_hoa, vy_da = current_ward(db_session, "Phường Thuận Hóa"), current_ward(db_session, "Phường Vỹ Dạ")
+    first = created_code(post_address(client, api_key, "3 Lê Lợi, phường Thuận Hoá", service_code="sidewalk_damage",
+                                      first_name="Trần", last_name="Thị Mai", phone="0905 111 222"))
+    response = post_address(client, api_key, "Vy Da ward", fmt="xml", service_code="sidewalk_damage")
+    assert response.status_code == 200 and response.mimetype == "text/xml", response.get_data(as_text=True)
+    root = ET.fromstring(response.get_data())
+    assert_xml_like(root, ET.fromstring(SPEC_POST_XML))
+    second = root.findtext("request/service_request_id")
+    run_jobs()
+
+    reports = {r.public_code: r for r in db_session.scalars(select(Report).where(Report.public_code.in_(
+        [first, second])))}
+    for code, ward in ((first, thuan_hoa), (second, vy_da)):
+        db_session.refresh(reports[code])
+        report = reports[code]
+        assert report.status == "routed" and report.channel == "open311" and report.ward_id == ward.id
+        assert report.agency.code == f"UBND-{ward.code}" and report.duplicate_of_id is None
+    # The answers give the representative point as the request's lat/long, and nothing about the reporter.
+    raw = client.get(f"/open311/v2/requests/{first}.json").get_data(as_text=True)
+    [item] = json.loads(raw)
+    assert_json_like([item], json.loads(SPEC_REQUESTS_JSON))
+    assert (item["lat"], item["long"]) == pytest.approx(representative_point(db_session, thuan_hoa), abs=1e-9)
+    assert item["address"] == "3 Lê Lợi, phường Thuận Hoá"
+    assert item["agency_responsible"] == reports[first].agency.name
+    for private in ("Trần", "Thị Mai", "905111222"):
+        assert private not in raw
+    root = get_xml(client, f"requests/{second}")
+    assert float(root.findtext("request/lat")) == pytest.approx(representative_point(db_session, vy_da)[0])
+
+
+@pytest.mark.parametrize("fmt", ["json", "xml"])
+@pytest.mark.parametrize("address, problem", [
+    ("1 Lê Lợi", "address_not_found"),  # no ward named
+    ("A Lưới", "address_not_found"),  # five communes start so: none is named
+    ("Kim Long hoặc Vỹ Dạ", "address_ambiguous"),
+    ("phường Thuận Hóa, gần phường Phú Xuân", "address_ambiguous"),
+])
+def test_an_address_naming_no_ward_or_two_is_400_and_writes_nothing(client, db_session, api_key, fmt, address,
+                                                                    problem):
+    [description] = assert_errors(post_address(client, api_key, address, fmt=fmt), 400, fmt)
+    assert description.startswith(f"{problem}:") and "address_string:" in description
+    assert "latitude and longitude" in description and "Phường An Cựu" in description
+    if problem == "address_ambiguous":
+        assert re.search(r"\((Phường|Xã) [^,]+, (Phường|Xã) [^)]+\)", description), description
+    assert open311_count(db_session) == 0
+    assert db_session.scalar(select(func.count()).select_from(IdempotencyKey)) == 0
+
+
+def test_an_idempotent_retry_of_an_address_only_request_replays_it(client, db_session, api_key):
+    headers = {"Idempotency-Key": "open311-address-0123456789abcdef"}
+    first = post_address(client, api_key, "phường Vỹ Dạ", headers=headers, device_id="open311-phone-3")
+    again = post_address(client, api_key, "phường Vỹ Dạ", headers=headers, device_id="open311-phone-3")
+    assert created_code(first) == created_code(again) and again.headers["Idempotent-Replayed"] == "true"
+    assert open311_count(db_session) == 1
+    changed = post_address(client, api_key, "phường Thuận Hóa", headers=headers, device_id="open311-phone-3")
+    assert "idempotency_key_reused" in assert_errors(changed, 422)[0]
+    assert open311_count(db_session) == 1
+
+
+def route_all(db_session, *codes: str) -> dict[str, Report]:
+    reports = {}
+    for code in codes:
+        report = db_session.scalars(select(Report).where(Report.public_code == code)).one()
+        routing.route(report.id)  # (duplicate detection on, as in the job)
+        db_session.refresh(report)
+        reports[code] = report
+    return reports
+
+
+def test_two_address_only_requests_in_one_ward_are_not_duplicates(client, db_session, api_key):
+    """Both sit at the ward's representative point: that is no position, so no duplicate search."""
+    codes = [created_code(post_address(client, api_key, address, description=f"Ổ gà {n}"))
+             for n, address in enumerate(["10 Lê Lợi, phường Thuận Hóa", "80 Hùng Vương, Thuận Hóa"])]
+    reports = route_all(db_session, *codes)
+    assert [(r.status, r.duplicate_of_id, r.supporters) for r in reports.values()] == [("routed", None, 0)] * 2
+    assert db_session.scalar(text(  # (the premise: at one point, well within the duplicate radius)
+        "SELECT ST_Equals(a.location, b.location) FROM reports a, reports b WHERE a.id = :a AND b.id = :b"),
+        {"a": reports[codes[0]].id, "b": reports[codes[1]].id}) is True
+
+
+def test_a_precise_request_at_the_representative_point_is_never_linked_to_an_approximate_one(client, db_session,
+                                                                                            api_key):
+    ward = current_ward(db_session, "Phường Thuận Hóa")
+    lat, lon = representative_point(db_session, ward)
+    near = {"lat": str(lat + 0.0001), "long": str(lon)}  # ~11 m from the point
+
+    approximate = created_code(post_address(client, api_key, "phường Thuận Hóa", description="Ổ gà A"))
+    precise = created_code(post(client, api_key, description="Ổ gà B", **near))
+    late_approximate = created_code(post_address(client, api_key, "Thuận Hóa", description="Ổ gà C"))
+    control = created_code(post(client, api_key, description="Ổ gà D", lat=str(lat), long=str(lon)))
+    reports = route_all(db_session, approximate, precise, late_approximate, control)
+    assert reports[precise].status == "routed" and reports[precise].duplicate_of_id is None
+    assert reports[late_approximate].status == "routed" and reports[late_approximate].duplicate_of_id is None
+    assert reports[approximate].supporters == 0
+    # The search itself is on: a second precise report there is the first one's duplicate.
+    assert reports[control].status == "duplicate" and reports[control].duplicate_of_id == reports[precise].id
+
+
+def test_the_public_view_says_the_location_is_approximate(client, db_session, api_key):
+    code = created_code(post_address(client, api_key, "phường Vỹ Dạ"))
+    report = db_session.scalars(select(Report).where(Report.public_code == code)).one()
+    routing.route(report.id)
+    body = client.get(f"/api/v1/public/reports/{code}").get_json()
+    assert body["location_source"] == "address" and body["accuracy_m"] == report.location_accuracy_m > 500
+    assert body["ward"]["name"] == "Phường Vỹ Dạ"
+    lat, lon = body["location"]["lat"], body["location"]["lon"]
+    box = f"{lon - 0.001},{lat - 0.001},{lon + 0.001},{lat + 0.001}"
+    features = client.get("/api/v1/public/reports", query_string={"bbox": box}).get_json()["features"]
+    [props] = [f["properties"] for f in features if f["properties"]["code"] == code]
+    assert props["location_source"] == "address" and props["accuracy_m"] == report.location_accuracy_m
+    page = client.get(f"/reports/{code}?lang=en").get_data(as_text=True)
+    assert 'id="location-approximate"' in page
+    assert f"within {round(report.location_accuracy_m)} m of this point" in page
+    assert '"approximate": true' in page
 
 
 # --- reading service requests ------------------------------------------------------------------------------

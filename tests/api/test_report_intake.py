@@ -171,6 +171,30 @@ def test_no_location_at_all_is_location_required(client, db_session, redis_conn)
     _error(post_report(client, photos=[(jpeg, "a.jpg")], lat="", lon=""), 422, "location_required")
 
 
+def test_an_address_alone_places_the_report_in_the_ward_it_names(client, db_session, redis_conn):
+    """The app's API shares intake's location rules with Open311: an address naming a ward is enough."""
+    jpeg = PHOTOS.joinpath("jpg/orientation/landscape_1.jpg").read_bytes()  # no GPS in it
+    response = post_report(client, photos=[(jpeg, "a.jpg")], lat="", lon="", address="5 Lê Lợi, P. Vĩnh Ninh, "
+                                                                                        "phường Thuận Hóa")
+    body = response.get_json()
+    assert response.status_code == 201, body
+    assert body["location_source"] == "address" and body["ward"]["name"] == "Phường Thuận Hóa"
+    assert body["accuracy_m"] > 1000 and body["address"] == "5 Lê Lợi, P. Vĩnh Ninh, phường Thuận Hóa"
+    inside = db_session.scalar(text("SELECT ST_Covers(a.geom, r.location) FROM reports r JOIN admin_areas a "
+                                    "ON a.id = r.ward_id WHERE r.id = :id"), {"id": body["id"]})
+    assert inside is True
+
+
+@pytest.mark.parametrize("address, code", [("5 Lê Lợi", "address_not_found"),
+                                           ("Kim Long, Vỹ Dạ", "address_ambiguous")])
+def test_an_address_naming_no_single_ward_is_422_in_both_languages(client, db_session, redis_conn, address, code):
+    jpeg = PHOTOS.joinpath("jpg/orientation/landscape_1.jpg").read_bytes()
+    error = _error(post_report(client, photos=[(jpeg, "a.jpg")], lat="", lon="", address=address), 422, code)
+    assert "latitude and longitude" in error["message"] and "phường/xã" in error["message_vi"]
+    assert list(error["fields"]) == ["address"]
+    assert db_session.scalar(select(func.count()).select_from(Report).where(Report.address == address)) == 0
+
+
 def test_a_point_outside_the_city_is_refused(client, db_session, redis_conn):
     error = _error(post_report(client, lat="21.0285", lon="105.8542"), 422, "outside_service_area")  # Hà Nội
     assert error["message_vi"].endswith("Thành phố Huế.")
