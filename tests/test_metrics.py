@@ -464,3 +464,35 @@ def test_the_numpy_curves_match_the_plain_definition(observations):
     for key in set(g.tolist()):
         expected = metrics_verify.quantiles([(o[1], o[2]) for o in observations if o[0] == key])
         assert got.get(key, (None, None)) == expected, key
+
+
+def test_a_past_day_made_a_day_off_replays_the_facts_with_the_new_calendar(app, march):
+    """The facts hold readings of the working-time clock: a calendar change on a past day resets them, and
+    the next refresh replays every report with the new calendar (verify agrees)."""
+    from hue_reports.models import CalendarDay, City, MetricState
+    from hue_reports.services import audit
+
+    with app.app_context():
+        assert db.session.get(MetricReport, march["transferred"]).resolve_work_us == 8 * H
+        city = db.session.scalars(select(City)).first()
+        kept = [calendar.Swap(d.day, d.kind, d.name, d.name_en) for d in db.session.scalars(
+            select(CalendarDay).where(CalendarDay.day >= datetime(2026, 1, 1).date(),
+                                      CalendarDay.day <= datetime(2026, 12, 31).date()))]
+        day_off = calendar.Swap(MON.date(), "day_off", "Nghỉ bù thử nghiệm", "Test day off")
+        actor = audit.Actor("test", via="cli")
+        try:
+            calendar.save_year(city, 2026, [*kept, day_off], actor=actor, replace=True)
+            assert db.session.get(MetricState, 1).events_through == 0
+            metrics.refresh()
+            # Monday is no longer a working day: only Tuesday 07:30-08:00 counts
+            assert db.session.get(MetricReport, march["transferred"]).resolve_work_us == int(0.5 * H)
+            checked, differences = metrics_verify.verify([metrics.Period("agency", MON.date(), MON.date())])
+            assert checked and not differences
+            # a change of a future year's days touches no past reading: the facts stay
+            through = db.session.get(MetricState, 1).events_through
+            calendar.save_year(city, 2030, [calendar.Swap(datetime(2030, 5, 6).date(), "day_off", "Nghỉ", "Off")],
+                               actor=actor, replace=True)
+            assert db.session.get(MetricState, 1).events_through == through > 0
+        finally:  # (the calendar as the seed left it, for the other tests)
+            calendar.save_year(city, 2030, [], actor=actor, replace=True)
+            calendar.save_year(city, 2026, kept, actor=actor, replace=True)

@@ -577,6 +577,10 @@ def save_year(city: City, year: int, swaps: list[Swap], *, actor: Any, replace: 
                                    name_en=s.name_en.strip()) for s in swaps)
     audit.record(actor, "calendar.set_year", "calendar", f"{city.code}:{year}", {"swaps": before}, {"swaps": [
         {"day": s.day, "kind": s.kind, "name": s.name.strip(), "name_en": s.name_en.strip()} for s in swaps]})
+    from . import metrics  # (the metrics read this module; imported here to keep the import graph one-way)
+
+    changed = {(d["day"], d["kind"]) for d in before} ^ {(s.day, s.kind) for s in swaps}
+    metrics.calendar_changed({day for day, _ in changed})
     db.session.commit()
     forget_calendars()
     return len(existing)

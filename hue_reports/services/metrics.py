@@ -351,6 +351,8 @@ def refresh(batch: int = 5000, full: bool = False) -> RefreshStats | None:
         through = session.scalar(XMIN_SQL)
         ids = session.scalars(text("SELECT DISTINCT report_id FROM report_events WHERE txid >= :a AND txid < :b"),
                               {"a": previous, "b": through}).all()
+        if previous == 0:  # a replay of everything reads the calendar afresh (it may have just changed)
+            calendar.forget_calendars()
         cal = calendar.city_calendar()
         if full:
             session.execute(delete(MetricCustody))
@@ -366,6 +368,19 @@ def refresh(batch: int = 5000, full: bool = False) -> RefreshStats | None:
         session.rollback()
         raise
     return RefreshStats(len(ids), through, clock.monotonic() - began)
+
+
+def calendar_changed(days: Iterable[date] | None) -> bool:
+    """The city's working calendar changes on `days` (None: its settings, so every day). The facts hold
+    readings of the working-time clock at past instants: if a changed day is not in the future, reset the
+    facts' cursor so that the next refresh replays every report with the new calendar. Call it in the
+    transaction that changes the calendar. Returns whether the facts were reset."""
+    tomorrow = date.today() + timedelta(days=1)  # (a day of margin for the city's time zone)
+    if days is not None and all(day > tomorrow for day in days):
+        return False
+    db.session.execute(text("UPDATE metric_state SET events_through = 0 WHERE id = 1"))
+    log.info("working calendar changed: the metrics' facts will be replayed at the next refresh")
+    return True
 
 
 def events_through() -> int:

@@ -28,7 +28,7 @@ from sqlalchemy import select
 from ..extensions import db
 from ..models import (CALENDAR_DAY_KINDS, Account, AdminArea, Agency, CalendarDay, Category, CategoryGroup, City,
                       RoutingRule)
-from . import areas, audit, calendar
+from . import areas, audit, calendar, metrics
 from .passwords import hash_password
 from .upserts import Counts, upsert
 
@@ -268,13 +268,18 @@ def load_calendar(data_dir: Path, city: City) -> tuple[bool, Counts]:
     settings = base.config()
     changed = city.calendar != settings
     if changed:
+        if city.calendar is not None:  # (new working hours or holidays: every reading of the clock moves)
+            metrics.calendar_changed(None)
         city.calendar = settings
         db.session.flush()
     if not swaps:
         return changed, {"created": 0, "updated": 0, "unchanged": 0}
     rows = [{"city_id": city.id, "day": s.day, "kind": s.kind, "name": s.name.strip(), "name_en": s.name_en.strip()}
             for s in swaps]
-    return changed, upsert(CalendarDay.__table__, rows, ("city_id", "day"))
+    counts = upsert(CalendarDay.__table__, rows, ("city_id", "day"))
+    if counts["created"] or counts["updated"]:  # (days added or changed: which ones is not told, so any swap's)
+        metrics.calendar_changed({s.day for s in swaps})
+    return changed, counts
 
 
 def complete_city(data_dir: Path) -> dict[str, Counts]:
