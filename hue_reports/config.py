@@ -57,8 +57,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("REDIS_URL", "redis://127.0.0.1:63799/0",
             "Redis for the RQ queues (the default is the project-local Redis of `make run`; "
             "production requires it set).", required_in_production=True),
-    Setting("RQ_QUEUES", "routing,photos,notifications,periodic",
-            "Queues a worker listens to by default, highest priority first.", _list),
+    Setting("RQ_QUEUES", "routing,photos,notifications,periodic,rollups",
+            "Queues a worker listens to by default, highest priority first (`rollups`: the metrics' and the "
+            "map's periodic recomputations, seconds long at a million reports; give them their own worker with "
+            "`flask worker -q rollups` and leave them out of the others, as docker-compose.yml does).", _list),
     Setting("MEDIA_ROOT", "./var/media", "Directory of the local-filesystem photo storage."),
     Setting("MAX_REQUEST_MB", "60", "Largest request body accepted, in megabytes (413 above).", int),
     Setting("MAX_PHOTO_MB", "15", "Largest photo file accepted, in megabytes (413 above).", int),

@@ -471,7 +471,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             bind = f"{args.host}:{args.port}"
             sup.spawn("api", [str(BIN / "gunicorn"), "--config", GUNICORN_CONFIG, "--bind", bind,
                               "--workers", str(args.web_workers), "wsgi:app"])
-            sup.spawn("worker", [str(BIN / "flask"), "--app", "wsgi", "worker"])
+            # as in docker-compose.yml: the rollups (seconds long at scale) never hold up a routing
+            sup.spawn("worker", [str(BIN / "flask"), "--app", "wsgi", "worker", "-q",
+                                 "routing,photos,notifications,periodic"])
+            sup.spawn("worker-rollups", [str(BIN / "flask"), "--app", "wsgi", "worker", "-q", "rollups"])
             sup.spawn("scheduler", [str(BIN / "flask"), "--app", "wsgi", "scheduler"])
             url = f"http://{bind}"
             if wait_http(f"{url}/healthz", 60, sup):

@@ -43,11 +43,15 @@ def _check_flask_command(app, argv: list[str]) -> None:
         name, words = words[0], words[1:]
         assert name in command.commands, f"`{' '.join(argv)}`: no command {name!r}"
         command = command.commands[name]
-    options = {opt for param in command.params for opt in param.opts}
+    options = {opt: param for param in command.params for opt in param.opts}
     choices = [c for param in command.params if isinstance(param.type, click.Choice) for c in param.type.choices]
+    words = iter(words)
     for word in words:
         if word.startswith("-"):
             assert word in options, f"`{' '.join(argv)}`: unknown option {word}"
+            if not options[word].is_flag:
+                value = next(words, None)
+                assert value is not None and not value.startswith("-"), f"`{' '.join(argv)}`: {word} needs a value"
         else:
             assert word in choices, f"`{' '.join(argv)}`: unexpected argument {word}"
 
@@ -78,8 +82,8 @@ def _check_command(app, argv: list[str]) -> None:
 
 
 def test_the_production_shape_has_its_services():
-    assert {"postgis", "redis", "migrate", "api", "worker", "scheduler"} <= set(SERVICES)
-    assert set(APP_SERVICES) == {"migrate", "api", "worker", "scheduler"}
+    assert {"postgis", "redis", "migrate", "api", "worker", "worker-rollups", "scheduler"} <= set(SERVICES)
+    assert set(APP_SERVICES) == {"migrate", "api", "worker", "worker-rollups", "scheduler"}
     assert SERVICES["postgis"]["image"].startswith("postgis/postgis:15")
 
 
@@ -90,7 +94,7 @@ def test_long_running_services_have_healthchecks():
 
 
 def test_app_services_start_after_healthy_dependencies_and_the_migration():
-    for name in ("api", "worker", "scheduler"):
+    for name in ("api", "worker", "worker-rollups", "scheduler"):
         depends = APP_SERVICES[name]["depends_on"]
         assert depends["postgis"]["condition"] == "service_healthy"
         assert depends["redis"]["condition"] == "service_healthy"
@@ -170,3 +174,19 @@ def test_the_database_healthcheck_goes_over_tcp():
     check would call it healthy before the migration can connect over the network."""
     check = SERVICES["postgis"]["healthcheck"]["test"][1]
     assert "pg_isready -h 127.0.0.1" in check
+
+
+def test_every_periodic_job_has_a_worker_listening_to_its_queue(app):
+    """Each queue the scheduler enqueues on is read by some worker of the production shape (a worker without
+    -q reads RQ_QUEUES); the rollups have a worker of their own, which the general worker leaves alone."""
+    from hue_reports import scheduler
+
+    listening: dict[str, set[str]] = {}
+    for name, service in APP_SERVICES.items():
+        argv = service["command"]
+        if "worker" in argv:
+            queues = argv[argv.index("-q") + 1].split(",") if "-q" in argv else app.config["RQ_QUEUES"]
+            listening[name] = set(queues)
+    for periodic in scheduler.schedule(app):
+        assert any(periodic.queue in queues for queues in listening.values()), periodic.name
+    assert listening["worker-rollups"] == {"rollups"} and "rollups" not in listening["worker"]
