@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ MIGRATIONS_DIR = PACKAGE_DIR.parent / "migrations"
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the application: settings from the environment, then `config` overrides."""
-    from . import api, cli, errors, web
+    from . import api, cli, errors, observability, web
     from .config import load_config
     from .extensions import api as smorest_api
     from .extensions import db, init_redis, migrate
@@ -29,11 +28,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         from werkzeug.middleware.proxy_fix import ProxyFix
 
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["PROXY_FIX_X_FOR"])  # type: ignore[method-assign]
-    logging.basicConfig(level=app.config["LOG_LEVEL"],
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app.json.ensure_ascii = False  # Vietnamese stays readable in JSON
     app.json.sort_keys = False  # fields in the order the schemas give them (code before message)
 
+    observability.init_app(app)  # (first: the request id and the timing wrap every other hook)
     db.init_app(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR))
     init_redis(app)

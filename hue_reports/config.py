@@ -133,6 +133,8 @@ SETTINGS: tuple[Setting, ...] = (
             "`simple` runs jobs in the worker process (fast); `fork` forks a work horse per job (RQ's default).",
             str),
     Setting("LOG_LEVEL", "INFO", "Log level of the API, worker and scheduler."),
+    Setting("LOG_FORMAT", "json", "`json`: one JSON object a log line (time, level, logger, message, request_id, "
+            "job_id); `text`: plain lines for a terminal."),
 )
 
 
@@ -189,6 +191,8 @@ def load_config(environ: Mapping[str, str] | None = None,
     for name in ("LOGIN_MAX_FAILURES", "LOGIN_IP_MAX_FAILURES"):
         if config[name] < 0:
             raise ConfigError(f"{name} must not be negative")
+    if config["LOG_FORMAT"] not in ("json", "text"):
+        raise ConfigError(f"LOG_FORMAT must be `json` or `text`, not {config['LOG_FORMAT']!r}")
     if config["WORKER_CLASS"] not in ("simple", "fork"):
         raise ConfigError(f"WORKER_CLASS must be `simple` or `fork`, not {config['WORKER_CLASS']!r}")
 

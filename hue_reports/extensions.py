@@ -59,6 +59,16 @@ def get_redis() -> redis.Redis:
     return current_app.extensions["hue_redis"]
 
 
+class TaggedQueue(Queue):
+    """An RQ queue whose jobs carry the id of the request that enqueued them (their log lines show it)."""
+
+    def create_job(self, *args, **kwargs):
+        from .observability import job_meta
+
+        kwargs["meta"] = {**job_meta(), **(kwargs.get("meta") or {})}
+        return super().create_job(*args, **kwargs)
+
+
 def get_queue(name: str) -> Queue:
-    """An RQ queue by purpose (routing, photos, notifications, periodic)."""
-    return Queue(name, connection=get_redis())
+    """An RQ queue by purpose (routing, photos, notifications, periodic, rollups)."""
+    return TaggedQueue(name, connection=get_redis())

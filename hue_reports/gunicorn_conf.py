@@ -18,3 +18,18 @@ graceful_timeout = 30
 keepalive = 5
 accesslog = "-"
 control_socket_disable = True  # gunicorn 27's control socket: an unused admin surface
+
+# /metrics under several worker processes: each writes its samples to files in this directory, and a scrape
+# adds them up (prometheus_client's multiprocess mode). A fresh directory per master; a dead worker's live
+# gauges are dropped.
+import os  # noqa: E402
+import tempfile  # noqa: E402
+
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="hue-prometheus-")
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

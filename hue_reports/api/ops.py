@@ -1,9 +1,11 @@
-"""Operations: liveness and readiness for load balancers and orchestrators."""
+"""Operations: liveness and readiness for load balancers and orchestrators, metrics for Prometheus."""
 
 from __future__ import annotations
 
+from flask import current_app, make_response
 from flask_smorest import Blueprint
 
+from .. import observability
 from ..errors import ApiError
 from ..services import health
 from . import not_yet
@@ -35,8 +37,14 @@ def readyz():
 
 @blp.route("/metrics")
 def prometheus_metrics():
-    """Prometheus metrics: request counts and latencies, queue depths."""
-    raise not_yet("Prometheus metrics")
+    """Prometheus metrics (text format): request counts and latency histograms by endpoint, method and
+    status; queue depths, failed and scheduled jobs per queue, routing requeues, the outbox backlog, open and
+    overdue reports. No personal data. Restrict it to the monitoring network at the proxy."""
+    body, content_type = observability.exposition(current_app)
+    response = make_response(body)
+    response.headers["Content-Type"] = content_type
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @blp.route("/api/docs")

@@ -37,8 +37,16 @@ def job(func: F) -> F:
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
-        with _app_for_jobs().app_context():  # popping it removes the session
-            return func(*args, **kwargs)
+        from rq import get_current_job
+
+        from ..observability import enter_job, leave_job
+
+        tags = enter_job(get_current_job())  # (its log lines carry its id and its request's)
+        try:
+            with _app_for_jobs().app_context():  # popping it removes the session
+                return func(*args, **kwargs)
+        finally:
+            leave_job(tags)
 
     return wrapper  # type: ignore[return-value]
 

@@ -46,6 +46,7 @@ def route_report(report_id: int) -> str:
         enqueue_delivery(message_id)
     if outcome.notified:
         enqueue_due_soon()
+    log.info("report %s: %s", report_id, outcome.result)
     return outcome.result
 
 
