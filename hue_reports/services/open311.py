@@ -294,7 +294,7 @@ def _split(value: str | None) -> list[str]:
 
 def _loaded():
     return select(Report).options(selectinload(Report.photos), selectinload(Report.category),
-                                  selectinload(Report.agency))
+                                  selectinload(Report.agency), selectinload(Report.ward))
 
 
 MAX_IDS = 200
@@ -361,6 +361,17 @@ def _status_notes(report_ids: Iterable[int]) -> dict[int, str]:
     return {row.report_id: row.note for row in rows}
 
 
+def approximate_note(report: Report) -> str | None:
+    """What an address-located request's lat/long are: its ward's representative point, not where the
+    problem is (services/geocode.py). None for a request with a position."""
+    if report.location_source != "address":
+        return None
+    ward = report.ward.name if report.ward is not None else "?"
+    reach = f"{report.location_accuracy_m:.0f} m" if report.location_accuracy_m is not None else "?"
+    return (f"Vị trí gần đúng (phường/xã): lat/long là một điểm của {ward}, trong vòng {reach}. "
+            f"Approximate location (ward): lat/long are a point of {ward}, within {reach}.")
+
+
 def open311_status(status: str) -> str:
     return "closed" if status in FINISHED_STATUSES else "open"
 
@@ -377,7 +388,7 @@ def service_requests(reports: list[Report], tz: ZoneInfo, photo_url) -> list[dic
         out.append({
             "service_request_id": report.public_code,
             "status": open311_status(report.status),
-            "status_notes": notes.get(report.id),
+            "status_notes": notes.get(report.id) or approximate_note(report),
             "service_name": report.category.name,
             "service_code": report.category.code,
             "description": report.description,

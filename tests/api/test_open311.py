@@ -553,6 +553,38 @@ def test_an_address_naming_no_ward_or_two_is_400_and_writes_nothing(client, db_s
     assert db_session.scalar(select(func.count()).select_from(IdempotencyKey)) == 0
 
 
+# Residents still write the addresses of before the 2025 merger: an old district, town or city ("huyện Phú
+# Vang", "thị xã Hương Trà") is far larger than the commune or ward of today named like it, and an old
+# commune or ward ("xã Phú Diên", "phường Tứ Hạ") is no current one.
+@pytest.mark.parametrize("address, ward_name", [
+    ("xã Phú Diên, huyện Phú Vang", None),  # not Xã Phú Vang
+    ("xã Phong Hiền, huyện Phong Điền", None),  # not Phường Phong Điền
+    ("xã Lộc Bình, huyện Phú Lộc", None),  # not Xã Phú Lộc
+    ("thi xa Huong Tra, phuong Tu Ha", None),  # not Phường Hương Trà (Tứ Hạ is no current ward)
+    ("thôn 2, Phú Diên, H. Phú Vang, tỉnh Thừa Thiên Huế", None),  # an abbreviation, no ward named
+    ("Phu Dien Commune, Phu Vang District", None),  # in English
+    ("tổ 5, phường Tứ Hạ, Hương Trà", None),  # an unknown ward named: no bare name elsewhere instead
+    ("thôn Diên Lộc, xã Phú Vang, huyện Phú Vang", "Xã Phú Vang"),  # the current commune named with its word
+    ("xã Phú Diên, huyện Phú Vang, nay là xã Phú Vang", "Xã Phú Vang"),  # a current ward named wins
+    ("thị trấn Khe Tre, huyện Nam Đông", "Xã Khe Tre"),  # not ambiguous with Xã Nam Đông
+    ("kiệt 3 Lê Lợi, phường Phú Bài, thị xã Hương Thủy", "Phường Phú Bài"),
+    ("Vy Da Ward, Hue City", "Phường Vỹ Dạ"),
+    ("12 Lê Lợi, Phú Vang", "Xã Phú Vang"),  # a bare name, no other level word: still the commune
+    ("gần chợ, không xa cầu Phú Xuân, Phú Xuân", "Phường Phú Xuân"),  # "xa" (far) written so is not "xã"
+    ("P.Vỹ Dạ, TP. Huế", "Phường Vỹ Dạ"),
+    ("Thôn 3, xã A Lưới 1, huyện A Lưới", "Xã A Lưới 1"),
+])
+def test_old_district_and_ward_names_are_not_current_wards(client, db_session, api_key, address, ward_name):
+    response = post_address(client, api_key, address)
+    if ward_name is None:
+        [description] = assert_errors(response, 400)
+        assert description.startswith("address_not_found:"), description
+        assert open311_count(db_session) == 0
+        return
+    report = db_session.scalars(select(Report).where(Report.public_code == created_code(response))).one()
+    assert (report.ward_id, report.location_source) == (current_ward(db_session, ward_name).id, "address")
+
+
 def test_an_idempotent_retry_of_an_address_only_request_replays_it(client, db_session, api_key):
     headers = {"Idempotency-Key": "open311-address-0123456789abcdef"}
     first = post_address(client, api_key, "phường Vỹ Dạ", headers=headers, device_id="open311-phone-3")
@@ -619,6 +651,38 @@ def test_the_public_view_says_the_location_is_approximate(client, db_session, ap
     assert 'id="location-approximate"' in page
     assert f"within {round(report.location_accuracy_m)} m of this point" in page
     assert '"approximate": true' in page
+
+
+def test_open311_answers_say_an_address_only_requests_lat_long_are_approximate(client, db_session, api_key):
+    """GeoReport v2 has no accuracy field: lat/long stay the ward's representative point (clients such as
+    FixMyStreet skip a request without them), `address` is the address_string as sent and `status_notes`,
+    while no public note is written, says the position is approximate (ward)."""
+    ward = current_ward(db_session, "Phường Vỹ Dạ")
+    code = created_code(post_address(client, api_key, "kiệt 5 Nguyễn Sinh Cung, phường Vỹ Dạ"))
+    precise = created_code(post(client, api_key))
+    report = db_session.scalars(select(Report).where(Report.public_code == code)).one()
+    routing.route(report.id, detect_duplicates=False)
+    reach = f"within {report.location_accuracy_m:.0f} m"
+
+    items = {i["service_request_id"]: i for i in get_json(client, "requests", service_request_id=f"{code},{precise}")}
+    item = items[code]
+    assert (item["lat"], item["long"]) == pytest.approx(representative_point(db_session, ward), abs=1e-9)
+    assert item["address"] == "kiệt 5 Nguyễn Sinh Cung, phường Vỹ Dạ"
+    assert "Approximate location (ward)" in item["status_notes"] and "Vị trí gần đúng (phường/xã)" in item[
+        "status_notes"]
+    assert "Phường Vỹ Dạ" in item["status_notes"] and reach in item["status_notes"]
+    assert items[precise]["status_notes"] is None and items[precise]["lat"] == CITADEL[0]
+    root = get_xml(client, f"requests/{code}")
+    assert_xml_like(root, ET.fromstring(SPEC_REQUESTS_XML))
+    assert "Approximate location (ward)" in root.findtext("request/status_notes")
+    assert float(root.findtext("request/long")) == pytest.approx(representative_point(db_session, ward)[1])
+
+    # A public note is the status's: it takes the field.
+    db_session.add(ReportEvent(report_id=report.id, type="comment", actor_kind="officer", public=True,
+                               note="Đã cử đội sửa chữa / Crew sent", data={}))
+    db_session.flush()
+    [item] = get_json(client, f"requests/{code}")
+    assert item["status_notes"] == "Đã cử đội sửa chữa / Crew sent" and item["address"] == report.address
 
 
 # --- reading service requests ------------------------------------------------------------------------------
