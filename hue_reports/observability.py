@@ -44,8 +44,9 @@ def _tag_records() -> None:
 
     def factory(*args, **kwargs) -> logging.LogRecord:
         record = make(*args, **kwargs)
-        record.request_id = request_id_var.get()
-        record.job_id = job_id_var.get()
+        # (names of our own: RQ logs with extra={"job_id": ...}, and `extra` may not overwrite an attribute)
+        record.hue_request_id = request_id_var.get()
+        record.hue_job_id = job_id_var.get()
         return record
 
     factory._hue = True  # type: ignore[attr-defined]
@@ -61,7 +62,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname, "logger": record.name, "message": record.getMessage(),
         }
         for name in ("request_id", "job_id"):
-            value = getattr(record, name, None)
+            value = getattr(record, f"hue_{name}", None) or getattr(record, name, None)
             if value:
                 entry[name] = value
         if record.exc_info:
@@ -80,7 +81,7 @@ def configure_logging(level: str, fmt: str) -> None:
         handler._hue = True  # type: ignore[attr-defined]
         root.addHandler(handler)
     handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(
-        "%(asctime)s %(levelname)s %(name)s [request %(request_id)s job %(job_id)s]: %(message)s"))
+        "%(asctime)s %(levelname)s %(name)s [request %(hue_request_id)s job %(hue_job_id)s]: %(message)s"))
 
 
 def current_request_id() -> str | None:

@@ -108,8 +108,10 @@ def test_make_run_serves_the_seeded_city_and_ctrl_c_stops_everything(run_databas
         while time.monotonic() < deadline and not _get(f"{base}/readyz")[1].get("heartbeat"):
             time.sleep(0.3)
         assert _get(f"{base}/readyz")[1]["heartbeat"], log_path.read_text()
-        assert len(Worker.all(connection=redis_conn)) == 1
-        assert len(_processes_with(run_database)) >= 4  # supervisor, api, worker, scheduler
+        # the general worker and the rollups' own one, by the queues they read
+        assert sorted(",".join(w.queue_names()) for w in Worker.all(connection=redis_conn)) == [
+            "rollups", "routing,photos,notifications,periodic"]
+        assert len(_processes_with(run_database)) >= 5  # supervisor, api, two workers, scheduler
 
         proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
         assert proc.wait(timeout=40) == 0, log_path.read_text()

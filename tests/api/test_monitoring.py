@@ -98,10 +98,10 @@ def test_a_submissions_request_id_follows_it_into_its_jobs_log_lines(client, db_
     assert jobs and all(j.meta.get("request_id") == "req-resident-42" for j in jobs)
     with caplog.at_level(logging.INFO):
         run_jobs()
-    tagged = [r for r in caplog.records if getattr(r, "job_id", None)]
+    tagged = [r for r in caplog.records if getattr(r, "hue_job_id", None)]
     routed = [r for r in tagged if r.name == "hue_reports.jobs.routing"]
-    assert routed and all(r.request_id == "req-resident-42" for r in routed)
-    assert {r.job_id for r in routed} == {jobs[0].id}
+    assert routed and all(r.hue_request_id == "req-resident-42" for r in routed)
+    assert {r.hue_job_id for r in routed} == {jobs[0].id}
     assert request_id_var.get() is None  # nothing leaks into what runs next
 
 
