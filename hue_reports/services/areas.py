@@ -174,7 +174,7 @@ def features_of(doc: Any) -> list[Any]:
     if crs is not None:
         props = crs.get("properties") if isinstance(crs, dict) else None
         name = props.get("name") if isinstance(props, dict) else None
-        if name not in WGS84_CRS_NAMES:
+        if not isinstance(name, str) or name not in WGS84_CRS_NAMES:  # (a name may be any JSON: a list, ...)
             raise VintageError(f"The coordinates must be WGS84 longitude/latitude (EPSG:4326), not {name or crs!r}: "
                                "reproject the file first.", {"geojson": {"crs": ["Not WGS84 (EPSG:4326)."]}},
                                message_vi="Tọa độ phải theo hệ WGS84 (EPSG:4326): hãy chuyển đổi tệp trước.")

@@ -57,6 +57,11 @@ def state() -> tuple:
      ("features", "0"), "projected CRS"),
     (collection(ward("T1", SQUARE), crs={"type": "name", "properties": {"name": "EPSG:3405"}}), ("geojson", "crs"),
      "WGS84"),
+    # a name that is not a string (a list, an object) is not WGS84's either: 422, not a 500
+    (collection(ward("T1", SQUARE), crs={"type": "name", "properties": {"name": ["EPSG:4326"]}}),
+     ("geojson", "crs"), "WGS84"),
+    (collection(ward("T1", SQUARE), crs={"type": "name", "properties": {"name": {"EPSG": 4326}}}),
+     ("geojson", "crs"), "WGS84"),
     (collection(ward("T1", {"type": "Polygon", "coordinates": [[[107.2, 16.0], [107.3, 16.0], [107.3, 16.1],
                                                                 [107.2, 16.1]]]})), ("features", "0"), "closed"),
     (collection(ward("T1", SQUARE), ward("T1", SQUARE)), ("features",), "Duplicate"),
