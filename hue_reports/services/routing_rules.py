@@ -136,11 +136,20 @@ def create(fields: dict[str, Any], actor: audit.Actor) -> RoutingRule:
 
 
 def update(rule_id: int, fields: dict[str, Any], actor: audit.Actor) -> RoutingRule:
-    """Retarget, reprioritise, activate or deactivate a rule (its category and area stay)."""
+    """Retarget, reprioritise, activate or deactivate a rule (its category and area stay). A rule on an area
+    of a retired boundary vintage can only be deactivated (422 otherwise)."""
     data = RuleUpdateSchema().load(fields)
     with committing():
         rule = find(rule_id, lock=True)
         before = SNAPSHOT.dump(rule)
+        if rule.area.valid_to is not None and (set(data) - {"active"} or data.get("active")):
+            # (as create: a rule on a retired vintage's area would route by boundaries that no longer exist)
+            raise ApiError(422, "validation_error",
+                           f"area: rule {rule.id} is on {rule.area.code} of a retired boundary vintage (until "
+                           f"{rule.area.valid_to}): it can only be deactivated; make a rule on a current area instead.",
+                           message_vi=f"Quy tắc {rule.id} thuộc địa bàn {rule.area.code} đã hết hiệu lực: chỉ có thể "
+                                      "ngừng quy tắc này; hãy tạo quy tắc cho địa bàn hiện hành.",
+                           fields={"area": ["Of a retired boundary vintage: only deactivation is allowed."]})
         active = data.get("active", rule.active)
         if "agency" in data or active:
             rule.agency = _agency(data.get("agency", rule.agency.code), active_needed=active)
