@@ -81,6 +81,26 @@ def location_columns(city: CityInfo, lon: float, lat: float):
     return inside, _ward_query(p).scalar_subquery()
 
 
+# The area whose routing rules apply to a report now: its ward if that is current; else (its ward was retired by a
+# reorganisation since it was filed: the report keeps it, for history) the most specific current area below the
+# city covering its location; else the city. (Routing and re-routing both ask this.)
+RULE_AREA_SQL = text("""
+SELECT coalesce(
+    (SELECT w.id FROM admin_areas w WHERE w.id = :ward_id AND w.valid_to IS NULL),
+    (SELECT a.id FROM admin_areas a, reports r
+      WHERE r.id = :report_id AND r.location IS NOT NULL AND a.valid_to IS NULL AND a.tier > 1
+        AND ST_Covers(a.geom, r.location)
+      ORDER BY a.tier DESC, a.code LIMIT 1),
+    CAST(:city_area_id AS integer))
+""")
+
+
+def rule_area_id(report_id: int, ward_id: int | None, city_area_id: int | None) -> int | None:
+    """The area whose routing rules apply to the report now (RULE_AREA_SQL)."""
+    return db.session.scalar(RULE_AREA_SQL, {"report_id": report_id, "ward_id": ward_id,
+                                             "city_area_id": city_area_id})
+
+
 def forget_city() -> None:
     """Drop this process's cached city (after the city's data changed here)."""
     current_app.extensions.pop("hue_city", None)

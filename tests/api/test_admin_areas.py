@@ -12,11 +12,12 @@ from sqlalchemy import func, select
 
 from hue_reports.cli import DEFAULT_DATA_DIR
 from hue_reports.extensions import db
-from hue_reports.models import AdminArea, Agency, AuditEntry, City, RoutingRule
+from hue_reports.models import AdminArea, Agency, AuditEntry, City, ReportEvent, RoutingRule
 from hue_reports.services import areas, routing
 from tests.support import error, new_report, staff_headers, this_tests_audit
 
 URL = "/api/v1/admin/areas"
+NEXT_VINTAGE = "2026-10-01"  # after the shipped vintage's 2025-07-01
 WARDS = json.loads((DEFAULT_DATA_DIR / "wards.geojson").read_text(encoding="utf-8"))
 SQUARE = {"type": "Polygon", "coordinates": [[[107.2, 16.0], [107.3, 16.0], [107.3, 16.1], [107.2, 16.1],
                                               [107.2, 16.0]]]}
@@ -180,3 +181,26 @@ def test_flask_areas_load(app, admin, tmp_path):
     assert "T2: Phường T2 / Second Ward (ward, tier 2, from 2030-01-01)" in listed.output
     assert db.session.scalars(select(AuditEntry.via).where(AuditEntry.action == "areas.load_vintage",
                                                                 this_tests_audit())).one() == "cli"
+
+
+def test_a_report_filed_before_a_merger_and_routed_after_it_goes_by_the_new_rules(client, admin):
+    """Its ward was retired meanwhile: it keeps it (history), and is routed as a new report at the same point
+    would be, by the rules of the current ward there, not by the frozen rules of the ward that ended."""
+    from tests.services.test_ward_reorganisation import IN_MERGED, KEPT, MERGED, merged_ward_set
+
+    filed = new_report("sidewalk_damage", *IN_MERGED)  # still submitted (e.g. its job waited in the queue)
+    old_ward = filed.ward_id
+    assert db.session.get(AdminArea, old_ward).code == MERGED
+    loaded = client.post(URL, json={"valid_from": NEXT_VINTAGE, "geojson": merged_ward_set()}, headers=admin)
+    assert loaded.status_code == 201, loaded.get_json()
+    areas.forget_city()
+    assert routing.route(filed.id, detect_duplicates=False).result == "routed"
+    fresh = new_report("sidewalk_damage", *IN_MERGED)
+    routing.route(fresh.id, detect_duplicates=False)
+    db.session.expire_all()
+    filed, fresh = db.session.get(type(filed), filed.id), db.session.get(type(fresh), fresh.id)
+    assert filed.ward_id == old_ward and fresh.ward_id != old_ward  # the ward it was filed in stays
+    assert filed.agency.code == fresh.agency.code == f"UBND-{KEPT}"
+    routed_event = db.session.scalars(select(ReportEvent).where(ReportEvent.report_id == filed.id,
+                                                                ReportEvent.type == "routed")).one()
+    assert routed_event.data["area_id"] == fresh.ward_id  # the rule of the current ward at its location
