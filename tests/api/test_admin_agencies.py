@@ -11,7 +11,8 @@ from sqlalchemy import delete, func, select
 from hue_reports.extensions import db
 from hue_reports.models import Agency, AuditEntry, Category, City, RoutingRule
 from hue_reports.services import agencies, audit, outbox, routing
-from tests.support import error, http_receiver, new_report, staff_headers, this_tests_audit
+from tests.support import (error, http_receiver, new_report, staff_headers, this_tests_audit,
+                           wait_for_advisory_waiters)
 
 URL = "/api/v1/admin/agencies"
 NEW = {"code": "MOI-TRUONG-2", "name": "Công ty Môi trường số 2", "name_en": "Environment Company No. 2",
@@ -238,7 +239,6 @@ def test_deactivating_an_agency_while_routing_holds_a_category_never_deadlocks(a
     a share lock on the agency's row). Deactivation waits for every category's lock: it must not hold the
     agency's row meanwhile, or each waits for the other and PostgreSQL kills one of them. Two connections."""
     import threading
-    from datetime import datetime, timedelta
 
     import psycopg
 
@@ -264,12 +264,7 @@ def test_deactivating_an_agency_while_routing_holds_a_category_never_deadlocks(a
     thread = threading.Thread(target=deactivate)
     thread.start()
     try:
-        watcher = psycopg.connect(database_url, autocommit=True)
-        deadline = datetime.now() + timedelta(seconds=20)
-        while watcher.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
-                              ).fetchone()[0] < 1 and datetime.now() < deadline:
-            pass
-        watcher.close()
+        wait_for_advisory_waiters(database_url, 1)  # (deactivation queued behind the category's lock)
         # ... then a row referring to the agency (rolled back: the agency is left without rules to deactivate)
         try:
             router.execute("INSERT INTO routing_rules (category_id, area_id, agency_id, priority, active) "
