@@ -839,10 +839,15 @@ def areas_list(all_vintages: bool) -> None:
                    "(repeatable; default: the current wards' levels).")
 @click.option("--fill-holes-below-km2", type=float, help="Fill the city outline's holes smaller than this "
                                                            "(default: as the current outline).")
-def areas_load(geojson, valid_from, levels: tuple, fill_holes_below_km2: float | None) -> None:
+@click.option("--force", is_flag=True, help="Load a set covering less than 99% of the current city outline "
+                                            "(the city becomes its union).")
+@click.option("--dry-run", is_flag=True, help="Check it and say what would change; write nothing.")
+def areas_load(geojson, valid_from, levels: tuple, fill_holes_below_km2: float | None, force: bool,
+               dry_run: bool) -> None:
     """Load GEOJSON (a FeatureCollection of the new wards, WGS84) as the current boundary vintage. Existing
     reports keep their ward; new reports are placed in the new ones; rules and agencies of a ward whose
-    code continues follow it."""
+    code continues follow it. Refused: a set covering less than 99% of the current city outline (unless
+    --force), a date more than a year ahead."""
     import json
 
     from .services import areas
@@ -851,13 +856,15 @@ def areas_load(geojson, valid_from, levels: tuple, fill_holes_below_km2: float |
         doc = json.load(geojson)
     except ValueError as exc:
         raise click.BadParameter(f"not JSON: {exc}", param_hint="GEOJSON") from None
-    fields = {"geojson": doc, "valid_from": valid_from.date().isoformat(),
+    fields = {"geojson": doc, "valid_from": valid_from.date().isoformat(), "force": force, "dry_run": dry_run,
               **_given(outline_fill_holes_below_km2=fill_holes_below_km2)}
     if levels:
         fields["levels"] = {name: {"tier": tier, "en": en} for name, tier, en in levels}
     summary = _service(lambda: areas.load_new_vintage(fields, _cli_actor()))
-    click.echo(f"loaded {len(summary['wards'])} area(s) valid from {summary['valid_from']}; retired "
-               f"{len(summary['retired'])}; {summary['rules_carried']} routing rule(s) carried over")
+    coverage = "" if summary["coverage"] is None else f"; {summary['coverage']:.2%} of the current city covered"
+    click.echo(f"{'dry run, nothing written: would load' if dry_run else 'loaded'} {len(summary['wards'])} area(s) "
+               f"valid from {summary['valid_from']}; retired {len(summary['retired'])}; {summary['rules_carried']} "
+               f"routing rule(s) carried over{coverage}")
     for name in ("new_codes", "ended_codes", "agencies_moved", "wards_without_rules"):
         if summary[name]:
             click.echo(f"{name.replace('_', ' ')}: {', '.join(summary[name])}")

@@ -214,6 +214,18 @@ def error(response, status: int, code: str) -> dict:
     return body
 
 
+def wait_for_advisory_waiters(database_url: str, count: int, timeout_s: float = 20) -> None:
+    """Wait until `count` sessions wait for an advisory lock (or `timeout_s` passed): for concurrency tests
+    that hold a lock until the sessions under test are queued behind it."""
+    import time
+
+    with psycopg.connect(database_url, autocommit=True) as watcher:
+        deadline = time.monotonic() + timeout_s
+        while watcher.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                              ).fetchone()[0] < count and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+
 def this_tests_audit():
     """A condition on audit_log for the entries the running test wrote (under db_session): in the test's one
     outer transaction now() is the time it began, and every row it writes carries that very time, while

@@ -251,14 +251,18 @@ def list_areas():
 @blp.route("/areas", methods=["POST"])
 @_doc(VintageLoadSchema, e409="`vintage_not_newer`.",
       e422="Not a FeatureCollection in WGS84, a geometry that is not a (valid) Polygon or MultiPolygon "
-           "(fields.features by index), a duplicate code, an unknown level.")
+           "(fields.features by index), a duplicate code, an unknown level, a `valid_from` more than a year "
+           "ahead; `incomplete_ward_set`: the wards cover less than 99% of the current city outline (without "
+           "`force`).")
 def load_areas():
     """Load a new boundary vintage: the wards in `geojson` replace the current ones from `valid_from`.
     Reports keep the ward they were filed in; new reports are placed in the new wards; the rules and
     agencies of a ward whose code continues follow it. The answer says what changed, including the new
-    wards without a rule of their own."""
+    wards without a rule of their own and the share of the current city outline covered (`coverage`);
+    with `dry_run` the same answer (200), nothing written."""
     actor = _admin()
-    return areas.load_new_vintage(_body(max_bytes=VINTAGE_MAX_BYTES), audit.Actor.of(actor)), 201, NO_STORE
+    summary = areas.load_new_vintage(_body(max_bytes=VINTAGE_MAX_BYTES), audit.Actor.of(actor))
+    return summary, 200 if summary["dry_run"] else 201, NO_STORE
 
 
 # -- Open311 api_keys -----------------------------------------------------------------------------------

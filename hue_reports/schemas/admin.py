@@ -306,6 +306,11 @@ class VintageLoadSchema(ma.Schema):
                             metadata={"description": "level -> {tier, en}; default: the current wards' levels"})
     outline_fill_holes_below_km2 = ma.fields.Float(allow_nan=False, validate=ma.validate.Range(0, 1_000_000),
                                                    metadata={"description": "default: as the current outline"})
+    force = ma.fields.Boolean(load_default=False, metadata={
+        "description": "load a set covering less than 99% of the current city outline (the city becomes its union)"})
+    dry_run = ma.fields.Boolean(load_default=False, metadata={
+        "description": "run every check and answer what would change (retired and new codes, coverage), "
+                       "writing nothing"})
 
 
 class AreaSchema(ma.Schema):

@@ -217,9 +217,13 @@ def create(username: str, role: str, password: str, *, actor: audit.Actor, agenc
 def set_active(account: Account, active: bool, *, actor: audit.Actor) -> int:
     """Enable or disable an account, with its audit entry (the caller commits). Disabling revokes its
     tokens (returns how many); the last active admin is not disabled (409 `last_admin`)."""
-    if not active and account.active and account.role == "admin" and not db.session.scalar(
-            select(Account.id).where(Account.role == "admin", Account.active, Account.id != account.id)
-            .limit(1).with_for_update()):
+    # Every active admin's row, locked in id order (the account itself among them): two admins disabling
+    # each other wait for one another instead of each locking one row and deadlocking on the other's; the
+    # second then sees the first's change, and is refused if it would leave no active admin.
+    if not active and account.active and account.role == "admin" and not any(
+            admin_id != account.id for admin_id in db.session.scalars(
+                select(Account.id).where(Account.role == "admin", Account.active).order_by(Account.id)
+                .with_for_update())):
         raise ApiError(409, "last_admin", "This is the last active admin: create or enable another one first.",
                        message_vi="Đây là quản trị viên cuối cùng còn hoạt động: hãy tạo quản trị viên khác trước.")
     before = snapshot(account)

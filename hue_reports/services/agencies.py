@@ -45,10 +45,12 @@ def listing() -> list[Agency]:
 
 
 def find(code: str, *, lock: bool = False) -> Agency:
-    """The agency `code` (404 otherwise); `lock`: locked until the transaction ends, as it is now."""
+    """The agency `code` (404 otherwise); `lock`: locked until the transaction ends, as it is now. (FOR NO KEY
+    UPDATE: its id never changes, so rows that refer to it, a routed report, an event, may still be written
+    meanwhile: their foreign key's share lock does not wait for this one.)"""
     stmt = select(Agency).options(joinedload(Agency.area)).where(Agency.code == code)
     if lock:
-        stmt = stmt.with_for_update(of=Agency).execution_options(populate_existing=True)
+        stmt = stmt.with_for_update(of=Agency, key_share=True).execution_options(populate_existing=True)
     agency = db.session.scalars(stmt).first()
     if agency is None:
         raise ApiError(404, "agency_not_found", f"No agency {code!r}.", message_vi=f"Không có đơn vị {code!r}.")
@@ -170,12 +172,15 @@ def set_active(code: str, active: bool, actor: audit.Actor) -> Agency:
     hands (`agency_has_open_reports`, listing their codes) or active rules on current areas send reports
     to it (`agency_has_rules`, listing the rules' ids)."""
     with committing():
+        if not active:
+            # No report reaches it meanwhile: routing, transfers and reopenings hold their category's lock until
+            # they commit, so once every category's is held none is under way, and the next ones see it
+            # inactive. These locks come first, before the agency's row: routing holds its category's lock and
+            # then writes rows that refer to the agency, so the other order would deadlock with it.
+            routing.lock_categories(db.session.scalars(select(Category.id)).all())
         agency = find(code, lock=True)
         before = snapshot(agency)
         if not active and agency.active:
-            # No report reaches it meanwhile: routing and transfers hold their category's lock until they
-            # commit, so once every category's is held none is under way, and the next ones see it inactive.
-            routing.lock_categories(db.session.scalars(select(Category.id)).all())
             count, codes = open_report_codes(agency.id)
             if count:
                 more = f" (and {count - len(codes)} more)" if count > len(codes) else ""

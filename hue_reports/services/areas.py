@@ -12,13 +12,14 @@ import time
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from flask import current_app
 from sqlalchemy import Float, case, func, select, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import joinedload
+from zoneinfo import ZoneInfo
 
 from ..extensions import db
 from ..models import SRID, AdminArea, City, RoutingRule
@@ -81,6 +82,26 @@ def location_columns(city: CityInfo, lon: float, lat: float):
     return inside, _ward_query(p).scalar_subquery()
 
 
+# The area whose routing rules apply to a report now: its ward if that is current; else (its ward was retired by a
+# reorganisation since it was filed: the report keeps it, for history) the most specific current area below the
+# city covering its location; else the city. (Routing and re-routing both ask this.)
+RULE_AREA_SQL = text("""
+SELECT coalesce(
+    (SELECT w.id FROM admin_areas w WHERE w.id = :ward_id AND w.valid_to IS NULL),
+    (SELECT a.id FROM admin_areas a, reports r
+      WHERE r.id = :report_id AND r.location IS NOT NULL AND a.valid_to IS NULL AND a.tier > 1
+        AND ST_Covers(a.geom, r.location)
+      ORDER BY a.tier DESC, a.code LIMIT 1),
+    CAST(:city_area_id AS integer))
+""")
+
+
+def rule_area_id(report_id: int, ward_id: int | None, city_area_id: int | None) -> int | None:
+    """The area whose routing rules apply to the report now (RULE_AREA_SQL)."""
+    return db.session.scalar(RULE_AREA_SQL, {"report_id": report_id, "ward_id": ward_id,
+                                             "city_area_id": city_area_id})
+
+
 def forget_city() -> None:
     """Drop this process's cached city (after the city's data changed here)."""
     current_app.extensions.pop("hue_city", None)
@@ -107,6 +128,11 @@ OUTLINE_HOLES = "outline_fill_holes_below_km2"
 CODE_MAX = 32
 NAME_MAX = 200
 VINTAGE_LOCK = 0x68756576  # advisory lock key: one boundary vintage loaded at a time ("huev")
+# An admin's new ward set must cover this share of the current city outline's area (unless forced): a partial
+# file would make its union the city, and put every report elsewhere outside the service area.
+MIN_COVERAGE = 0.99
+# ... and take effect at most this long after today (a typo, 2206, would block every later vintage).
+MAX_YEARS_AHEAD = 1
 
 
 class VintageError(ValueError):
@@ -142,6 +168,7 @@ class Vintage:
     city: AdminArea
     retired: list[str] = field(default_factory=list)  # codes of the areas the vintage retired
     rules_carried: int = 0  # routing rules copied onto a ward (or the city) whose code continues
+    coverage: float | None = None  # the share of the previous city outline's area the new wards cover
     agencies_moved: list[str] = field(default_factory=list)  # agencies of a ward whose code continues
 
     def summary(self) -> dict[str, Any]:
@@ -153,7 +180,8 @@ class Vintage:
             "retired": self.retired, "new_codes": sorted(set(new_codes) - set(self.retired)),
             "ended_codes": sorted(set(self.retired) - set(new_codes) - {self.city.code}),
             "rules_carried": self.rules_carried, "agencies_moved": self.agencies_moved,
-            "wards_without_rules": sorted(set(new_codes) - covered), **self.counts,
+            "wards_without_rules": sorted(set(new_codes) - covered),
+            "coverage": None if self.coverage is None else round(self.coverage, 4), **self.counts,
         }
 
 
@@ -174,7 +202,7 @@ def features_of(doc: Any) -> list[Any]:
     if crs is not None:
         props = crs.get("properties") if isinstance(crs, dict) else None
         name = props.get("name") if isinstance(props, dict) else None
-        if name not in WGS84_CRS_NAMES:
+        if not isinstance(name, str) or name not in WGS84_CRS_NAMES:  # (a name may be any JSON: a list, ...)
             raise VintageError(f"The coordinates must be WGS84 longitude/latitude (EPSG:4326), not {name or crs!r}: "
                                "reproject the file first.", {"geojson": {"crs": ["Not WGS84 (EPSG:4326)."]}},
                                message_vi="Tọa độ phải theo hệ WGS84 (EPSG:4326): hãy chuyển đổi tệp trước.")
@@ -282,6 +310,14 @@ OUTLINE_SQL = text("""
                    WHERE code = ANY(:codes) AND valid_from = :valid_from)) AS part)
 """)
 
+# The share of the current city outline's area that the union of the new vintage's wards covers (None: no city).
+COVERAGE_SQL = text("""
+SELECT ST_Area(ST_Intersection(c.geom, n.geom)::geography) / NULLIF(ST_Area(c.geom::geography), 0)
+FROM admin_areas c,
+     (SELECT ST_Union(geom) AS geom FROM admin_areas WHERE code = ANY(:codes) AND valid_from = :valid_from) n
+WHERE c.id = (SELECT area_id FROM cities ORDER BY id LIMIT 1)
+""")
+
 # Rules and agencies of an area the new vintage retires follow the area of the same code in it (a ward
 # whose boundary moved, the city itself): routing keeps working the moment a vintage is loaded.
 CARRY_RULES_SQL = text("""
@@ -313,7 +349,8 @@ def latest_valid_from() -> date | None:
 
 
 def load_vintage(features: list[Any], valid_from: date, levels: dict[str, Any], city_area: CityArea, *,
-                 min_hole_km2: float = 0.0, repair: bool = False, reload: bool = False) -> Vintage:
+                 min_hole_km2: float = 0.0, repair: bool = False, reload: bool = False,
+                 min_coverage: float | None = None) -> Vintage:
     """Load a set of wards as the boundary vintage starting `valid_from`, with the city outline as their
     union, in the caller's transaction (it commits, then calls forget_city()).
 
@@ -323,6 +360,8 @@ def load_vintage(features: list[Any], valid_from: date, levels: dict[str, Any], 
     it (a ward's People's Committee) move to it. `repair`: invalid polygons are made valid (a data set's
     simplified boundaries) instead of refused. `reload`: the same `valid_from` as the newest vintage is
     allowed (`flask seed` loading its files again); otherwise a vintage must be newer than every other.
+    `min_coverage`: refused (422 `incomplete_ward_set`) if the new wards cover less than this share of the
+    current city outline's area (the share is in Vintage.coverage in any case).
     Raises VintageError (the caller rolls back what was written)."""
     rows: list[dict[str, Any]] = []
     problems: dict[str, list[str]] = {}
@@ -370,6 +409,19 @@ def load_vintage(features: list[Any], valid_from: date, levels: dict[str, Any], 
     empty = db.session.scalars(select(table.c.code).where(wards_of_vintage, func.ST_IsEmpty(table.c.geom))).all()
     if empty:
         raise VintageError(f"No polygon left after repair for {', '.join(empty)}.", {"features": ["Empty."]})
+    coverage = db.session.scalar(COVERAGE_SQL, {"codes": codes, "valid_from": valid_from})
+    if min_coverage is not None and coverage is not None and coverage < min_coverage:
+        covered, uncovered = f"{coverage:.2%}", f"{1 - coverage:.2%}"
+        raise VintageError(
+            f"The new wards cover {covered} of the current city outline: {uncovered} of the city would be left "
+            f"outside the service area (reports there refused), and the current wards all retired. Is the file "
+            f"partial? Load the complete ward set, or give force (flask areas load --force) to load this one anyway "
+            f"(the city becomes its union).",
+            {"geojson": [f"Covers {covered} of the current city outline ({uncovered} uncovered); at least "
+                         f"{min_coverage:.0%} needed, or force."]},
+            code="incomplete_ward_set",
+            message_vi=f"Các phường mới chỉ phủ {covered} diện tích thành phố hiện hành: {uncovered} sẽ nằm ngoài "
+                       "vùng phục vụ. Hãy nạp đủ bộ phường, hoặc gửi kèm force nếu thật sự muốn nạp bộ này.")
     retired_areas = db.session.execute(
         update(table).where(table.c.valid_from < valid_from, table.c.valid_to.is_(None))
         .values(valid_to=valid_from).returning(table.c.id, table.c.code)).all()
@@ -394,7 +446,14 @@ def load_vintage(features: list[Any], valid_from: date, levels: dict[str, Any], 
     wards = {a.code: a for a in db.session.scalars(select(AdminArea).where(
         AdminArea.code.in_(codes), AdminArea.valid_from == valid_from))}
     return Vintage(valid_from, counts, wards, city, retired=sorted(r.code for r in retired_areas),
-                   rules_carried=len(carried), agencies_moved=sorted(moved))
+                   rules_carried=len(carried), agencies_moved=sorted(moved), coverage=coverage)
+
+
+def _years_after(day: date, years: int) -> date:
+    try:
+        return day.replace(year=day.year + years)
+    except ValueError:  # (29 February)
+        return day.replace(year=day.year + years, day=28)
 
 
 def listing(all_vintages: bool = False) -> list[AdminArea]:
@@ -408,7 +467,10 @@ def load_new_vintage(fields: dict[str, Any], actor: Any) -> dict[str, Any]:
     """An admin's new set of wards (VintageLoadSchema's fields), loaded with load_vintage and committed
     with its audit entry (`actor`: an audit.Actor). Polygons must be valid (ST_IsValid): nothing is
     repaired silently. `levels` default to the current wards' levels (tier as now, English word from the
-    level's name); the city outline fills holes as the current one does. Returns Vintage.summary()."""
+    level's name); the city outline fills holes as the current one does. Refused (422): a `valid_from` more
+    than MAX_YEARS_AHEAD after today (in the city's time zone), and, unless `force`, a set covering less than
+    MIN_COVERAGE of the current city outline. `dry_run`: every check and the summary, nothing written (no
+    audit entry either). Returns Vintage.summary() with `dry_run` and `force`."""
     from ..errors import ApiError
     from ..schemas.admin import VintageLoadSchema
     from . import audit, committing
@@ -423,13 +485,23 @@ def load_new_vintage(fields: dict[str, Any], actor: Any) -> dict[str, Any]:
         level: {"tier": tier, "en": level.replace("_", " ").title()}
         for level, tier in db.session.execute(select(AdminArea.level, AdminArea.tier).distinct().where(
             AdminArea.valid_to.is_(None), AdminArea.tier > current.tier))}
+    today = datetime.now(ZoneInfo(city_row.timezone)).date()
+    latest = _years_after(today, MAX_YEARS_AHEAD)
+    if data["valid_from"] > latest:
+        raise ApiError(422, "validation_error", f"valid_from {data['valid_from']} is more than {MAX_YEARS_AHEAD} "
+                       f"year(s) ahead (after {latest}): a typo? A vintage takes effect when it is loaded, and a "
+                       "later one must be newer.", message_vi=f"Ngày hiệu lực {data['valid_from']} quá xa (sau "
+                       f"{latest}): hãy kiểm tra lại.", fields={"valid_from": [f"At most {latest}."]})
     city_area = CityArea(current.code, city_row.name, city_row.name_en, current.level, current.tier)
     holes = data.get("outline_fill_holes_below_km2", (current.properties or {}).get(OUTLINE_HOLES, 0))
     try:
         with committing():
             vintage = load_vintage(features_of(data["geojson"]), data["valid_from"], levels, city_area,
-                                   min_hole_km2=float(holes))
-            summary = vintage.summary()
+                                   min_hole_km2=float(holes), min_coverage=None if data["force"] else MIN_COVERAGE)
+            summary = {**vintage.summary(), "dry_run": data["dry_run"], "force": data["force"]}
+            if data["dry_run"]:
+                db.session.rollback()  # (what it would do, said; nothing written)
+                return summary
             audit.record(actor, "areas.load_vintage", "area_vintage", data["valid_from"].isoformat(),
                          {"valid_from": current.valid_from}, summary)
     except VintageError as exc:

@@ -13,7 +13,10 @@ transaction it decides
   address-only report of a ward sits at that same point;
 - otherwise the agency: the active rule for the category on the most specific
   area covering the report (its ward, then the ward's parents), ties by
-  priority; no rule sends it to the dispatcher, with an event saying so;
+  priority; no rule sends it to the dispatcher, with an event saying so. A
+  report whose ward was retired by a reorganisation since it was filed keeps
+  that ward, and is routed by the rules of the current area at its location
+  (areas.rule_area_id, as re-routing does);
 - `due_at`: submission time plus the category's SLA in working hours on the
   city's calendar;
 
@@ -88,6 +91,7 @@ WITH r AS (
 )
 SELECT r.id, r.status, r.category_id, r.ward_id, r.submitted_at, r.sla_hours, r.supporters, r.category_code,
        ST_Y(r.location) AS lat, ST_X(r.location) AS lon, rule.*,
+       (SELECT w.valid_to IS NULL FROM admin_areas w WHERE w.id = r.ward_id) AS ward_current,
        EXISTS (SELECT 1 FROM reports m JOIN report_contacts c ON c.report_id = m.id
                 WHERE (m.id = r.id OR m.duplicate_of_id = r.id) AND c.notify_url IS NOT NULL) AS notify,
        (SELECT o.id FROM reports o
@@ -241,9 +245,14 @@ def route_in_transaction(report_id: int, *, detect_duplicates: bool = True,
             return Outcome(report_id, "duplicate", duplicate_of_id=original, notified=row["notify"])
         # (the original was closed since the search: this report is routed on its own)
 
-    rule: Any = row  # the rule at the report's ward, read with it; else at the ward found now, or the city
+    # The rule at the report's ward, read with it; else at the ward found now, or the city; a ward retired since
+    # the report was filed (it keeps it): at the current area covering its location, as a new report there.
+    rule: Any = row
     if row["ward_id"] is None:
         rule = session.execute(RULE_SQL, {"area_id": ward_id if ward_id is not None else city.area_id,
+                                          "category_id": row["category_id"]}).mappings().first()
+    elif not row["ward_current"]:
+        rule = session.execute(RULE_SQL, {"area_id": areas.rule_area_id(report_id, ward_id, city.area_id),
                                           "category_id": row["category_id"]}).mappings().first()
     data: dict[str, Any]
     if rule is not None and rule["rule_id"] is not None:

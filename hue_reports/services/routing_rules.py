@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
@@ -136,11 +136,20 @@ def create(fields: dict[str, Any], actor: audit.Actor) -> RoutingRule:
 
 
 def update(rule_id: int, fields: dict[str, Any], actor: audit.Actor) -> RoutingRule:
-    """Retarget, reprioritise, activate or deactivate a rule (its category and area stay)."""
+    """Retarget, reprioritise, activate or deactivate a rule (its category and area stay). A rule on an area
+    of a retired boundary vintage can only be deactivated (422 otherwise)."""
     data = RuleUpdateSchema().load(fields)
     with committing():
         rule = find(rule_id, lock=True)
         before = SNAPSHOT.dump(rule)
+        if rule.area.valid_to is not None and (set(data) - {"active"} or data.get("active")):
+            # (as create: a rule on a retired vintage's area would route by boundaries that no longer exist)
+            raise ApiError(422, "validation_error",
+                           f"area: rule {rule.id} is on {rule.area.code} of a retired boundary vintage (until "
+                           f"{rule.area.valid_to}): it can only be deactivated; make a rule on a current area instead.",
+                           message_vi=f"Quy tắc {rule.id} thuộc địa bàn {rule.area.code} đã hết hiệu lực: chỉ có thể "
+                                      "ngừng quy tắc này; hãy tạo quy tắc cho địa bàn hiện hành.",
+                           fields={"area": ["Of a retired boundary vintage: only deactivation is allowed."]})
         active = data.get("active", rule.active)
         if "agency" in data or active:
             rule.agency = _agency(data.get("agency", rule.agency.code), active_needed=active)
@@ -177,22 +186,10 @@ class Rerouted:
                 "unchanged": self.unchanged, "audit_id": self.audit_id}
 
 
-# Where the rules send an open report now: at its ward if the ward is current, else at the current ward
-# covering its location (a ward reorganised since it was filed; the report keeps its old ward), else at
-# the city; no rule: the dispatcher.
-def _rule_area(report: Report, city_area_id: int) -> int:
-    ward = report.ward
-    if ward is not None and ward.valid_to is None:
-        return ward.id
-    found = db.session.scalar(text(
-        "SELECT a.id FROM admin_areas a, reports r WHERE r.id = :id AND r.location IS NOT NULL "
-        "AND a.valid_to IS NULL AND a.tier > 1 AND ST_Covers(a.geom, r.location) ORDER BY a.tier DESC, a.code "
-        "LIMIT 1"), {"id": report.id})
-    return found if found is not None else city_area_id
-
-
+# Where the rules send an open report now: at the area areas.rule_area_id gives (its ward if current, else the
+# current ward covering its location, else the city); no rule: the dispatcher.
 def _target(report: Report, city_area_id: int) -> tuple[int, str] | None:
-    row = db.session.execute(routing.RULE_SQL, {"area_id": _rule_area(report, city_area_id),
+    row = db.session.execute(routing.RULE_SQL, {"area_id": areas.rule_area_id(report.id, report.ward_id, city_area_id),
                                                 "category_id": report.category_id}).mappings().first()
     if row is None:
         row = db.session.execute(routing.DISPATCHER_SQL).mappings().first()

@@ -7,6 +7,8 @@ with the actor, and the reporter's push message (outbox) in one transaction.
 Comments are events too (public or internal). The resident's side: feedback
 after a resolution (a 1 or 2 within FEEDBACK_DAYS reopens the report to the
 same agency), and resolved reports nobody rated close after FEEDBACK_DAYS.
+A reopened report whose agency was deactivated meanwhile goes on to the
+dispatcher (away_from_inactive_agency): an inactive agency receives nothing.
 """
 
 from __future__ import annotations
@@ -220,7 +222,8 @@ def _apply(report_id: int, account: Account | CommandAdmin, action: str, version
            extra_data: dict[str, Any] | None = None) -> tuple[Report, list[int]]:
     """The change, its event, photos and messages, flushed in the caller's transaction. Returns the report
     and the ids of the photos stored."""
-    if action == "transfer":  # it moves duplicates: the category's lock first, in routing's order
+    if action in ("transfer", "reopen"):  # it moves duplicates, or may hand the report to the dispatcher (its
+        # agency inactive): the category's lock first, in routing's order, as an agency's deactivation waits for it
         db.session.execute(routing.LOCK_SQL, {"id": report_id})
     report = _lock(report_id)
     if not may_handle(account, report):
@@ -288,6 +291,8 @@ def _apply(report_id: int, account: Account | CommandAdmin, action: str, version
     outbox.notify_status(report.id, event.id)
     if action == "transfer":
         outbox.tell_agency(report.id, report.agency_id, "report.transferred", event.id)
+    elif action == "reopen":
+        away_from_inactive_agency(report, now)
     photo_ids = [p.id for p in report.photos if p.event_id == event.id] if infos else []
     return report, photo_ids
 
@@ -300,6 +305,44 @@ def after_commit(photo_ids: list[int]) -> None:
     for photo_id in photo_ids:
         photo_jobs.enqueue_derivatives(photo_id)
     enqueue_due_soon()
+
+
+INACTIVE_AGENCY_NOTE = ("Đơn vị đã xử lý phản ánh này đã ngừng hoạt động: chuyển Trung tâm điều hành xử lý. / "
+                        "The agency that handled this report is inactive: sent to the dispatcher.")
+
+
+def away_from_inactive_agency(report: Report, now: datetime) -> ReportEvent | None:
+    """After a reopening (flushed): a report whose agency is inactive, which receives nothing, goes to the
+    dispatcher as routing sends it what no rule covers: a `transferred` event by the system (`reason`
+    `agency_inactive`, the note saying so), so the custody moves as in a transfer; the reopening's fresh
+    deadline stays, as a transfer keeps its deadline. No active dispatcher: `routing_failed`, for the admins.
+    Returns the event written, or None if the agency is active. (The caller holds the category's lock.)"""
+    if report.agency_id is None or db.session.scalar(select(Agency.active).where(Agency.id == report.agency_id)):
+        return None
+    from_status, from_agency = report.status, report.agency_id
+    data: dict[str, Any] = {"reason": "agency_inactive", "from_agency": _code(from_agency),
+                            "from_agency_id": from_agency}
+    dispatcher = db.session.execute(routing.DISPATCHER_SQL).mappings().first()
+    if dispatcher is None:
+        log.error("report %s reopened at inactive agency %s, and no active dispatcher", report.id, data["from_agency"])
+        event_type, to_status = "routing_failed", "routing_failed"
+    else:
+        event_type, to_status = "transferred", "routed"
+        report.agency_id, report.acknowledged_at = dispatcher["agency_id"], None
+        data["to_agency"] = _code(report.agency_id)
+        db.session.execute(update(Report).where(Report.duplicate_of_id == report.id)
+                           .values(agency_id=report.agency_id))
+    report.status = to_status
+    report.version += 1
+    event = ReportEvent(report_id=report.id, type=event_type, actor_kind="system", from_status=from_status,
+                        to_status=to_status, agency_id=report.agency_id, note=INACTIVE_AGENCY_NOTE, public=True,
+                        data=data, created_at=now)
+    db.session.add(event)
+    db.session.flush()
+    outbox.notify_status(report.id, event.id)
+    if dispatcher is not None:
+        outbox.tell_agency(report.id, report.agency_id, "report.transferred", event.id)
+    return event
 
 
 def _code(agency_id: int | None) -> str | None:
@@ -339,7 +382,8 @@ def comment(report_id: int, account: Account, fields: dict) -> ReportEvent:
 
 def feedback(report: Report, fields: dict) -> Feedback:
     """The reporter rates the fix, once, after it was resolved. A 1 or 2 within FEEDBACK_DAYS reopens the
-    report to the same agency; a better rating closes it. Commits."""
+    report to the same agency (to the dispatcher if that agency is inactive now); a better rating closes it.
+    Commits."""
     rating = fields.get("rating")
     if isinstance(rating, bool) or not isinstance(rating, int) or not 1 <= rating <= 5:
         raise ApiError(422, "validation_error", "rating is an integer from 1 to 5.",
@@ -347,6 +391,8 @@ def feedback(report: Report, fields: dict) -> Feedback:
     comment_text = _text(fields.get("comment"), "comment", required=False)
     days = current_app.config["FEEDBACK_DAYS"]
     try:
+        if rating <= 2:  # (it may hand the report to the dispatcher: the category's lock first, as transfers)
+            db.session.execute(routing.LOCK_SQL, {"id": report.id})
         locked = _lock(report.id)
         if db.session.scalar(select(Feedback.id).where(Feedback.report_id == locked.id)) is not None:
             raise ApiError(409, "feedback_exists", "This report was already rated.",
@@ -376,6 +422,8 @@ def feedback(report: Report, fields: dict) -> Feedback:
         db.session.add(event)
         db.session.flush()
         outbox.notify_status(locked.id, event.id)
+        if rating <= 2:
+            away_from_inactive_agency(locked, now)
         db.session.commit()
     except BaseException:
         db.session.rollback()

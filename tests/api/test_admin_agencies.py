@@ -6,12 +6,13 @@ from __future__ import annotations
 import json
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from hue_reports.extensions import db
-from hue_reports.models import Agency, AuditEntry, RoutingRule
-from hue_reports.services import outbox, routing
-from tests.support import error, http_receiver, new_report, staff_headers, this_tests_audit
+from hue_reports.models import Agency, AuditEntry, Category, City, RoutingRule
+from hue_reports.services import agencies, audit, outbox, routing
+from tests.support import (error, http_receiver, new_report, staff_headers, this_tests_audit,
+                           wait_for_advisory_waiters)
 
 URL = "/api/v1/admin/agencies"
 NEW = {"code": "MOI-TRUONG-2", "name": "Công ty Môi trường số 2", "name_en": "Environment Company No. 2",
@@ -231,3 +232,52 @@ def test_a_message_queued_before_a_rotation_is_signed_with_the_new_secret(client
     assert outbox.verify_signature(rotated, signature, body, now=now)
     assert not outbox.verify_signature(first, signature, body, now=now)
     assert json.loads(body)["type"] == "report.routed"
+
+
+def test_deactivating_an_agency_while_routing_holds_a_category_never_deadlocks(app, database_url):
+    """Routing holds its category's lock, then writes rows that refer to the agency (a foreign key's check takes
+    a share lock on the agency's row). Deactivation waits for every category's lock: it must not hold the
+    agency's row meanwhile, or each waits for the other and PostgreSQL kills one of them. Two connections."""
+    import threading
+
+    import psycopg
+
+    actor = audit.Actor("cli:test", None, "cli")
+    with app.app_context():
+        agencies.create({**NEW, "code": "LOCK-ORDER", "name": "Đơn vị thử khóa"}, actor)
+        agency_id = db.session.scalar(select(Agency.id).where(Agency.code == "LOCK-ORDER"))
+        category_id = db.session.scalar(select(func.min(Category.id)))
+        area_id = db.session.scalar(select(City.area_id))
+        db.session.remove()
+    router = psycopg.connect(database_url)  # as a routing job: its category's lock first ...
+    router.execute("SELECT pg_advisory_xact_lock(%s, %s)", (routing.DUPLICATE_LOCK_SPACE, category_id))
+    outcome: dict = {}
+
+    def deactivate():
+        try:
+            with app.app_context():
+                outcome["active"] = agencies.set_active("LOCK-ORDER", False, actor).active
+                db.session.remove()
+        except Exception as exc:  # noqa: BLE001
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=deactivate)
+    thread.start()
+    try:
+        wait_for_advisory_waiters(database_url, 1)  # (deactivation queued behind the category's lock)
+        # ... then a row referring to the agency (rolled back: the agency is left without rules to deactivate)
+        try:
+            router.execute("INSERT INTO routing_rules (category_id, area_id, agency_id, priority, active) "
+                           "VALUES (%s, %s, %s, 32000, false)", (category_id, area_id, agency_id))
+        except psycopg.Error as exc:
+            outcome["router_error"] = exc
+        router.rollback()
+    finally:
+        router.close()
+        thread.join(30)
+        with app.app_context():
+            db.session.execute(delete(Agency).where(Agency.code == "LOCK-ORDER"))
+            db.session.commit()
+            db.session.remove()
+    assert "router_error" not in outcome and "error" not in outcome, outcome
+    assert outcome["active"] is False

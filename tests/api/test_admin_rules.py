@@ -4,16 +4,24 @@ the metrics count them."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from sqlalchemy import func, select
 
 from hue_reports.extensions import db
 from hue_reports.models import AdminArea, Agency, AuditEntry, Category, OutboxMessage, Report, ReportEvent, RoutingRule
-from hue_reports.services import metrics, routing
+from hue_reports.cli import DEFAULT_DATA_DIR
+from hue_reports.services import areas, metrics, routing
 from tests.support import error, new_report, staff_headers, this_tests_audit
 
 URL = "/api/v1/admin/routing-rules"
 CITADEL_WARD = "19753"  # Phường Phú Xuân, where the Citadel is (tests.support.CITADEL)
+NEXT_VINTAGE = "2026-10-01"  # after the shipped vintage's 2025-07-01
+
+
+def shipped_wards() -> dict:
+    return json.loads((DEFAULT_DATA_DIR / "wards.geojson").read_text(encoding="utf-8"))
 
 
 
@@ -90,6 +98,28 @@ def test_a_rule_to_an_inactive_agency_is_refused(client, admin):
     assert parked.status_code == 201
     error(client.patch(f"{URL}/{parked.get_json()['id']}", json={"active": True}, headers=admin), 422,
           "agency_inactive")
+
+
+def test_a_rule_on_a_retired_area_can_only_be_deactivated(client, admin):
+    """As a new rule must be on a current area, a rule left on an area of a retired vintage is not switched on
+    again, retargeted or reprioritised: it routes nothing (routing looks at current areas) and would mislead."""
+    rule_id = client.post(URL, json={"category": "noise", "area": CITADEL_WARD, "agency": "HEPCO", "priority": 7},
+                          headers=admin).get_json()["id"]
+    loaded = client.post("/api/v1/admin/areas", json={"valid_from": NEXT_VINTAGE, "geojson": shipped_wards()},
+                         headers=admin)
+    assert loaded.status_code == 201, loaded.get_json()
+    areas.forget_city()
+    rule = db.session.get(RoutingRule, rule_id)
+    assert rule.area.valid_to is not None and rule.active  # (its copy is on the new area of the same code)
+    for change in ({"agency": "SXD"}, {"priority": 8}, {"active": True, "agency": "SXD"}):
+        body = error(client.patch(f"{URL}/{rule_id}", json=change, headers=admin), 422, "validation_error")
+        assert "area" in body["fields"] and "retired" in body["message"], change
+    off = client.patch(f"{URL}/{rule_id}", json={"active": False}, headers=admin)
+    assert off.status_code == 200 and off.get_json()["active"] is False
+    error(client.patch(f"{URL}/{rule_id}", json={"active": True}, headers=admin), 422, "validation_error")
+    db.session.expire_all()
+    rule = db.session.get(RoutingRule, rule_id)
+    assert (rule.active, rule.agency.code, rule.priority) == (False, "HEPCO", 7)
 
 
 @pytest.mark.parametrize("fields, field", [

@@ -279,6 +279,63 @@ def test_the_reporters_rating_reopens_or_closes_the_report(client, db_session, r
         Feedback.report_id == report.id)) == 1
 
 
+def _deactivate_hepco(client, admin) -> None:
+    """HEPCO's rules go to SXD, then HEPCO is deactivated through the admin API (no report open in its hands)."""
+    from hue_reports.models import Agency, RoutingRule
+
+    rules = db.session.scalars(select(RoutingRule.id).join(Agency).where(Agency.code == "HEPCO", RoutingRule.active))
+    for rule_id in rules.all():
+        patched = client.patch(f"/api/v1/admin/routing-rules/{rule_id}", json={"active": False}, headers=admin)
+        assert patched.status_code == 200, patched.get_json()
+    done = client.post("/api/v1/admin/agencies/HEPCO/deactivate", headers=admin)
+    assert done.status_code == 200 and done.get_json()["active"] is False, done.get_json()
+
+
+@pytest.mark.parametrize("how", ["rating", "reopen"])
+def test_a_report_reopened_after_its_agency_was_deactivated_goes_to_the_dispatcher(client, db_session, how):
+    """An inactive agency receives nothing: a resident's 1 or the dispatcher's reopening of a report it resolved
+    hands the report to the dispatcher, as a transfer (custody moves; the reopening's fresh deadline stays)."""
+    from hue_reports.models import Agency
+    from hue_reports.services import metrics
+
+    report, token = _resolved_with_reporter(client)
+    hepco, ioc = (db.session.scalar(select(Agency.id).where(Agency.code == code)) for code in ("HEPCO", "IOC"))
+    assert report.agency_id == hepco
+    _deactivate_hepco(client, staff_headers("admin"))
+    if how == "rating":
+        response = client.post(f"/api/v1/reports/{report.id}/feedback", json={"rating": 1},
+                               headers={"X-Tracking-Token": token})
+        assert response.status_code == 201, response.get_json()
+    else:
+        response = act(client, report, staff_headers("ioc"), "reopen", reason="Chưa xử lý triệt để")
+        assert response.status_code == 200, response.get_json()
+    db.session.expire_all()
+    report = db.session.get(Report, report.id)
+    assert report.agency_id == ioc and report.status == "routed" and report.acknowledged_at is None
+    assert report.resolved_at is None and report.due_at > datetime.now(timezone.utc)
+    events = db.session.scalars(select(ReportEvent).where(ReportEvent.report_id == report.id)
+                                .order_by(ReportEvent.id)).all()
+    reopened, handed = events[-2:]
+    assert (reopened.type, reopened.agency_id, reopened.to_status) == ("reopened", hepco, "in_progress")
+    assert (handed.type, handed.actor_kind, handed.agency_id, handed.from_status, handed.to_status) == (
+        "transferred", "system", ioc, "in_progress", "routed")
+    assert handed.data == {"reason": "agency_inactive", "from_agency": "HEPCO", "from_agency_id": hepco,
+                           "to_agency": "IOC"}
+    assert "dispatcher" in handed.note and "ngừng hoạt động" in handed.note
+    assert report.due_at.isoformat() == reopened.data["due_at"]  # the reopening's deadline, kept
+    # The metrics see HEPCO's custody passed on (the reopening counted against it) and the dispatcher's begun.
+    cal = metrics.calendar.city_calendar()
+    dims = metrics.Dims(report.id, report.category_id, report.ward_id, report.submitted_at,
+                        db.session.get(type(report.category), report.category_id).sla_hours)
+    facts = metrics.replay(dims, events, cal)
+    assert facts.agency_id == ioc and facts.transfers == 1 and facts.reopens == 1
+    assert facts.custodies[hepco].state == "transferred" and facts.custodies[hepco].reopens == 1
+    assert facts.custodies[ioc].state == "open"
+    # ... and the dispatcher handles it from there (e.g. to an active agency).
+    moved = act(client, report, staff_headers("ioc"), "transfer", agency="SXD", reason="Đơn vị mới phụ trách")
+    assert moved.status_code == 200, moved.get_json()
+
+
 def test_feedback_needs_the_token_a_resolved_report_and_a_valid_rating(client, db_session):
     report, token = _resolved_with_reporter(client)
     url = f"/api/v1/reports/{report.id}/feedback"
@@ -414,3 +471,22 @@ def test_overdue_is_flagged_once_per_deadline(db_session):
     assert outbox.flag_overdue()[0] == 0
     assert len(db.session.scalars(select(ReportEvent).where(ReportEvent.report_id == report.id,
                                                             ReportEvent.type == "overdue")).all()) == 2
+
+
+def test_with_no_active_dispatcher_such_a_report_is_left_routing_failed_for_the_admins(client, db_session):
+    from hue_reports.models import Agency
+
+    report, token = _resolved_with_reporter(client)
+    _deactivate_hepco(client, staff_headers("admin"))
+    db.session.execute(Agency.__table__.update().where(Agency.code == "IOC").values(active=False))
+    response = client.post(f"/api/v1/reports/{report.id}/feedback", json={"rating": 2},
+                           headers={"X-Tracking-Token": token})
+    assert response.status_code == 201, response.get_json()
+    db.session.expire_all()
+    report = db.session.get(Report, report.id)
+    assert report.status == "routing_failed"
+    last = db.session.scalars(select(ReportEvent).where(ReportEvent.report_id == report.id)
+                              .order_by(ReportEvent.id.desc()).limit(1)).one()
+    assert (last.type, last.actor_kind, last.data["reason"]) == ("routing_failed", "system", "agency_inactive")
+    moved = act(client, report, staff_headers("admin"), "transfer", agency="SXD", reason="Đơn vị mới phụ trách")
+    assert moved.status_code == 200 and moved.get_json()["status"] == "routed", moved.get_json()

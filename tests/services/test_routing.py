@@ -19,7 +19,7 @@ from hue_reports.cli import DEFAULT_DATA_DIR
 from hue_reports.extensions import db
 from hue_reports.models import Agency, AdminArea, Category, OutboxMessage, Report, ReportEvent, RoutingRule
 from hue_reports.services import calendar, routing
-from tests.support import CITADEL, haversine_m, new_report
+from tests.support import CITADEL, haversine_m, new_report, wait_for_advisory_waiters
 
 DATA = DEFAULT_DATA_DIR
 RULES = yaml.safe_load((DATA / "routing.yaml").read_text())["rules"]
@@ -294,14 +294,9 @@ def test_two_reports_routed_at_once_both_join_the_open_original(app, committed, 
     threads = [threading.Thread(target=work, args=(ids[k],)) for k in ("a", "b")]
     for t in threads:
         t.start()
-    watcher = psycopg.connect(database_url, autocommit=True)
-    deadline = datetime.now() + timedelta(seconds=20)
-    while watcher.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
-                          ).fetchone()[0] < 2 and datetime.now() < deadline:
-        pass
+    wait_for_advisory_waiters(database_url, 2)
     holder.rollback()
     holder.close()
-    watcher.close()
     for t in threads:
         t.join(30)
     assert not errors
