@@ -74,3 +74,53 @@ class Traffic:
 
     def csp_violations(self) -> list[str]:
         return [m for m in self.console_errors if "Content Security Policy" in m]
+
+
+def run_worker(app, conn) -> None:
+    """Run the queued jobs (routing, photo derivatives, ...) with a real RQ worker in this process, burst."""
+    from rq import SimpleWorker
+
+    from hue_reports.jobs import queue_names
+
+    with app.app_context():
+        SimpleWorker(queue_names(), connection=conn).work(burst=True)
+
+
+def remove_reports(app) -> None:
+    """Empty the report tables (the browser tests commit for real: the server runs in its own thread)."""
+    from sqlalchemy import text
+
+    from hue_reports.extensions import db
+
+    with app.app_context():
+        tables = ["reports", "photos", "report_events", "report_contacts", "idempotency_keys", "feedback",
+                  "outbox", "metric_state", "metric_results", "map_cells", "map_state"]
+        present = [t for t in tables if db.session.scalar(text("SELECT to_regclass(:t)"), {"t": t})]
+        db.session.execute(text(f"TRUNCATE {', '.join(present)} RESTART IDENTITY CASCADE"))
+        db.session.commit()
+        db.session.remove()
+
+
+class Visit:
+    """A browser tab on the live server, with what it asked of the outside world."""
+
+    def __init__(self, browser, live, app, artifacts, **context_args):
+        self.live = live
+        self.artifacts = artifacts
+        self.context = browser.new_context(**{"viewport": {"width": 1280, "height": 800}, "locale": "vi-VN",
+                                              **context_args})
+        self.traffic = Traffic(live.url, app.config["MAP_TILE_URL"])
+        self.context.route("**/*", self.traffic.route)
+        self.page = self.context.new_page()
+        self.page.set_default_timeout(20_000)
+        self.traffic.watch(self.page)
+
+    def go(self, path: str):
+        self.page.goto(self.live.url + path)
+        return self.page
+
+    def shot(self, name: str) -> None:
+        self.page.screenshot(path=str(self.artifacts / f"{name}.png"), full_page=True)
+
+    def close(self) -> None:
+        self.context.close()
