@@ -15,6 +15,7 @@ run jobs on reports must commit them and remove them afterwards.
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -117,14 +118,29 @@ def db_session(app):
             connection.close()
 
 
+@contextmanager
+def _flushed_redis(url: str):
+    conn = redis_lib.Redis.from_url(url)
+    conn.flushdb()
+    try:
+        yield conn
+    finally:
+        conn.flushdb()
+        conn.close()
+
+
 @pytest.fixture
 def redis_conn(redis_url):
     """The test Redis database, empty before and after the test."""
-    conn = redis_lib.Redis.from_url(redis_url)
-    conn.flushdb()
-    yield conn
-    conn.flushdb()
-    conn.close()
+    with _flushed_redis(redis_url) as conn:
+        yield conn
+
+
+@pytest.fixture(scope="module")
+def redis_module(redis_url):
+    """The test Redis database, empty before and after the module (the browser tests' live server)."""
+    with _flushed_redis(redis_url) as conn:
+        yield conn
 
 
 @pytest.fixture

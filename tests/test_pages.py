@@ -16,12 +16,12 @@ import re
 import urllib.error
 import urllib.request
 from html.parser import HTMLParser
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import urlencode
 
 import pytest
 import redis as redis_lib
 
-from tests.pages.browser import LiveServer, remove_reports, run_worker
+from tests.pages.browser import LiveServer, remove_reports, run_worker, shown, wait_map
 from tests.support import PHOTOS, ROOT, multipart, new_report, post_report
 
 STATIC = ROOT / "hue_reports" / "web" / "static"
@@ -301,31 +301,6 @@ def live(app, seeded):
 def api(live, path: str) -> dict:
     with urllib.request.urlopen(live.url + path, timeout=30) as response:
         return json.loads(response.read())
-
-
-def wait_map(page, **params) -> dict:
-    """Wait until the map shows the data of a query with these parameters (None: absent); its query."""
-    expected = {k: v for k, v in params.items()}
-    page.wait_for_function(
-        """(expected) => {
-             const map = document.getElementById('map');
-             if (map.dataset.state !== 'ready' || !map.dataset.query) return false;
-             const q = new URLSearchParams(map.dataset.query);
-             return Object.entries(expected).every(([k, v]) => q.get(k) === v);
-           }""", arg=expected)
-    query = page.get_attribute("#map", "data-query")
-    return {"query": query, "params": {k: v[0] for k, v in parse_qs(query).items()}}
-
-
-def shown(page) -> dict:
-    """The report markers on screen: each point's code, and the reports grouped in on-screen clusters."""
-    return page.evaluate("""() => ({
-        codes: [...document.querySelectorAll('#map .hr-pin')].map(e => e.dataset.code),
-        grouped: [...document.querySelectorAll('#map .marker-cluster')]
-                   .reduce((n, e) => n + parseInt(e.textContent, 10), 0),
-        cells: [...document.querySelectorAll('#map .hr-cell')].map(e => parseInt(e.dataset.count, 10)),
-        parts: [...document.querySelectorAll('#map .hr-cell')].flatMap(e => e.dataset.parts.split(',').map(Number)),
-    })""")
 
 
 def test_the_markers_are_the_reports_the_api_gives_for_the_view(visit, live, seeded):

@@ -12,7 +12,7 @@ import os
 import shutil
 import threading
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -124,3 +124,28 @@ class Visit:
 
     def close(self) -> None:
         self.context.close()
+
+
+def wait_map(page, **params) -> dict:
+    """Wait until the map shows the data of a query with these parameters (None: absent); its query."""
+    expected = {k: v for k, v in params.items()}
+    page.wait_for_function(
+        """(expected) => {
+             const map = document.getElementById('map');
+             if (map.dataset.state !== 'ready' || !map.dataset.query) return false;
+             const q = new URLSearchParams(map.dataset.query);
+             return Object.entries(expected).every(([k, v]) => q.get(k) === v);
+           }""", arg=expected)
+    query = page.get_attribute("#map", "data-query")
+    return {"query": query, "params": {k: v[0] for k, v in parse_qs(query).items()}}
+
+
+def shown(page) -> dict:
+    """The report markers on screen: each point's code, and the reports grouped in on-screen clusters."""
+    return page.evaluate("""() => ({
+        codes: [...document.querySelectorAll('#map .hr-pin')].map(e => e.dataset.code),
+        grouped: [...document.querySelectorAll('#map .marker-cluster')]
+                   .reduce((n, e) => n + parseInt(e.textContent, 10), 0),
+        cells: [...document.querySelectorAll('#map .hr-cell')].map(e => parseInt(e.dataset.count, 10)),
+        parts: [...document.querySelectorAll('#map .hr-cell')].flatMap(e => e.dataset.parts.split(',').map(Number)),
+    })""")
