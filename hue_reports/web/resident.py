@@ -127,8 +127,8 @@ def feedback(code: str, token: str):
 
 @bp.after_request
 def private(response):
-    if request.endpoint != "resident.report_form":
-        response.headers["Cache-Control"] = "private, no-store"
+    # (the form carries this session's CSRF token; the tracking page is the reporter's alone)
+    response.headers["Cache-Control"] = "private, no-store"
     return response
 
 
