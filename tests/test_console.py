@@ -488,3 +488,29 @@ def test_the_resident_rates_the_fix_once_on_the_tracking_page(app, db_session, r
     wrong_token = client.post(f"/track/{body['code']}/{'y' * 43}/feedback", data={"csrf_token": csrf(page),
                                                                                   "rating": "1"})
     assert wrong_token.status_code == 404
+
+
+def test_the_new_pages_run_no_inline_script_and_load_nothing_from_elsewhere(app, db_session, redis_conn):
+    """As the public pages (test_pages.py): scripts and styles from this server only, no inline script or
+    handler; and the console and the residents' pages are framed by no one."""
+    from tests.test_pages import parse
+
+    report = routed_report()
+    client = app.test_client()
+    body = submit(client, csrf(client.get("/report"))).get_json()
+    officer = log_in(app, "hepco.officer")
+    pages = [(client, "/report"), (client, body["tracking_url"]), (app.test_client(), "/console/login"),
+             (officer, "/console/"), (officer, f"/console/reports/{report.public_code}"),
+             (officer, "/console/reports/HUE-1999-000000")]
+    for who, path in pages + [(who, path + "?lang=en") for who, path in pages]:
+        response = who.get(path)
+        page = parse(response)
+        assert page.scripts and page.inline_handlers == [], path
+        for script in page.scripts:
+            assert script["src"] and script["src"].startswith("/static/") and not script["body"].strip(), path
+        assert all(h.startswith("/static/") for h in page.stylesheets), path
+        policy = response.headers["Content-Security-Policy"]
+        assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy, path
+        assert response.headers["X-Content-Type-Options"] == "nosniff", path
+        assert response.headers["Cache-Control"] == "private, no-store", path
+    assert "frame-ancestors 'self'" in client.get("/").headers["Content-Security-Policy"]  # the public map: embeddable

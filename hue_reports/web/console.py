@@ -71,8 +71,7 @@ def require_login():
 @bp.after_request
 def private(response):
     response.headers["Cache-Control"] = "private, no-store"
-    response.headers["X-Frame-Options"] = "DENY"
-    return response
+    return pages.no_frames(response)
 
 
 def _safe_next(target: str | None) -> str:

@@ -28,6 +28,8 @@ LANG_COOKIE = "lang"
 LANG_COOKIE_SECONDS = 365 * 24 * 3600
 # Scripts from this origin only (no inline script, no eval); images and tiles may come from the tile server.
 CSP = "script-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'self'"
+# The console's pages and the residents' private ones are framed by nobody (clickjacking a form's buttons).
+CSP_NO_FRAMES = CSP.replace("frame-ancestors 'self'", "frame-ancestors 'none'")
 CSRF_FIELD = "csrf_token"
 CSRF_SESSION_KEY = "csrf"
 
@@ -44,12 +46,19 @@ def choose_language() -> None:
     g.lang = _lang()
 
 
+def no_frames(response):
+    """After a view of a blueprint whose pages may not be framed: register after setup() (it runs first)."""
+    response.headers["Content-Security-Policy"] = CSP_NO_FRAMES
+    response.headers["X-Frame-Options"] = "DENY"
+    return response
+
+
 def page_headers(response):
     asked = request.args.get("lang")
     if asked in LANGS and request.cookies.get(LANG_COOKIE) != asked:
         response.set_cookie(LANG_COOKIE, asked, max_age=LANG_COOKIE_SECONDS, samesite="Lax",
                             secure=request.is_secure, httponly=True)
-    response.headers["Content-Security-Policy"] = CSP
+    response.headers.setdefault("Content-Security-Policy", CSP)  # (the console's is stricter: no framing)
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers.setdefault("Referrer-Policy", "same-origin")
     response.vary.add("Cookie")  # the language (and, on forms, the session)

@@ -129,7 +129,7 @@ def feedback(code: str, token: str):
 def private(response):
     # (the form carries this session's CSRF token; the tracking page is the reporter's alone)
     response.headers["Cache-Control"] = "private, no-store"
-    return response
+    return pages.no_frames(response)
 
 
 @bp.errorhandler(ApiError)

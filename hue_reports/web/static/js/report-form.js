@@ -25,7 +25,7 @@
   // --- the map and its pin ------------------------------------------------------------------------------
   var map = L.map('pick-map', { scrollWheelZoom: false });
   L.tileLayer(cfg.tileUrl, { attribution: cfg.tileAttribution, maxZoom: 19 }).addTo(map);
-  if (cfg.bounds) { map.fitBounds(cfg.bounds); } else { map.setView([16.4637, 107.5909], 13); }
+  if (cfg.bounds) { map.fitBounds(cfg.bounds); } else { map.setView([0, 0], 2); }  // (no city loaded yet)
   var pin = null, circle = null;
 
   function setPin(latlng, metres) {
