@@ -64,7 +64,7 @@ def require_login():
         if request.method == "GET":
             return redirect(url_for("console.login", next=request.full_path.rstrip("?")))
         flash(message("session_expired", g.lang), "error")
-        return redirect(url_for("console.login"))
+        return redirect(url_for("console.login"), 303)
     return None
 
 
