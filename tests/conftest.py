@@ -15,10 +15,13 @@ run jobs on reports must commit them and remove them afterwards.
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 import redis as redis_lib
 
+from tests.pages.browser import CHROMIUM_ARGS, Visit, chromium_path, remove_reports
 from tests.support import close_app, create_database, drop_database, migrate_and_seed, required_env, server_url
 
 
@@ -115,14 +118,29 @@ def db_session(app):
             connection.close()
 
 
+@contextmanager
+def _flushed_redis(url: str):
+    conn = redis_lib.Redis.from_url(url)
+    conn.flushdb()
+    try:
+        yield conn
+    finally:
+        conn.flushdb()
+        conn.close()
+
+
 @pytest.fixture
 def redis_conn(redis_url):
     """The test Redis database, empty before and after the test."""
-    conn = redis_lib.Redis.from_url(redis_url)
-    conn.flushdb()
-    yield conn
-    conn.flushdb()
-    conn.close()
+    with _flushed_redis(redis_url) as conn:
+        yield conn
+
+
+@pytest.fixture(scope="module")
+def redis_module(redis_url):
+    """The test Redis database, empty before and after the module (the browser tests' live server)."""
+    with _flushed_redis(redis_url) as conn:
+        yield conn
 
 
 @pytest.fixture
@@ -160,14 +178,49 @@ def run_jobs(app, redis_conn):
 def committed(app, redis_conn):
     """For tests that need data committed for real (threads, other processes): the report tables are
     emptied afterwards."""
-    from sqlalchemy import text
-
-    from hue_reports.extensions import db
-
     yield
-    with app.app_context():
-        db.session.execute(text("TRUNCATE reports, photos, report_events, report_contacts, idempotency_keys, "
-                                "feedback, outbox, metric_state, metric_results, map_cells, map_state "
-                                "RESTART IDENTITY CASCADE"))
-        db.session.commit()
-        db.session.remove()
+    remove_reports(app)
+
+
+# --- the browser tests' (tests/pages/browser.py); each module gives `live`, its server ----------------------
+
+@pytest.fixture(scope="module")
+def artifacts(request, tmp_path_factory) -> Path:
+    """Where the screenshots go: $HUE_TEST_ARTIFACTS/screenshots, else pytest's temporary directory."""
+    base = os.environ.get("HUE_TEST_ARTIFACTS")
+    directory = Path(base) / "screenshots" if base else tmp_path_factory.mktemp("screenshots")
+    directory.mkdir(parents=True, exist_ok=True)
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    if capture is not None and reporter is not None:
+        with capture.global_and_fixture_disabled():  # (said at once, even when the tests pass)
+            reporter.write_line(f"\npage screenshots: {directory}")
+    return directory
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def visit(browser, live, app, artifacts):
+    """Open tabs; afterwards: no script error, no CSP violation, nothing fetched from outside but tiles."""
+    visits = []
+
+    def open_tab(**context_args) -> Visit:
+        visits.append(Visit(browser, live, app, artifacts, **context_args))
+        return visits[-1]
+
+    yield open_tab
+    for v in visits:
+        v.close()
+    for v in visits:
+        assert v.traffic.page_errors == [], v.traffic.page_errors
+        assert v.traffic.csp_violations() == [], v.traffic.csp_violations()
+        assert v.traffic.external == [], f"fetched from outside: {v.traffic.external}"

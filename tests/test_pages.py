@@ -12,18 +12,16 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
 import urllib.error
 import urllib.request
 from html.parser import HTMLParser
-from pathlib import Path
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import urlencode
 
 import pytest
 import redis as redis_lib
 
-from tests.pages.browser import CHROMIUM_ARGS, LiveServer, Traffic, chromium_path
+from tests.pages.browser import LiveServer, remove_reports, run_worker, shown, wait_map
 from tests.support import PHOTOS, ROOT, multipart, new_report, post_report
 
 STATIC = ROOT / "hue_reports" / "web" / "static"
@@ -234,30 +232,11 @@ def test_the_map_takes_its_tiles_from_the_settings_and_opens_on_the_city(make_ap
 # --- In the browser -----------------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def artifacts(request, tmp_path_factory) -> Path:
-    """Where the screenshots go: $HUE_TEST_ARTIFACTS/screenshots, else pytest's temporary directory."""
-    base = os.environ.get("HUE_TEST_ARTIFACTS")
-    directory = Path(base) / "screenshots" if base else tmp_path_factory.mktemp("screenshots")
-    directory.mkdir(parents=True, exist_ok=True)
-    capture = request.config.pluginmanager.get_plugin("capturemanager")
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if capture is not None and reporter is not None:
-        with capture.global_and_fixture_disabled():  # (said at once, even when the tests pass)
-            reporter.write_line(f"\npage screenshots: {directory}")
-    return directory
-
-
-@pytest.fixture(scope="module")
 def seeded(app, redis_url):
     """Reports made through the real code paths and committed: intake (the test client), routing and photo
     derivatives (a real RQ worker, burst), and one fixed by HEPCO through the officers' API with a photo of
     the fix. Everything is removed afterwards."""
-    from rq import SimpleWorker
-    from sqlalchemy import text
-
     from hue_reports.cli import DEFAULT_DATA_DIR
-    from hue_reports.extensions import db
-    from hue_reports.jobs import queue_names
     from hue_reports.services import seed
 
     conn = redis_lib.Redis.from_url(redis_url)
@@ -265,8 +244,7 @@ def seeded(app, redis_url):
     client = app.test_client()
 
     def work():
-        with app.app_context():
-            SimpleWorker(queue_names(), connection=conn).work(burst=True)
+        run_worker(app, conn)
 
     made = {}
     try:
@@ -298,13 +276,7 @@ def seeded(app, redis_url):
     finally:
         conn.flushdb()
         conn.close()
-        with app.app_context():
-            tables = ["reports", "photos", "report_events", "report_contacts", "idempotency_keys", "feedback",
-                      "outbox", "metric_state", "metric_results"]
-            present = [t for t in tables if db.session.scalar(text("SELECT to_regclass(:t)"), {"t": t})]
-            db.session.execute(text(f"TRUNCATE {', '.join(present)} RESTART IDENTITY CASCADE"))
-            db.session.commit()
-            db.session.remove()
+        remove_reports(app)
 
 
 def _refresh_metrics(app) -> None:
@@ -326,87 +298,9 @@ def live(app, seeded):
     server.stop()
 
 
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
-class Visit:
-    """A browser tab on the live server, with what it asked of the outside world."""
-
-    def __init__(self, browser, live, app, artifacts, **context_args):
-        self.live = live
-        self.artifacts = artifacts
-        self.context = browser.new_context(**{"viewport": {"width": 1280, "height": 800}, "locale": "vi-VN",
-                                              **context_args})
-        self.traffic = Traffic(live.url, app.config["MAP_TILE_URL"])
-        self.context.route("**/*", self.traffic.route)
-        self.page = self.context.new_page()
-        self.page.set_default_timeout(20_000)
-        self.traffic.watch(self.page)
-
-    def go(self, path: str):
-        self.page.goto(self.live.url + path)
-        return self.page
-
-    def shot(self, name: str) -> None:
-        self.page.screenshot(path=str(self.artifacts / f"{name}.png"), full_page=True)
-
-    def close(self) -> None:
-        self.context.close()
-
-
-@pytest.fixture
-def visit(browser, live, app, artifacts):
-    """Open tabs; afterwards: no script error, no CSP violation, nothing fetched from outside but tiles."""
-    visits = []
-
-    def open_tab(**context_args) -> Visit:
-        visits.append(Visit(browser, live, app, artifacts, **context_args))
-        return visits[-1]
-
-    yield open_tab
-    for v in visits:
-        v.close()
-    for v in visits:
-        assert v.traffic.page_errors == [], v.traffic.page_errors
-        assert v.traffic.csp_violations() == [], v.traffic.csp_violations()
-        assert v.traffic.external == [], f"fetched from outside: {v.traffic.external}"
-
-
 def api(live, path: str) -> dict:
     with urllib.request.urlopen(live.url + path, timeout=30) as response:
         return json.loads(response.read())
-
-
-def wait_map(page, **params) -> dict:
-    """Wait until the map shows the data of a query with these parameters (None: absent); its query."""
-    expected = {k: v for k, v in params.items()}
-    page.wait_for_function(
-        """(expected) => {
-             const map = document.getElementById('map');
-             if (map.dataset.state !== 'ready' || !map.dataset.query) return false;
-             const q = new URLSearchParams(map.dataset.query);
-             return Object.entries(expected).every(([k, v]) => q.get(k) === v);
-           }""", arg=expected)
-    query = page.get_attribute("#map", "data-query")
-    return {"query": query, "params": {k: v[0] for k, v in parse_qs(query).items()}}
-
-
-def shown(page) -> dict:
-    """The report markers on screen: each point's code, and the reports grouped in on-screen clusters."""
-    return page.evaluate("""() => ({
-        codes: [...document.querySelectorAll('#map .hr-pin')].map(e => e.dataset.code),
-        grouped: [...document.querySelectorAll('#map .marker-cluster')]
-                   .reduce((n, e) => n + parseInt(e.textContent, 10), 0),
-        cells: [...document.querySelectorAll('#map .hr-cell')].map(e => parseInt(e.dataset.count, 10)),
-        parts: [...document.querySelectorAll('#map .hr-cell')].flatMap(e => e.dataset.parts.split(',').map(Number)),
-    })""")
 
 
 def test_the_markers_are_the_reports_the_api_gives_for_the_view(visit, live, seeded):

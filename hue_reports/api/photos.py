@@ -21,7 +21,9 @@ def photo(photo_id: int, size: str):
 
     `original` is private: only officers of the report's agency may fetch it (officer API)."""
     if size == "original":
-        return _original(photo_id)
+        from ..services import auth, workflow
+
+        return send_original(photo_id, auth.current_account(roles=workflow.STAFF))
     if size not in SIZES:
         raise ApiError(404, "not_found", f"Sizes are {', '.join(SIZES)}.", message_vi="Không có kích thước này.")
     item = db.session.get(Photo, photo_id)
@@ -44,12 +46,11 @@ def photo(photo_id: int, size: str):
     return response
 
 
-def _original(photo_id: int):
-    """The original, with its metadata, for the agency handling the report (and the dispatcher): never
-    cached by anyone in between."""
-    from ..services import auth, workflow
+def send_original(photo_id: int, account):
+    """The original, with its metadata, for the agency handling the report (and the dispatcher), for the
+    API's bearer tokens and the officer console alike: never cached by anyone in between."""
+    from ..services import workflow
 
-    account = auth.current_account(roles=workflow.STAFF)
     item = db.session.get(Photo, photo_id)
     if item is None or not workflow.may_handle(account, item.report):
         raise ApiError(404, "photo_not_found", "No such photo.", message_vi="Không tìm thấy ảnh.")

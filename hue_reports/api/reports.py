@@ -45,13 +45,19 @@ def submit_report():
     reporter_email, device_id; files: photos. Send an Idempotency-Key header so that a retry
     replays the first answer instead of filing a second report.
     """
+    return submit_from_request("app")
+
+
+def submit_from_request(channel: str, fields: dict | None = None):
+    """This multipart request's report through intake (the app's API, and the residents' page with channel
+    `web`): the 201 answer with its headers. `fields`: the form's fields, if the caller read them."""
     if request.mimetype != "multipart/form-data":
         raise ApiError(415, "unsupported_media_type", "Send the report as multipart/form-data.",
                        message_vi="Gửi phản ánh dưới dạng multipart/form-data.")
     uploads = [intake.Upload(stream=f.stream, field="photos") for f in request.files.getlist("photos")]
     outcome = intake.submit(intake.Submission(
-        fields=request.form.to_dict(), uploads=uploads, idempotency_key=request.headers.get("Idempotency-Key"),
-        client_ip=request.remote_addr, channel="app"))
+        fields=request.form.to_dict() if fields is None else fields, uploads=uploads,
+        idempotency_key=request.headers.get("Idempotency-Key"), client_ip=request.remote_addr, channel=channel))
     headers = {"Location": url_for("reports.get_report", report_id=outcome.report_id), "Cache-Control": "no-store"}
     if outcome.replayed:
         headers["Idempotent-Replayed"] = "true"

@@ -71,8 +71,15 @@ def authenticate(roles: tuple[str, ...] | None = None) -> tuple[Account, ApiToke
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise _unauthorized("Send Authorization: Bearer <token>.", "Cần đăng nhập (Authorization: Bearer <token>).")
+    return token_account(token.strip(), roles)
+
+
+def token_account(token: str, roles: tuple[str, ...] | None = None) -> tuple[Account, ApiToken]:
+    """The active account of a token (a bearer token, or the one the officer console keeps in its session
+    cookie), and the token's row; 401 if it is unknown, expired or revoked, 403 if its role is not among
+    `roles`."""
     now = datetime.now(timezone.utc)
-    digest = token_digest(token.strip())
+    digest = token_digest(token)
     row = db.session.execute(
         select(ApiToken, Account).join(Account, Account.id == ApiToken.account_id)
         .where(ApiToken.token_hash == digest)).first()

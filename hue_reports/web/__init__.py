@@ -11,22 +11,16 @@ Vietnamese by default; `?lang=en` (or `vi`) switches and is remembered in the `l
 
 from __future__ import annotations
 
-from datetime import datetime
-from zoneinfo import ZoneInfo
-
 from flask import Blueprint, Flask, current_app, g, redirect, render_template, request, url_for
 
 from ..errors import ApiError
 from ..models import APPROXIMATE_LOCATION_SOURCES, OPEN_STATUSES, OVERDUE_LABEL, STATUS_LABELS
-from ..services import areas, catalog, public, reports
-from .i18n import DEFAULT_LANG, LANGS, message, pick
+from ..services import catalog, public, reports
+from . import pages
+from .i18n import message, pick
 
-bp = Blueprint("web", __name__)
+bp = pages.setup(Blueprint("web", __name__))
 
-LANG_COOKIE = "lang"
-LANG_COOKIE_SECONDS = 365 * 24 * 3600
-# Scripts from this origin only (no inline script, no eval); images and tiles may come from the tile server.
-CSP = "script-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'self'"
 METRICS_API = "/api/v1/public/metrics"
 METRICS_CSV = "/api/v1/public/metrics.csv"
 # The map's statuses in the filter, in the workflow's order.
@@ -38,72 +32,6 @@ LEADERBOARD_COLUMNS = ("received", "resolved", "open", "open_overdue", "agency_m
                        "satisfaction_mean")
 # The monthly trend chart: a duration and a rate.
 TREND_SERIES = ("median_hours", "on_time_rate")
-
-
-def _lang() -> str:
-    asked = request.args.get("lang")
-    if asked in LANGS:
-        return asked
-    remembered = request.cookies.get(LANG_COOKIE)
-    return remembered if remembered in LANGS else DEFAULT_LANG
-
-
-@bp.before_request
-def choose_language() -> None:
-    g.lang = _lang()
-
-
-@bp.after_request
-def page_headers(response):
-    asked = request.args.get("lang")
-    if asked in LANGS and request.cookies.get(LANG_COOKIE) != asked:
-        response.set_cookie(LANG_COOKIE, asked, max_age=LANG_COOKIE_SECONDS, samesite="Lax",
-                            secure=request.is_secure, httponly=True)
-    response.headers["Content-Security-Policy"] = CSP
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Referrer-Policy"] = "same-origin"
-    response.vary.add("Cookie")  # the language
-    return response
-
-
-def _timezone() -> ZoneInfo:
-    city = areas.current_city()
-    try:
-        return ZoneInfo(city.timezone) if city else ZoneInfo("UTC")
-    except (KeyError, ValueError):
-        return ZoneInfo("UTC")
-
-
-def _when(value) -> str:
-    """An ISO date-time as the city reads it: 21/11/2026 08:05 in its time zone; "" for none."""
-    if not value:
-        return ""
-    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
-    return moment.astimezone(_timezone()).strftime("%d/%m/%Y %H:%M")
-
-
-def _lang_url(lang: str) -> str:
-    """This page in another language (the query string kept)."""
-    view_args = request.view_args or {}
-    args = {k: v for k, v in request.args.to_dict(flat=False).items() if k not in view_args}
-    args["lang"] = [lang]
-    return url_for(request.endpoint or "web.map_page", **view_args, **args)
-
-
-@bp.context_processor
-def page_context() -> dict:
-    lang = g.get("lang", DEFAULT_LANG)
-    other = "en" if lang == "vi" else "vi"
-    city = areas.current_city()
-    return {
-        "lang": lang,
-        "other_lang": other,
-        "other_lang_url": _lang_url(other),
-        "t": lambda key, **kw: message(key, lang).format(**kw) if kw else message(key, lang),
-        "pick": lambda label: pick(label, lang),
-        "when": _when,
-        "city_name": (pick({"vi": city.name, "en": city.name_en}, lang) if city else ""),
-    }
 
 
 def _labels(*keys: str) -> dict[str, str]:
@@ -125,7 +53,7 @@ def map_page():
         "bounds": public.city_bounds(),
         "clusterBelowZoom": public.cluster_below_zoom(),
         "lang": g.lang,
-        "timezone": _timezone().key,
+        "timezone": pages.city_timezone().key,
         "statuses": _status_labels(),
         "overdue": pick(OVERDUE_LABEL, g.lang),
         "labels": _labels("loading", "shown", "shown_clusters", "truncated", "load_error", "cluster_title", "agency",
@@ -133,10 +61,10 @@ def map_page():
     }
     statuses = [("", message("all_statuses", g.lang)), (",".join(OPEN_STATUSES), message("open_statuses", g.lang))]
     statuses += list(_status_labels().items())
-    return render_template("map.html", config=config, category_groups=_category_groups(), statuses=statuses)
+    return render_template("map.html", config=config, category_groups=category_groups(), statuses=statuses)
 
 
-def _category_groups() -> list[tuple[str, list[tuple[str, str]]]]:
+def category_groups() -> list[tuple[str, list[tuple[str, str]]]]:
     """The filter's categories (what GET /api/v1/services lists), by group, in display order."""
     groups: dict[str, tuple[str, list[tuple[str, str]]]] = {}
     for category in catalog.active_categories():
@@ -156,14 +84,19 @@ def report_page(code: str):
         lang = {"lang": request.args["lang"]} if "lang" in request.args else {}
         return redirect(url_for("web.report_page", code=report.public_code, **lang), 301)
     body = public_report_body(report)
-    # A location known only from the address's ward is drawn as the circle it is, never as a pin.
+    return render_template("report.html", report=body, mini_map=mini_map(body))
+
+
+def mini_map(body: dict) -> dict | None:
+    """The small map of a report's view (`location`, `location_source`, `accuracy_m`): a location known
+    only from the address's ward is drawn as the circle it is, never as a pin."""
+    if not body["location"]:
+        return None
     approximate = body["location_source"] in APPROXIMATE_LOCATION_SOURCES and body["accuracy_m"] is not None
-    mini_map = body["location"] and {
-        "lat": body["location"]["lat"], "lon": body["location"]["lon"],
-        "approximate": approximate, "accuracy_m": body["accuracy_m"] if approximate else None,
-        "tileUrl": current_app.config["MAP_TILE_URL"],
-        "tileAttribution": current_app.config["MAP_TILE_ATTRIBUTION"]}
-    return render_template("report.html", report=body, mini_map=mini_map)
+    return {"lat": body["location"]["lat"], "lon": body["location"]["lon"],
+            "approximate": approximate, "accuracy_m": body["accuracy_m"] if approximate else None,
+            "tileUrl": current_app.config["MAP_TILE_URL"],
+            "tileAttribution": current_app.config["MAP_TILE_ATTRIBUTION"]}
 
 
 @bp.route("/stats")
@@ -173,7 +106,7 @@ def stats_page():
         "api": METRICS_API,
         "csv": METRICS_CSV,
         "lang": g.lang,
-        "timezone": _timezone().key,
+        "timezone": pages.city_timezone().key,
         "columns": list(LEADERBOARD_COLUMNS),
         "trend": list(TREND_SERIES),
         "labels": _labels("agency", "whole_city", "as_of", "stats_error", "no_data", "dash"),
@@ -183,19 +116,14 @@ def stats_page():
 
 @bp.errorhandler(ApiError)
 def page_error(exc: ApiError):
-    """Errors on a page are pages (the API's own errors stay JSON)."""
-    lang = g.get("lang", DEFAULT_LANG)
-    if exc.status == 404:
-        text = message("report_not_found", lang)
-        title = message("not_found_title", lang)
-    else:
-        text = (exc.message_vi or exc.message) if lang == "vi" else exc.message
-        title = message("error_title", lang)
-    response = current_app.make_response((render_template("error.html", title=title, text=text), exc.status))
-    for key, value in exc.headers.items():
-        response.headers[key] = value
-    return response
+    """Errors on a page are pages (the API's own errors stay JSON); an unknown report says so."""
+    return pages.error_page(pages.said_as(exc, "report_not_found") if exc.status == 404 else exc)
 
 
 def init_app(app: Flask) -> None:
+    from . import console, resident
+
+    pages.init_app(app)
     app.register_blueprint(bp)
+    app.register_blueprint(console.bp)
+    app.register_blueprint(resident.bp)

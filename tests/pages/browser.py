@@ -12,7 +12,7 @@ import os
 import shutil
 import threading
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -74,3 +74,78 @@ class Traffic:
 
     def csp_violations(self) -> list[str]:
         return [m for m in self.console_errors if "Content Security Policy" in m]
+
+
+def run_worker(app, conn) -> None:
+    """Run the queued jobs (routing, photo derivatives, ...) with a real RQ worker in this process, burst."""
+    from rq import SimpleWorker
+
+    from hue_reports.jobs import queue_names
+
+    with app.app_context():
+        SimpleWorker(queue_names(), connection=conn).work(burst=True)
+
+
+def remove_reports(app) -> None:
+    """Empty the report tables (the browser tests commit for real: the server runs in its own thread)."""
+    from sqlalchemy import text
+
+    from hue_reports.extensions import db
+
+    with app.app_context():
+        tables = ["reports", "photos", "report_events", "report_contacts", "idempotency_keys", "feedback",
+                  "outbox", "metric_state", "metric_results", "map_cells", "map_state"]
+        present = [t for t in tables if db.session.scalar(text("SELECT to_regclass(:t)"), {"t": t})]
+        db.session.execute(text(f"TRUNCATE {', '.join(present)} RESTART IDENTITY CASCADE"))
+        db.session.commit()
+        db.session.remove()
+
+
+class Visit:
+    """A browser tab on the live server, with what it asked of the outside world."""
+
+    def __init__(self, browser, live, app, artifacts, **context_args):
+        self.live = live
+        self.artifacts = artifacts
+        self.context = browser.new_context(**{"viewport": {"width": 1280, "height": 800}, "locale": "vi-VN",
+                                              **context_args})
+        self.traffic = Traffic(live.url, app.config["MAP_TILE_URL"])
+        self.context.route("**/*", self.traffic.route)
+        self.page = self.context.new_page()
+        self.page.set_default_timeout(20_000)
+        self.traffic.watch(self.page)
+
+    def go(self, path: str):
+        self.page.goto(self.live.url + path)
+        return self.page
+
+    def shot(self, name: str) -> None:
+        self.page.screenshot(path=str(self.artifacts / f"{name}.png"), full_page=True)
+
+    def close(self) -> None:
+        self.context.close()
+
+
+def wait_map(page, **params) -> dict:
+    """Wait until the map shows the data of a query with these parameters (None: absent); its query."""
+    expected = {k: v for k, v in params.items()}
+    page.wait_for_function(
+        """(expected) => {
+             const map = document.getElementById('map');
+             if (map.dataset.state !== 'ready' || !map.dataset.query) return false;
+             const q = new URLSearchParams(map.dataset.query);
+             return Object.entries(expected).every(([k, v]) => q.get(k) === v);
+           }""", arg=expected)
+    query = page.get_attribute("#map", "data-query")
+    return {"query": query, "params": {k: v[0] for k, v in parse_qs(query).items()}}
+
+
+def shown(page) -> dict:
+    """The report markers on screen: each point's code, and the reports grouped in on-screen clusters."""
+    return page.evaluate("""() => ({
+        codes: [...document.querySelectorAll('#map .hr-pin')].map(e => e.dataset.code),
+        grouped: [...document.querySelectorAll('#map .marker-cluster')]
+                   .reduce((n, e) => n + parseInt(e.textContent, 10), 0),
+        cells: [...document.querySelectorAll('#map .hr-cell')].map(e => parseInt(e.dataset.count, 10)),
+        parts: [...document.querySelectorAll('#map .hr-cell')].flatMap(e => e.dataset.parts.split(',').map(Number)),
+    })""")

@@ -76,6 +76,17 @@
                                 window.location.hash);
   }
 
+  /* A page rendered in answer to a form (an error, a conflict) is a GET page of its own: show its address,
+     so that a reload shows it again instead of sending the form again. */
+  function showCanonicalAddress() {
+    var canonical = document.body && document.body.getAttribute('data-canonical');
+    if (canonical && window.history && window.history.replaceState &&
+        canonical !== window.location.pathname + window.location.search) {
+      window.history.replaceState(null, '', canonical);
+    }
+  }
+
   window.HueReports = { formatTime: formatTime, formatNumber: formatNumber, fill: fill, el: el, setQuery: setQuery };
+  showCanonicalAddress();
   keepStateOnLanguageToggle();
 }());
