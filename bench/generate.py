@@ -493,7 +493,7 @@ EVENT_DTYPE = np.dtype([("rid", np.int64), ("type", np.int16), ("t", np.int64), 
                         ("order", np.int16)])
 
 
-def events_of(h: History, ids: np.ndarray, lo: int, hi: int) -> np.ndarray:
+def events_of(h: History, ids: np.ndarray, lo: int, hi: int, now_us: int) -> np.ndarray:
     """The events of reports [lo, hi), in the order they were written (by report, time, step)."""
     parts = []
     sl = slice(lo, hi)
@@ -553,7 +553,7 @@ def events_of(h: History, ids: np.ndarray, lo: int, hi: int) -> np.ndarray:
     for due, begun, done in ((h.due0[sl], sub, np.where(res1 != NULL_TIME, res1, h.rejected_t[sl])),
                              (h.due2[sl], h.fb[sl], h.res2[sl])):
         flagged = due + 60 * US + (idx * 7919 % 240) * US
-        late = (due != NULL_TIME) & (begun != NULL_TIME) & ~dup & (flagged <= NOW_HOLDER[0]) & (
+        late = (due != NULL_TIME) & (begun != NULL_TIME) & ~dup & (flagged <= now_us) & (
             (done == NULL_TIME) | (done > flagged))
         at_status = np.select([(started != NULL_TIME) & (started <= flagged) | (begun != sub),
                                (ack != NULL_TIME) & (ack <= flagged)], [S["in_progress"], S["acknowledged"]],
@@ -563,9 +563,6 @@ def events_of(h: History, ids: np.ndarray, lo: int, hi: int) -> np.ndarray:
     events = np.concatenate(parts)
     events = events[np.lexsort((events["order"], events["t"], events["rid"]))]
     return events
-
-
-NOW_HOLDER = [0]  # `now` for events_of (set by generate)
 
 
 # --- binary COPY ------------------------------------------------------------------------------------------
@@ -678,7 +675,6 @@ def generate(url: str, n: int = 1_000_000, *, days: int = 730, seed: int = 2026,
 
     fit = json.loads(fit_path.read_text(encoding="utf-8"))
     now_us = _us(now or datetime.now(UTC))
-    NOW_HOLDER[0] = now_us
     with psycopg.connect(url) as conn:
         conn.execute("SET TimeZone = 'UTC'")
         conn.execute("SET maintenance_work_mem = '512MB'")
@@ -710,7 +706,7 @@ def generate(url: str, n: int = 1_000_000, *, days: int = 730, seed: int = 2026,
         versioned = np.array([T[t] for t in VERSIONED])
         for lo in range(0, n, chunk):
             hi = min(n, lo + chunk)
-            events = events_of(h, ids, lo, hi)
+            events = events_of(h, ids, lo, hi, now_us)
             rows = events["rid"] - first_report
             version += np.bincount(rows[np.isin(events["type"], versioned)], minlength=n)
             np.maximum.at(updated, rows, events["t"])
