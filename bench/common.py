@@ -59,3 +59,37 @@ def percentile(values: list[float], p: float) -> float:
 
 
 from hue_reports.services.demo import RANDOM_CITY_POINTS  # noqa: E402,F401  (the generators' points)
+
+
+# --- the summary table of `make bench` --------------------------------------------------------------------------
+# Each benchmark appends its headline figures to the JSON-lines file named by $BENCH_SUMMARY (when set, as
+# `make bench` does); bench/summary.py prints them as one table at the end.
+
+SUMMARY_ENV = "BENCH_SUMMARY"
+
+
+def peak_rss_mb() -> float:
+    """The peak resident memory (MB) of this process and of the largest child process it waited for (the
+    servers it started as daemons, PostgreSQL and Redis, are not its children and are not counted)."""
+    import resource
+
+    return max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)) / 1024
+
+
+def record(benchmark: str, figure: str, value: float, floor: float | None = None, unit: str = "",
+           higher_is_better: bool = False, peak_mb: float | None = None) -> None:
+    """One row of the summary: a figure, the same work done directly (its floor) and what the processes
+    the benchmark drove peaked at (default: peak_rss_mb()). Ratio: our cost over the floor's (times over
+    times, or the floor's rate over ours)."""
+    import json
+
+    path = os.environ.get(SUMMARY_ENV)
+    if not path:
+        return
+    ratio = None
+    if floor:
+        ratio = floor / value if higher_is_better else value / floor
+    row = {"benchmark": benchmark, "figure": figure, "value": value, "floor": floor, "unit": unit, "ratio": ratio,
+           "peak_mb": peak_rss_mb() if peak_mb is None else peak_mb}
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(row) + "\n")

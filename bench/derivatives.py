@@ -23,6 +23,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import record  # noqa: E402
 
 from hue_reports.devstack import shared_data  # noqa: E402
 
@@ -105,6 +108,7 @@ def main() -> int:
         floor_text = f"{floor:>12.1f}" if floor else f"{'(no HEVC)':>12}"
         ratio_text = f"{ratio:>7.2f}x" if ratio else f"{'':>8}"
         print(f"{name + ('' if name in PHONES else ' (camera)'):<42}{mine:>11.1f}{floor_text}{ratio_text}")
+        record("derivatives", f"display + thumbnail, {name}", mine, floor, "ms", peak_mb=ours_peak)
     print(f"{'peak RSS of the process (MB)':<42}{ours_peak:>11.1f}{theirs_peak:>12.1f}")
     print(f"worst phone photo: {max(ratios):.2f}x libvips's time (goal: at most 1.5x)")
     return 0

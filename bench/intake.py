@@ -33,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from common import bench_stack, percentile  # noqa: E402
+from common import bench_stack, percentile, record  # noqa: E402
 
 from hue_reports.devstack import BIN, GUNICORN_CONFIG, free_port, shared_data  # noqa: E402
 
@@ -243,6 +243,8 @@ def measure(args, env: dict[str, str], photo: bytes, procs: list[subprocess.Pope
                                          ("latency p50 (ms)", "p50", False), ("latency p95 (ms)", "p95", False)):
         ratio = floor[key] / intake[key] if higher_is_better else intake[key] / floor[key]
         print(f"{label:<40}{intake[key]:>10.1f}{floor[key]:>10.1f}{ratio:>7.2f}x")
+        record("intake", label.replace(" (ms)", ""), intake[key], floor[key], "/s" if higher_is_better else "ms",
+               higher_is_better, peak_mb=intake["peak"])
     print(f"{'peak RSS of an API worker (MB)':<40}{intake['peak']:>10.1f}{floor['peak']:>10.1f}")
     print(f"{'its growth under load (MB)':<40}{intake['growth']:>10.1f}{floor['growth']:>10.1f}")
     print(f"{'errors (non-201 answers)':<40}{intake['errors']:>10}{floor['errors']:>10}")
@@ -257,6 +259,7 @@ def measure(args, env: dict[str, str], photo: bytes, procs: list[subprocess.Pope
     print(f"{'derivative photos per second':<40}{per_second:>10.2f}")
     print(f"{'derivative job p50 (ms)':<40}{job_p50:>10.0f}")
     print(f"{'peak RSS of a derivative job (MB)':<40}{job_peak:>10.1f}")
+    record("intake", "derivative photos per second, 1 RQ worker", per_second, None, "/s", True, peak_mb=job_peak)
     print(f"submissions per second in each round: intake {', '.join(f'{r:.1f}' for r in intake['rates'])}; "
           f"floor {', '.join(f'{r:.1f}' for r in floor['rates'])}")
     print(f"intake costs {floor['rate'] / intake['rate']:.2f}x the floor in throughput (goal: at most 1.5x)")

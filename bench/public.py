@@ -1,23 +1,24 @@
 """Public map benchmark: the map data (GeoJSON, clusters) and vector tiles at city scale.
 
-    python bench/public.py [--n 100000] [--repeat 30]      (or: make bench)
+    python bench/public.py [--n 100000[,1000000,...]] [--repeat 30]      (or: make bench)
 
-Starts the real stack (a throw-away database migrated and seeded with the city), generates N routed
-reports at random points of the city (random categories and agencies, submitted over two years, a
-quarter of them open), and times each endpoint through the application (Flask's WSGI interface, in
+For each size N: starts the real stack (a throw-away database migrated and seeded with the city),
+generates a realistic history of N reports (bench/generate.py: where, what and how long as in a city,
+with every report's events), and times each endpoint through the application (Flask's WSGI interface, in
 this process) beside its floor: the very SQL statements the request ran, captured as it ran them and
 replayed directly with psycopg (what psql would take). Prints p50 and p95 per endpoint, the floor's,
 and their ratio, and what the request adds to its SQL (/healthz, with no SQL, shows the framework's own
 cost). Goals (issue 6, at 1M reports): bbox, tiles and metrics p95 <= 50 ms, each within 2x of its SQL.
 Also times the rollups the scheduler refreshes every METRICS_REFRESH_SECONDS: the metrics' full replay
 of the events, an incremental refresh, each grouping's answer, and the map's counts per grid cell.
-This generator is a stand-in until bench/generate.py (the benchmark issue) makes realistic histories.
+Several sizes (--n 100000,1000000) are printed side by side, to show how each cost grows with the data.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import re
 import os
 import statistics
 import sys
@@ -26,70 +27,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import RANDOM_CITY_POINTS, bench_stack, percentile  # noqa: E402
-
-GENERATE_SQL = RANDOM_CITY_POINTS + """
-, cats AS (SELECT array_agg(id) AS ids FROM categories),
-ags AS (SELECT array_agg(id) AS ids FROM agencies WHERE kind <> 'dispatcher'),
-rows AS (
-    SELECT n, p, cats.ids[1 + floor(random() * cardinality(cats.ids))] AS category_id,
-           ags.ids[1 + floor(random() * cardinality(ags.ids))] AS agency_id,
-           now() - random() * interval '730 days' AS submitted_at, random() AS r
-    FROM points, cats, ags
-)
-INSERT INTO reports (public_code, category_id, description, location, location_source, status, agency_id,
-                     channel, submitted_at, routed_at, due_at, resolved_at, supporters)
-SELECT 'BENCH-' || n, category_id, 'benchmark', p, 'client',
-       CASE WHEN r < 0.25 THEN 'routed' WHEN r < 0.3 THEN 'in_progress' WHEN r < 0.9 THEN 'closed'
-            ELSE 'resolved' END,
-       agency_id, 'app', submitted_at, submitted_at + interval '10 minutes',
-       submitted_at + interval '7 days',
-       CASE WHEN r >= 0.3 THEN submitted_at + random() * interval '20 days' END, 0
-FROM rows
-"""
-
-
-# Each report's ward, and its history as events (what the metrics are made of): submitted; routed (one in
-# ten to the dispatcher first, then transferred to its agency); acknowledged for most; resolved and closed
-# as the report's status says.
-HISTORY_SQL = """
-UPDATE reports r SET ward_id = w.id
-FROM admin_areas w WHERE w.tier = 2 AND w.valid_to IS NULL AND ST_Covers(w.geom, r.location);
-WITH d AS (SELECT id FROM agencies WHERE kind = 'dispatcher' ORDER BY id LIMIT 1)
-INSERT INTO report_events (report_id, type, actor_kind, to_status, agency_id, public, created_at, data)
-SELECT id, 'submitted', 'resident', 'submitted', NULL, true, submitted_at, '{}'::jsonb FROM reports
-UNION ALL
-SELECT r.id, 'routed', 'system', 'routed', CASE WHEN r.id % 10 = 0 THEN d.id ELSE r.agency_id END, true,
-       r.routed_at, jsonb_build_object('due_at', r.due_at, 'due_from', r.submitted_at, 'sla_hours', 52.5)
-FROM reports r, d
-UNION ALL
-SELECT id, 'transferred', 'officer', 'routed', agency_id, true,
-       routed_at + (coalesce(resolved_at, routed_at + interval '2 days') - routed_at) * random() / 3, '{}'::jsonb
-FROM reports WHERE id % 10 = 0
-UNION ALL
-SELECT id, 'acknowledged', 'officer', 'acknowledged', agency_id, true,
-       coalesce(resolved_at, now()) - (coalesce(resolved_at, now()) - routed_at) * (0.5 + random() / 2), '{}'::jsonb
-FROM reports WHERE id % 4 <> 0 AND id % 10 <> 0
-UNION ALL
-SELECT id, 'resolved', 'officer', 'resolved', agency_id, true, resolved_at, '{}'::jsonb
-FROM reports WHERE resolved_at IS NOT NULL
-UNION ALL
-SELECT id, 'closed', 'system', 'closed', agency_id, true, resolved_at + interval '7 days', '{}'::jsonb
-FROM reports WHERE status = 'closed'
-"""
-
-
-def generate(url: str, n: int) -> float:
-    import psycopg
-
-    started = time.perf_counter()
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(GENERATE_SQL, {"n": n})
-        conn.execute(HISTORY_SQL)
-        conn.execute("VACUUM ANALYZE reports")
-        conn.execute("VACUUM ANALYZE report_events")
-    return time.perf_counter() - started
-
+import generate as generator  # noqa: E402
+from common import bench_stack, peak_rss_mb, percentile, record  # noqa: E402
 
 def metrics_build(app) -> list[tuple[str, float]]:
     """The rollups' costs: the first full replay of every report's events, an incremental refresh after a
@@ -190,36 +129,73 @@ def measure(app, path: str, repeat: int, url: str) -> tuple[list[float], list[fl
     return times, floor, size
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n", type=int, default=100_000)
-    parser.add_argument("--repeat", type=int, default=30)
-    args = parser.parse_args()
+def run(n: int, repeat: int) -> dict:
+    """Everything measured at one size, on a database of its own (this process's environment as it was after)."""
+    saved = dict(os.environ)
+    try:
+        return _run(n, repeat)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def _run(n: int, repeat: int) -> dict:
     with bench_stack() as env:
         os.environ.update({k: env[k] for k in ("DATABASE_URL", "REDIS_URL", "MEDIA_ROOT", "HUE_ENV")})
         os.environ["LOG_LEVEL"] = "WARNING"
-        seconds = generate(env["DATABASE_URL"], args.n)
+        made = generator.generate(env["DATABASE_URL"], n)
+        print(f"generated {made}", flush=True)
         from hue_reports import create_app
+        from hue_reports.extensions import db
 
         app = create_app()
         built = metrics_build(app)
         rows = []
         for label, path in cases():
-            times, floor, size = measure(app, path, args.repeat, env["DATABASE_URL"])
+            times, floor, size = measure(app, path, repeat, env["DATABASE_URL"])
             rows.append((label, times, floor, size))
-    print(f"\nPublic map benchmark: {args.n:,} reports (generated in {seconds:.1f} s), {args.repeat} requests each, "
+        with app.app_context():
+            db.engine.dispose()
+    return {"n": n, "made": made, "built": built, "rows": rows, "peak": peak_rss_mb()}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", default="100000", help="reports, or several sizes separated by commas")
+    parser.add_argument("--repeat", type=int, default=30)
+    args = parser.parse_args()
+    sizes = [int(x.replace("_", "")) for x in args.n.split(",")]
+    runs = [run(n, args.repeat) for n in sizes]
+    counts = ", ".join(f"{r['n']:,}" for r in runs)
+    print(f"\nPublic map benchmark: {counts} reports, {args.repeat} requests each, "
           f"{os.cpu_count()} CPUs, in-process WSGI; floor = the request's own SQL replayed with psycopg")
-    print(f"{'endpoint':<42}{'p50 ms':>8}{'p95 ms':>8}{'SQL p50':>8}{'SQL p95':>8}{'ratio':>7}{'+ms p50':>8}"
-          f"{'bytes':>9}")
-    for label, times, floor, size in rows:
-        p50, p95 = statistics.median(times) * 1000, percentile(times, 95) * 1000
-        f50, f95 = statistics.median(floor) * 1000, percentile(floor, 95) * 1000
-        ratio = f"{p95 / f95:>6.2f}x" if f95 else f"{'-':>7}"
-        print(f"{label:<42}{p50:>8.1f}{p95:>8.1f}{f50:>8.1f}{f95:>8.1f}{ratio}{p50 - f50:>8.1f}{size:>9,}")
-    print("(ratio: p95 over the SQL's p95; +ms: what the request adds to its SQL, at the median)")
-    print("\nMetrics rollups (the scheduler's work, not a request's):")
-    for label, seconds in built:
-        print(f"{label:<40}{seconds * 1000:>12.0f} ms")
+    for r in runs:
+        print(f"  {r['n']:,} reports: generated in {r['made'].seconds:.1f} s ({r['made'].events:,} events, "
+              f"{r['made'].open:,} open, {r['made'].open_overdue:,} open and overdue)")
+    width = 38
+    heads = [f"{r['n']:,}: p50 / p95 (SQL p95) ratio" for r in runs]
+    print(f"{'endpoint':<42}" + "".join(f"{h:>{width}}" for h in heads) + f"{'bytes':>10}")
+    for i, (label, *_rest) in enumerate(runs[0]["rows"]):
+        cells = []
+        for r in runs:
+            _, times, floor, size = r["rows"][i]
+            p50, p95 = statistics.median(times) * 1000, percentile(times, 95) * 1000
+            f95 = percentile(floor, 95) * 1000
+            ratio = f"{p95 / f95:.2f}x" if f95 else "-"
+            cells.append(f"{p50:.1f} / {p95:.1f} ({f95:.1f}) {ratio}")
+            record("public", f"{label}, p95, {r['n']:,} reports", p95, f95 or None, "ms", peak_mb=r["peak"])
+        print(f"{label:<42}" + "".join(f"{c:>{width}}" for c in cells) + f"{size:>10,}")
+    print("(ratio: p95 over the SQL's p95)")
+    print("\nMetrics and map rollups (the scheduler's work, not a request's), ms:")
+    for i, (label, _) in enumerate(runs[0]["built"]):
+        values = [r["built"][i][1] * 1000 for r in runs]
+        name = re.sub(r" of [\d,]+ reports|, [\d,]+ reports| \([\d,]+ rows\)", "", label)
+        print(f"{name:<42}" + "".join(f"{v:>{width}.0f}" for v in values))
+        for r, v in zip(runs, values, strict=True):
+            record("public", f"rollup: {name}, {r['n']:,} reports", v, None, "ms", peak_mb=r["peak"])
+    for r in runs:
+        record("generate", f"generate {r['n']:,} reports", r["made"].seconds, None, "s", peak_mb=r["peak"])
+    print(f"peak RSS of this process (the application in-process): {runs[-1]['peak']:.0f} MB")
     return 0
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import RANDOM_CITY_POINTS, ROOT, bench_stack  # noqa: E402
+from common import RANDOM_CITY_POINTS, ROOT, bench_stack, record  # noqa: E402
 
 from hue_reports.devstack import BIN  # noqa: E402
 
@@ -145,6 +145,7 @@ def main() -> int:
                         ("fork", "routed reports/s, forking worker")):
         per_report, peak, n = results[name]
         print(f"{label:<52}{1 / per_report:>10.1f}{1 / floor_s:>10.1f}{per_report / floor_s:>7.2f}x")
+        record("routing", label, 1 / per_report, 1 / floor_s, "/s", True, peak_mb=peak)
     print(f"{'routing SQL alone, ms per report':<52}{floor_s * 1000:>10.2f}")
     print(f"{'a trivial job (SELECT 1) in the same worker, ms':<52}{trivial * 1000:>10.2f}")
     print(f"{'routing job, ms (non-forking worker)':<52}{results['simple'][0] * 1000:>10.2f}")
