@@ -103,7 +103,8 @@ def test_in_production_the_session_cookie_is_secure(make_app):
 
 
 def test_a_log_in_never_leads_to_another_site(app, db_session, fresh_redis):
-    for target in ("https://evil.example/console", "//evil.example/console", "/\\evil.example", "/api/v1/x"):
+    for target in ("https://evil.example/console", "//evil.example/console", "/\\evil.example", "/api/v1/x",
+                   "/console/\r\nX-Evil: 1", "/console/\nx"):
         client = app.test_client()
         token = csrf(client.get("/console/login"))
         answer = client.post("/console/login", data={"username": "hepco.officer", "password": PASSWORD,
@@ -145,6 +146,19 @@ def test_log_out_revokes_the_sessions_token(app, db_session, fresh_redis):
     replay = app.test_client()
     replay.set_cookie("hue_session", stolen)  # the cookie as it was before logging out
     assert replay.get("/console/").status_code == 302
+
+
+def test_logging_in_over_a_live_session_revokes_its_token(app, db_session, fresh_redis):
+    client = log_in(app, "hepco.officer")
+    first = client.get_cookie("hue_session").value
+    token = page_token(client, "/console/")
+    again = client.post("/console/login", data={"username": "hepco.admin", "password": PASSWORD,
+                                                "csrf_token": token})
+    assert again.status_code == 303
+    replay = app.test_client()
+    replay.set_cookie("hue_session", first)  # the first session's cookie, kept by someone else
+    assert replay.get("/console/").status_code == 302
+    assert client.get("/console/").status_code == 200
 
 
 def test_disabling_an_account_ends_its_console_session(app, db_session, fresh_redis):
@@ -488,6 +502,43 @@ def test_the_resident_rates_the_fix_once_on_the_tracking_page(app, db_session, r
     wrong_token = client.post(f"/track/{body['code']}/{'y' * 43}/feedback", data={"csrf_token": csrf(page),
                                                                                   "rating": "1"})
     assert wrong_token.status_code == 404
+
+
+def test_the_rating_form_is_gone_once_the_feedback_window_has_closed(app, db_session, redis_conn):
+    client = app.test_client()
+    body = submit(client, csrf(client.get("/report"))).get_json()
+    routing.route(body["id"], detect_duplicates=False)
+    report = db.session.get(Report, body["id"])
+    days = app.config["FEEDBACK_DAYS"]
+    report.status, report.resolved_at = "resolved", datetime.now(timezone.utc) - timedelta(days=days, hours=1)
+    db.session.flush()
+    assert 'id="rating-form"' not in html(client.get(body["tracking_url"]))
+    report.resolved_at = datetime.now(timezone.utc) - timedelta(days=days - 1)
+    db.session.flush()
+    assert 'id="rating-form"' in html(client.get(body["tracking_url"]))
+
+
+def test_the_access_log_never_shows_a_tracking_token():
+    """gunicorn's access log (hue_reports/gunicorn_conf.py): the request line, path and Referer redacted."""
+    from datetime import timedelta as td
+    from types import SimpleNamespace
+
+    from gunicorn.config import Config
+
+    from hue_reports import gunicorn_conf
+
+    logger = gunicorn_conf.RedactingLogger(Config())
+    path = "/track/HUE-2026-000001/SECRETTOKENabc123"
+    environ = {"REQUEST_METHOD": "POST", "RAW_URI": path + "/feedback", "SERVER_PROTOCOL": "HTTP/1.1",
+               "PATH_INFO": path + "/feedback", "QUERY_STRING": "", "HTTP_REFERER": "https://hue.example" + path,
+               "REMOTE_ADDR": "203.0.113.9"}
+    request = SimpleNamespace(headers=[], method="POST", path=path + "/feedback", query="", version=(1, 1),
+                              uri=path + "/feedback")
+    response = SimpleNamespace(status="303 SEE OTHER", response_length=0, sent=0, headers=[])
+    atoms = logger.atoms(response, request, environ, td(milliseconds=5))
+    line = " ".join(str(v) for v in atoms.values())
+    assert "SECRETTOKENabc123" not in line
+    assert atoms["r"] == "POST /track/HUE-2026-000001/[token]/feedback HTTP/1.1"
 
 
 def test_the_new_pages_run_no_inline_script_and_load_nothing_from_elsewhere(app, db_session, redis_conn):

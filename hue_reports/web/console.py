@@ -76,7 +76,7 @@ def private(response):
 
 def _safe_next(target: str | None) -> str:
     """Where to go after log-in: a path of the console only (never another site)."""
-    if target:
+    if target and not any(ord(c) < 32 or c == "\x7f" for c in target):  # (a header may not hold CR/LF)
         parts = urlsplit(target)
         if not parts.scheme and not parts.netloc and parts.path.startswith("/console") and "\\" not in target:
             return target
@@ -100,6 +100,13 @@ def login():
         result = auth.login(username, password, request.remote_addr)
     except ApiError as exc:
         return _login_failed(exc, username, next_url)
+    previous = session.get(SESSION_TOKEN)
+    if isinstance(previous, str):  # logging in over a live session: its token must not outlive it
+        try:
+            auth.revoke_token(auth.token_account(previous)[1].id)
+        except ApiError:
+            pass  # (already expired or revoked)
+        db.session.commit()
     session.clear()
     session[SESSION_TOKEN] = result.token
     pages.new_csrf_token()

@@ -15,7 +15,7 @@ never sent on as a Referer; a wrong token is the same 404 as an unknown report.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 from flask import Blueprint, current_app, flash, g, jsonify, render_template, redirect, request, url_for
 from sqlalchemy import select
@@ -88,7 +88,8 @@ def render_track(code: str, token: str, status: int = 200, error: str | None = N
     body["events"] = EventSchema(many=True).dump(reports.public_events(report))
     given = db.session.scalars(select(Feedback).where(Feedback.report_id == report.id)).first()
     days = current_app.config["FEEDBACK_DAYS"]
-    rating_open = (given is None and report.status == "resolved" and report.resolved_at is not None)
+    rating_open = (given is None and report.status == "resolved" and report.resolved_at is not None
+                   and datetime.now(timezone.utc) - report.resolved_at <= timedelta(days=days))
     context = {
         "report": body,
         "evidence": [p for p in body["photos"] if p["kind"] == "evidence"],
