@@ -36,23 +36,5 @@ def child_exit(server, worker):
 
 
 # The residents' tracking links hold their secret token in the path (/track/<code>/<token>): the access
-# log writes the request line and the Referer with the token replaced.
-import re  # noqa: E402
-
-from gunicorn.glogging import Logger  # noqa: E402
-
-TRACKING_TOKEN = re.compile(r"(/track/[^/\s?]+/)[^/\s?\"]+")
-
-
-class RedactingLogger(Logger):
-    """gunicorn's logger, with the tracking tokens of the access log's fields replaced by `[token]`."""
-
-    def atoms(self, resp, req, environ, request_time):
-        atoms = super().atoms(resp, req, environ, request_time)
-        for key, value in atoms.items():  # (the request line, path, Referer and the environ's copies of them)
-            if isinstance(value, str) and "/track/" in value:
-                atoms[key] = TRACKING_TOKEN.sub(r"\1[token]", value)
-        return atoms
-
-
-logger_class = RedactingLogger
+# log writes them redacted (hue_reports/access_log.py).
+logger_class = "hue_reports.access_log.RedactingLogger"

@@ -25,6 +25,8 @@ from typing import Any
 
 from flask import Flask, Response, g, request
 
+log = logging.getLogger(__name__)
+
 REQUEST_ID_HEADER = "X-Request-Id"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
@@ -172,7 +174,26 @@ def state_metrics(app: Flask) -> list:
     from .extensions import db, get_redis
     from .models import OPEN_STATUSES
 
-    redis = get_redis()
+    families, up = [], []
+    try:
+        families += _queue_metrics(app, get_redis(), Queue, FailedJobRegistry, ScheduledJobRegistry,
+                                   StartedJobRegistry)
+        up.append((["redis"], 1.0))
+    except Exception as exc:  # (a scrape while Redis is down still answers, and says so)
+        log.warning("metrics: Redis unreadable: %s", exc)
+        up.append((["redis"], 0.0))
+    try:
+        families += _database_metrics(db, text, OPEN_STATUSES)
+        up.append((["database"], 1.0))
+    except Exception as exc:
+        db.session.rollback()
+        log.warning("metrics: database unreadable: %s", exc)
+        up.append((["database"], 0.0))
+    families.append(_gauge("hue_up", "Whether this scrape could read the source (1) or not (0).", ["source"], up))
+    return families
+
+
+def _queue_metrics(app: Flask, redis, Queue, FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry) -> list:
     depth, started, failed, scheduled = [], [], [], []
     for name in [*app.config["RQ_QUEUES"], *(q for q in ("rollups",) if q not in app.config["RQ_QUEUES"])]:
         queue = Queue(name, connection=redis)
@@ -180,6 +201,15 @@ def state_metrics(app: Flask) -> list:
         started.append(([name], StartedJobRegistry(queue=queue).count))
         failed.append(([name], FailedJobRegistry(queue=queue).count))
         scheduled.append(([name], ScheduledJobRegistry(queue=queue).count))
+    return [
+        _gauge("hue_queue_jobs", "Jobs waiting in each RQ queue.", ["queue"], depth),
+        _gauge("hue_queue_jobs_started", "Jobs being run from each queue.", ["queue"], started),
+        _gauge("hue_queue_jobs_failed", "Jobs that failed for good (RQ's failed registry).", ["queue"], failed),
+        _gauge("hue_queue_jobs_scheduled", "Jobs waiting to be retried or run later.", ["queue"], scheduled),
+    ]
+
+
+def _database_metrics(db, text, OPEN_STATUSES) -> list:
     row = db.session.execute(text("""
         SELECT (SELECT count(*) FROM outbox WHERE delivered_at IS NULL AND gave_up_at IS NULL) AS backlog,
                (SELECT coalesce(extract(epoch FROM now() - min(created_at)), 0) FROM outbox
@@ -191,10 +221,6 @@ def state_metrics(app: Flask) -> list:
         SELECT status, count(*) AS n, count(*) FILTER (WHERE due_at < now()) AS overdue
         FROM reports WHERE status = ANY(:open) GROUP BY status"""), {"open": list(OPEN_STATUSES)}).all()
     return [
-        _gauge("hue_queue_jobs", "Jobs waiting in each RQ queue.", ["queue"], depth),
-        _gauge("hue_queue_jobs_started", "Jobs being run from each queue.", ["queue"], started),
-        _gauge("hue_queue_jobs_failed", "Jobs that failed for good (RQ's failed registry).", ["queue"], failed),
-        _gauge("hue_queue_jobs_scheduled", "Jobs waiting to be retried or run later.", ["queue"], scheduled),
         _gauge("hue_routing_requeues", "Times the sweep re-enqueued reports still waiting for routing.", [],
                [([], float(row.requeues))]),
         _gauge("hue_outbox_backlog", "Messages to agencies not delivered yet (and not given up).", [],

@@ -526,8 +526,10 @@ def test_the_access_log_never_shows_a_tracking_token():
     from gunicorn.config import Config
 
     from hue_reports import gunicorn_conf
+    from hue_reports.access_log import RedactingLogger
 
-    logger = gunicorn_conf.RedactingLogger(Config())
+    assert gunicorn_conf.logger_class == "hue_reports.access_log.RedactingLogger"
+    logger = RedactingLogger(Config())
     path = "/track/HUE-2026-000001/SECRETTOKENabc123"
     environ = {"REQUEST_METHOD": "POST", "RAW_URI": path + "/feedback", "SERVER_PROTOCOL": "HTTP/1.1",
                "PATH_INFO": path + "/feedback", "QUERY_STRING": "", "HTTP_REFERER": "https://hue.example" + path,

@@ -121,7 +121,14 @@ def test_a_json_log_line_has_the_ids_and_the_exception():
     assert "ValueError: boom" in line["exception"] and line["ts"].endswith("+00:00")
 
 
-def test_gunicorns_worker_processes_are_summed_in_one_scrape(process_env, tmp_path):
+def test_a_scrape_while_redis_is_down_still_answers_and_says_so(make_app):
+    app = make_app(REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
+    got = scrape(app.test_client())
+    assert got[("hue_up", (("source", "redis"),))] == 0 and got[("hue_up", (("source", "database"),))] == 1
+    assert not any(name == "hue_queue_jobs" for name, _ in got)
+
+
+def test_gunicorns_worker_processes_are_summed_in_one_scrape(app, process_env, tmp_path):
     """Two gunicorn workers (prometheus_client's multiprocess mode): every request is counted once."""
     port = free_port()
     env = {**process_env, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
