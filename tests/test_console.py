@@ -256,6 +256,8 @@ def test_another_agencys_ticket_is_a_404_page_for_an_officer(app, db_session, fr
                      client.get(f"/console/photos/{photo.id}/original"),
                      client.get("/console/reports/HUE-1999-000000")):
         assert response.status_code == 404 and "Không tìm thấy phản ánh này" in html(response)
+    huge = client.get(f"/console/photos/{2**70}/original")  # (beyond the database's integers)
+    assert huge.status_code == 404 and huge.mimetype == "text/html"
     acted = act_without_page(client, report, "acknowledge")
     assert acted.status_code == 404
     db.session.refresh(report)

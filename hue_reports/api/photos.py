@@ -51,7 +51,7 @@ def send_original(photo_id: int, account):
     API's bearer tokens and the officer console alike: never cached by anyone in between."""
     from ..services import workflow
 
-    item = db.session.get(Photo, photo_id)
+    item = db.session.get(Photo, photo_id) if photo_id < 2**63 else None  # (beyond bigint: no such photo)
     if item is None or not workflow.may_handle(account, item.report):
         raise ApiError(404, "photo_not_found", "No such photo.", message_vi="Không tìm thấy ảnh.")
     storage = get_storage()
