@@ -47,6 +47,17 @@ class Api(flask_smorest.Api):
 api = Api()
 
 
+def try_xact_lock(key: int) -> bool:
+    """Take a transaction-scoped advisory lock if nobody holds it; if somebody does, roll the session's
+    transaction back and answer False (the caller gives up instead of waiting)."""
+    from sqlalchemy import text
+
+    if db.session.scalar(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": key}):
+        return True
+    db.session.rollback()
+    return False
+
+
 def init_redis(app: Flask) -> None:
     # Short timeouts: a request never hangs on a sick Redis. An RQ worker raises
     # the socket timeout of its own connection above its blocking dequeue time.

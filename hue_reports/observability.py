@@ -25,6 +25,8 @@ from typing import Any
 
 from flask import Flask, Response, g, request
 
+from .extensions import db, get_redis
+
 log = logging.getLogger(__name__)
 
 REQUEST_ID_HEADER = "X-Request-Id"
@@ -166,24 +168,17 @@ def _gauge(name: str, doc: str, labels: list[str], samples: list[tuple[list[str]
 
 
 def state_metrics(app: Flask) -> list:
-    """The service's state, read now: queues (Redis) and reports and outbox (PostgreSQL)."""
-    from rq import Queue
-    from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
-    from sqlalchemy import text
-
-    from .extensions import db, get_redis
-    from .models import OPEN_STATUSES
-
+    """The service's state, read now: queues (Redis) and reports and outbox (PostgreSQL); a source that
+    cannot be read is left out, and `hue_up` says so."""
     families, up = [], []
     try:
-        families += _queue_metrics(app, get_redis(), Queue, FailedJobRegistry, ScheduledJobRegistry,
-                                   StartedJobRegistry)
+        families += _queue_metrics(app)
         up.append((["redis"], 1.0))
     except Exception as exc:  # (a scrape while Redis is down still answers, and says so)
         log.warning("metrics: Redis unreadable: %s", exc)
         up.append((["redis"], 0.0))
     try:
-        families += _database_metrics(db, text, OPEN_STATUSES)
+        families += _database_metrics()
         up.append((["database"], 1.0))
     except Exception as exc:
         db.session.rollback()
@@ -193,7 +188,11 @@ def state_metrics(app: Flask) -> list:
     return families
 
 
-def _queue_metrics(app: Flask, redis, Queue, FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry) -> list:
+def _queue_metrics(app: Flask) -> list:
+    from rq import Queue
+    from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
+
+    redis = get_redis()
     depth, started, failed, scheduled = [], [], [], []
     for name in [*app.config["RQ_QUEUES"], *(q for q in ("rollups",) if q not in app.config["RQ_QUEUES"])]:
         queue = Queue(name, connection=redis)
@@ -209,7 +208,11 @@ def _queue_metrics(app: Flask, redis, Queue, FailedJobRegistry, ScheduledJobRegi
     ]
 
 
-def _database_metrics(db, text, OPEN_STATUSES) -> list:
+def _database_metrics() -> list:
+    from sqlalchemy import text
+
+    from .models import OPEN_STATUSES
+
     row = db.session.execute(text("""
         SELECT (SELECT count(*) FROM outbox WHERE delivered_at IS NULL AND gave_up_at IS NULL) AS backlog,
                (SELECT coalesce(extract(epoch FROM now() - min(created_at)), 0) FROM outbox

@@ -20,6 +20,7 @@ agree and a cluster does not change as the map is panned.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -27,7 +28,7 @@ from flask import current_app
 from sqlalchemy import Float, Integer, bindparam, func, literal_column, select, text
 from sqlalchemy.sql import Select
 
-from ..extensions import db
+from ..extensions import db, try_xact_lock
 from ..models import ALL_CATEGORIES, OPEN_STATUSES, SRID, MapCell, MapState, Report
 from . import queue
 
@@ -220,13 +221,10 @@ class RefreshStats:
 def refresh(now: datetime | None = None) -> RefreshStats | None:
     """Recompute the rollup from the reports, in one transaction (readers see the old one until it
     commits). None when another refresh holds the lock."""
-    import time as clock
-
-    began = clock.monotonic()
+    began = time.monotonic()
     session = db.session
     try:
-        if not session.scalar(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": MAP_LOCK}):
-            session.rollback()
+        if not try_xact_lock(MAP_LOCK):
             return None
         # (the instant is the database's, like the reports' times; `now` is for tests)
         now = now or session.scalar(select(func.now()))
@@ -257,5 +255,5 @@ def refresh(now: datetime | None = None) -> RefreshStats | None:
     except BaseException:
         session.rollback()
         raise
-    return RefreshStats(cells, now, clock.monotonic() - began)
+    return RefreshStats(cells, now, time.monotonic() - began)
 

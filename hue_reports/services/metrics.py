@@ -41,7 +41,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from zoneinfo import ZoneInfo
 
 from ..errors import ApiError
-from ..extensions import db
+from ..extensions import db, try_xact_lock
 from ..models import AdminArea, Agency, Category, MetricCustody, MetricReport, MetricResult, MetricState
 from . import calendar
 
@@ -343,8 +343,7 @@ def refresh(batch: int = 5000, full: bool = False) -> RefreshStats | None:
     began = clock.monotonic()
     session = db.session
     try:
-        if not session.scalar(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": REFRESH_LOCK}):
-            session.rollback()
+        if not try_xact_lock(REFRESH_LOCK):
             return None
         # The batches' statements run hundreds of times: the driver prepares them, and PostgreSQL's generic
         # plan for `report_id = ANY(:ids)` scanned every event for each batch (a full replay at 1M reports
@@ -776,8 +775,7 @@ def published_json(period: Period) -> str:
         return row[0]
     # A period nobody asked for yet: computed here, one at a time; while one is being computed, others
     # get a 503 at once (a flood of odd periods can neither run many heavy aggregations nor hold threads).
-    if not db.session.scalar(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": COMPUTE_LOCK}):
-        db.session.rollback()
+    if not try_xact_lock(COMPUTE_LOCK):
         raise ApiError(503, "busy", "The figures for another period are being computed: try again shortly.",
                        message_vi="Hệ thống đang tính số liệu, vui lòng thử lại sau ít phút.",
                        headers={"Retry-After": "10"})
