@@ -76,8 +76,11 @@ def cases() -> list[tuple[str, str]]:
     lat, lon = CENTRE
     out = [
         ("city-wide bbox, clusters (zoom 11)", "/api/v1/public/reports?bbox=107.2,16.0,108.2,16.8&zoom=11"),
-        ("street-level bbox, points (zoom 17)",
+        # (points, or finer clusters where the view holds more than PUBLIC_MAP_POINTS_MAX reports)
+        ("street-level bbox (zoom 17)",
          f"/api/v1/public/reports?bbox={lon - 0.004},{lat - 0.003},{lon + 0.004},{lat + 0.003}&zoom=17"),
+        ("street-level bbox, a page of 1,000 points (no zoom)",
+         f"/api/v1/public/reports?bbox={lon - 0.004},{lat - 0.003},{lon + 0.004},{lat + 0.003}&limit=1000"),
     ]
     for z in (12, 15, 18):
         x, y = tile_of(lat, lon, z)

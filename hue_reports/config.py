@@ -117,6 +117,18 @@ SETTINGS: tuple[Setting, ...] = (
             "the answers people asked for (the published figures are at most this old).", int),
     Setting("PUBLIC_CLUSTER_BELOW_ZOOM", "14",
             "The public map data answers clusters (counts by status per grid cell) below this zoom.", int),
+    Setting("PUBLIC_MAP_POINTS_MAX", "1000",
+            "From PUBLIC_CLUSTER_BELOW_ZOOM on, a map view (GeoJSON with a zoom) holding more reports than "
+            "this is answered as clusters of finer cells instead of points (a dense centre at street level).",
+            int),
+    Setting("PUBLIC_TILE_POINTS_MAX", "2000",
+            "The same for a vector tile: more reports than this in a tile from PUBLIC_CLUSTER_BELOW_ZOOM on "
+            "and it holds clusters (layer `clusters`) instead of points.", int),
+    Setting("PUBLIC_POINTS_ZOOM", "19",
+            "From this zoom on the map data is always points, however dense; the finest clusters are the "
+            "tiles of the zoom before (about 150 m at the equator), and the map rollup holds every level up "
+            "to theirs.",
+            int),
     Setting("MAP_ROLLUP_MAX_AGE_SECONDS", "300",
             "The map's clusters come from the rollup the scheduler refreshes every METRICS_REFRESH_SECONDS; "
             "older than this (a stopped scheduler), they are counted live from the reports.", int),
@@ -191,6 +203,11 @@ def load_config(environ: Mapping[str, str] | None = None,
     for name in ("LOGIN_MAX_FAILURES", "LOGIN_IP_MAX_FAILURES"):
         if config[name] < 0:
             raise ConfigError(f"{name} must not be negative")
+    for name in ("PUBLIC_MAP_POINTS_MAX", "PUBLIC_TILE_POINTS_MAX"):
+        if config[name] < 1:
+            raise ConfigError(f"{name} must be at least 1")
+    if not 1 <= config["PUBLIC_CLUSTER_BELOW_ZOOM"] <= config["PUBLIC_POINTS_ZOOM"] <= 22:
+        raise ConfigError("zooms: 1 <= PUBLIC_CLUSTER_BELOW_ZOOM <= PUBLIC_POINTS_ZOOM <= 22")
     if config["LOG_FORMAT"] not in ("json", "text"):
         raise ConfigError(f"LOG_FORMAT must be `json` or `text`, not {config['LOG_FORMAT']!r}")
     if config["WORKER_CLASS"] not in ("simple", "fork"):

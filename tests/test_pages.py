@@ -331,6 +331,21 @@ def test_the_city_view_shows_the_servers_clusters_with_their_counts(visit, live,
     tab.shot("map-city")
 
 
+def test_a_street_view_too_dense_for_points_shows_finer_clusters_that_zoom_in(visit, live, seeded, app,
+                                                                                monkeypatch):
+    monkeypatch.setitem(app.config, "PUBLIC_MAP_POINTS_MAX", 1)  # (the live server runs this app)
+    tab = visit()
+    page = tab.go("/" + CENTRE_VIEW)
+    state = wait_map(page, zoom="15")
+    assert page.get_attribute("#map", "data-mode") == "clusters"
+    answer = api(live, "/api/v1/public/reports?" + state["query"])
+    assert answer["clustered"] is True and answer["dense"] is True
+    assert sum(shown(page)["cells"]) == answer["total"] > 1
+    tab.shot("map-dense")
+    page.click("#map .hr-cell")  # towards PUBLIC_POINTS_ZOOM, never back out to the clustering zoom
+    wait_map(page, zoom=str(min(15 + 2, app.config["PUBLIC_POINTS_ZOOM"])))
+
+
 def test_the_category_and_status_filters_change_the_markers(visit, live, seeded):
     tab = visit()
     page = tab.go("/" + CENTRE_VIEW)

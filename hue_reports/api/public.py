@@ -6,7 +6,6 @@ from flask import jsonify, make_response, request
 from flask_smorest import Blueprint
 from werkzeug.datastructures import MultiDict
 
-from ..errors import ApiError
 from ..schemas.queue import load_query
 from ..schemas.report import EventSchema, ReportSchema
 from ..services import metrics, public, reports
@@ -35,26 +34,22 @@ def _cacheable(body: dict | str, max_age: int = 60):
 @blp.doc(parameters=[
     {"in": "query", "name": "bbox", "schema": {"type": "string"}, "description": "minLon,minLat,maxLon,maxLat"},
     {"in": "query", "name": "zoom", "schema": {"type": "integer", "minimum": 0, "maximum": 22},
-     "description": "the map's zoom: below PUBLIC_CLUSTER_BELOW_ZOOM the answer is clusters"},
+     "description": "the map's zoom: below PUBLIC_CLUSTER_BELOW_ZOOM the answer is clusters, and from it "
+                    "on too where the view holds more than PUBLIC_MAP_POINTS_MAX reports (below PUBLIC_POINTS_ZOOM)"},
     {"in": "query", "name": "cursor", "schema": {"type": "string"}},
     {"in": "query", "name": "limit", "schema": {"type": "integer", "minimum": 1, "maximum": public.FEATURES_MAX}},
     *({"in": "query", "name": name, "schema": {"type": "string"}} for name in MAP_FILTERS)])
 def public_reports():
     """Reports as a GeoJSON FeatureCollection (points, at most 5,000 a page with a cursor), or clusters
-    (counts by status per grid cell) below a zoom level. Filters: status, category, agency, ward, from, to,
-    overdue. No personal data."""
+    (counts by status per grid cell) below a zoom level or where a map view is dense. Filters: status,
+    category, agency, ward, from, to, overdue. No personal data."""
     filters = MultiDict([(k, v) for k, v in request.args.items(multi=True) if k in MAP_FILTERS])
     args = load_query(filters)
     bbox = public.parse_bbox(request.args.get("bbox"))
     zoom = public.parse_zoom(request.args.get("zoom"))
     cursor = int_arg("cursor", 0, 0, 2**63 - 1)
     limit = int_arg("limit", public.FEATURES_MAX, 1, public.FEATURES_MAX)
-    if zoom is not None and zoom < public.cluster_below_zoom():
-        if bbox is None:
-            raise ApiError(422, "validation_error", "Clusters are for a map view: send its bbox.",
-                           message_vi="Cần bbox của vùng bản đồ.", fields={"bbox": ["Required with a low zoom."]})
-        return _cacheable(public.clusters(args, bbox, zoom))
-    return _cacheable(public.features(args, bbox, cursor, limit))
+    return _cacheable(public.map_data(args, bbox, zoom, cursor, limit))
 
 
 @blp.route("/api/v1/public/reports/<report_id>")

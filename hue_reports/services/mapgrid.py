@@ -47,13 +47,17 @@ CATEGORY_LEVELS_BELOW = 3
 
 
 def finest_level() -> int:
-    """The finest level the clusters need: the tiles' at the last clustering zoom."""
-    return current_app.config["PUBLIC_CLUSTER_BELOW_ZOOM"] - 1 + TILE_LEVELS_UP
+    """The finest level the clusters need: the tiles' at the last clustering zoom, or the tiles of the zoom
+    before PUBLIC_POINTS_ZOOM (the cells of a dense view's clusters at street level), whichever is finer.
+    (At 1M reports the finest level holds a row for every 2 to 4 reports: each level finer doubles it.)"""
+    config = current_app.config
+    return max(config["PUBLIC_CLUSTER_BELOW_ZOOM"] - 1 + TILE_LEVELS_UP, config["PUBLIC_POINTS_ZOOM"] - 1)
 
 
 def category_finest_level() -> int:
-    """The finest level with a row per category (finer, a category filter is counted live)."""
-    return finest_level() - CATEGORY_LEVELS_BELOW
+    """The finest level with a row per category (finer, a category filter is counted live): a few levels
+    above the tiles' clusters at the last clustering zoom."""
+    return current_app.config["PUBLIC_CLUSTER_BELOW_ZOOM"] - 1 + TILE_LEVELS_UP - CATEGORY_LEVELS_BELOW
 
 
 @dataclass(frozen=True)
@@ -93,10 +97,11 @@ def range_of_bbox(bbox: tuple[float, float, float, float], level: int) -> CellRa
                      _index(y_m(max_lat), level), _index(y_m(min_lat), level))
 
 
-def range_of_tile(z: int, x: int, y: int) -> CellRange:
-    """The cells of tile z/x/y at the tiles' cluster level."""
-    step = 2 ** TILE_LEVELS_UP
-    return CellRange(z + TILE_LEVELS_UP, x * step, x * step + step - 1, y * step, y * step + step - 1)
+def range_of_tile(z: int, x: int, y: int, level: int | None = None) -> CellRange:
+    """The cells of tile z/x/y at `level` (z or finer; the tiles' cluster level z + 4 by default)."""
+    level = z + TILE_LEVELS_UP if level is None else level
+    step = 2 ** (level - z)
+    return CellRange(level, x * step, x * step + step - 1, y * step, y * step + step - 1)
 
 
 # A point's cell at a level with `cells` cells a side, from its longitude and latitude by the web-mercator
@@ -128,7 +133,7 @@ def rollup_usable(args: dict, level: int) -> datetime | None:
     state = db.session.get(MapState, 1)
     if state is None or level > state.finest_level or level < COARSEST_LEVEL:
         return None
-    if args.get("category") and level > state.finest_level - CATEGORY_LEVELS_BELOW:
+    if args.get("category") and level > min(category_finest_level(), state.finest_level - CATEGORY_LEVELS_BELOW):
         return None
     max_age = timedelta(seconds=current_app.config["MAP_ROLLUP_MAX_AGE_SECONDS"])
     if state.as_of < datetime.now(timezone.utc) - max_age:

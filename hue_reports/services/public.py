@@ -146,12 +146,38 @@ def features(args: dict, bbox, cursor: int, limit: int, now: datetime | None = N
     return db.session.scalar(select(cast(body, Text)), {"now": now})
 
 
-def clusters(args: dict, bbox, zoom: int, now: datetime | None = None) -> str:
-    """Counts by status per grid cell (a quarter of a map tile's side at `zoom`; every cell touching the
-    box, whole), from the rollup when it can answer, else counted live in PostGIS (services/mapgrid.py); a
-    GeoJSON FeatureCollection rendered by PostgreSQL, as JSON text."""
+def more_than(where: list, limit: int) -> bool:
+    """Whether more than `limit` reports meet `where` (reads at most limit + 1 of them)."""
+    some = select(literal(1)).select_from(Report).where(*where).limit(limit + 1).subquery()
+    return db.session.scalar(select(func.count()).select_from(some)) > limit
+
+
+def map_data(args: dict, bbox, zoom: int | None, cursor: int, limit: int, now: datetime | None = None) -> str:
+    """The public map data as GeoJSON text: clusters below PUBLIC_CLUSTER_BELOW_ZOOM; from it on points, unless
+    the view holds more than PUBLIC_MAP_POINTS_MAX reports below PUBLIC_POINTS_ZOOM (a dense centre at street
+    level): then clusters of finer cells (`dense: true`). Without a zoom, points (a page of `limit`)."""
     now = now or datetime.now(timezone.utc)
-    cells = mapgrid.range_of_bbox(bbox, zoom + mapgrid.GEOJSON_LEVELS_UP)
+    config = current_app.config
+    if zoom is None:
+        return features(args, bbox, cursor, limit, now)
+    if bbox is None:
+        raise _invalid("bbox", "A map view (zoom) needs its bbox.", "Cần bbox của vùng bản đồ.")
+    if zoom < config["PUBLIC_CLUSTER_BELOW_ZOOM"]:
+        return clusters(args, bbox, zoom, now)
+    if zoom < config["PUBLIC_POINTS_ZOOM"] and more_than(_where(args, bbox, now), config["PUBLIC_MAP_POINTS_MAX"]):
+        level = min(zoom + mapgrid.GEOJSON_LEVELS_UP, mapgrid.finest_level())
+        return clusters(args, bbox, zoom, now, level=level)
+    return features(args, bbox, cursor, limit, now)
+
+
+def clusters(args: dict, bbox, zoom: int, now: datetime | None = None, level: int | None = None) -> str:
+    """Counts by status per grid cell (a quarter of a map tile's side at `zoom`, or the cells of `level`;
+    every cell touching the box, whole), from the rollup when it can answer, else counted live in PostGIS
+    (services/mapgrid.py); a GeoJSON FeatureCollection rendered by PostgreSQL, as JSON text. `dense` says
+    the clusters stand for points too many to show at this zoom."""
+    now = now or datetime.now(timezone.utc)
+    dense = level is not None
+    cells = mapgrid.range_of_bbox(bbox, level if dense else zoom + mapgrid.GEOJSON_LEVELS_UP)
     rows, as_of = mapgrid.cell_rows(args, cells, now, _where(args, None, now))
     sub = rows.subquery()
     by_status = (select(sub.c.mx, sub.c.my, sub.c.status, func.sum(sub.c.n).label("n"),
@@ -172,7 +198,8 @@ def clusters(args: dict, bbox, zoom: int, now: datetime | None = None) -> str:
         "type", "FeatureCollection",
         "features", func.coalesce(func.json_agg(aggregate_order_by(cell.c.feature, cell.c.mx, cell.c.my)),
                                   text("'[]'::json")),
-        "count", func.count(), "clustered", True, "zoom", zoom, "total", func.coalesce(func.sum(cell.c.n), 0),
+        "count", func.count(), "clustered", True, "dense", dense, "zoom", zoom,
+        "total", func.coalesce(func.sum(cell.c.n), 0),
         "counted_at", as_of.isoformat() if as_of else None)
     return db.session.scalar(select(cast(body, Text)))
 
@@ -211,16 +238,23 @@ TILE_FEATURES_MAX = 20000
 def tile(z: int, x: int, y: int, args: dict, now: datetime | None = None) -> bytes:
     """One tile: points (layer `reports`: code, status, category, overdue, location_source) from
     PUBLIC_CLUSTER_BELOW_ZOOM on, clusters below it (layer `clusters`: count, open, overdue per cell of 1/16
-    of the tile's side). An empty tile is b"" (the index answers that at once)."""
+    of the tile's side). A tile holding more than PUBLIC_TILE_POINTS_MAX reports below PUBLIC_POINTS_ZOOM has
+    clusters too, in cells of 1/16 of its side or the finest level's. An empty tile is b"" (the index
+    answers that at once)."""
     now = now or datetime.now(timezone.utc)
+    config = current_app.config
     envelope = func.ST_TileEnvelope(z, x, y)
-    if z >= cluster_below_zoom():
+    # Points within the tile's buffer too (ST_AsMVTGeom keeps 256/4096 of it), so markers are not cut at
+    # seams. (Clipped to the world first: past ±20037508 m a transform to degrees wraps to the other side.)
+    buffered = func.ST_ClipByBox2D(func.ST_TileEnvelope(z, x, y, literal_column("margin => 0.0625")),
+                                   func.Box2D(func.ST_TileEnvelope(0, 0, 0)))
+    where = [*_where(args, None, now), Report.location.op("&&")(func.ST_Transform(buffered, SRID))]
+    level = None  # the clusters' cells: z + 4, or finer for a dense tile
+    if z >= config["PUBLIC_CLUSTER_BELOW_ZOOM"] and z < config["PUBLIC_POINTS_ZOOM"] \
+            and more_than(where, config["PUBLIC_TILE_POINTS_MAX"]):
+        level = min(z + mapgrid.TILE_LEVELS_UP, mapgrid.finest_level())
+    if z >= config["PUBLIC_CLUSTER_BELOW_ZOOM"] and level is None:
         layer = "reports"
-        # Points within the tile's buffer too (ST_AsMVTGeom keeps 256/4096 of it), so markers are not cut at
-        # seams. (Clipped to the world first: past ±20037508 m a transform to degrees wraps to the other side.)
-        buffered = func.ST_ClipByBox2D(func.ST_TileEnvelope(z, x, y, literal_column("margin => 0.0625")),
-                                       func.Box2D(func.ST_TileEnvelope(0, 0, 0)))
-        where = [*_where(args, None, now), Report.location.op("&&")(func.ST_Transform(buffered, SRID))]
         projected = func.ST_Transform(Report.location, mapgrid.WEB_MERCATOR)
         open_ = Report.status.in_(OPEN_STATUSES)
         overdue = queue.overdue_condition(now)
@@ -233,7 +267,7 @@ def tile(z: int, x: int, y: int, args: dict, now: datetime | None = None) -> byt
                 .where(*where).order_by(open_.desc(), Report.id.desc()).limit(TILE_FEATURES_MAX))
     else:
         layer = "clusters"
-        cells, _ = mapgrid.cell_rows(args, mapgrid.range_of_tile(z, x, y), now, _where(args, None, now))
+        cells, _ = mapgrid.cell_rows(args, mapgrid.range_of_tile(z, x, y, level), now, _where(args, None, now))
         c = cells.subquery()
         n = func.sum(c.c.n)
         grouped = (select(c.c.mx, c.c.my, n.label("count"),

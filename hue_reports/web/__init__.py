@@ -52,6 +52,7 @@ def map_page():
         "tileAttribution": current_app.config["MAP_TILE_ATTRIBUTION"],
         "bounds": public.city_bounds(),
         "clusterBelowZoom": public.cluster_below_zoom(),
+        "pointsZoom": current_app.config["PUBLIC_POINTS_ZOOM"],
         "lang": g.lang,
         "timezone": pages.city_timezone().key,
         "statuses": _status_labels(),

@@ -151,3 +151,53 @@ def test_the_scheduler_job_refreshes_the_rollup_through_a_worker(client, scatter
     assert job.get_status() == "finished" and job.return_value()["cells"] > 0
     assert db.session.get(MapState, 1) is not None
     assert clusters(client, zoom=9)["counted_at"] is not None
+
+
+CENTRE_BOX = "107.52,16.40,107.64,16.52"  # every report of `scattered`
+
+
+def test_a_view_too_dense_for_points_is_answered_with_finer_clusters(client, scattered, app, monkeypatch):
+    shown = len(scattered) - 1  # (not the duplicate)
+    zoom = app.config["PUBLIC_CLUSTER_BELOW_ZOOM"] + 1
+    monkeypatch.setitem(app.config, "PUBLIC_MAP_POINTS_MAX", shown)
+    points = clusters(client, bbox=CENTRE_BOX, zoom=zoom)
+    assert not points.get("clustered") and len(points["features"]) == shown
+    monkeypatch.setitem(app.config, "PUBLIC_MAP_POINTS_MAX", shown - 1)  # one report too many
+    live = clusters(client, bbox=CENTRE_BOX, zoom=zoom)
+    assert live["clustered"] is True and live["dense"] is True and live["total"] == shown
+    level = min(zoom + mapgrid.GEOJSON_LEVELS_UP, mapgrid.finest_level())
+    assert {f["properties"]["cell_level"] for f in live["features"]} == {level}
+    assert live["counted_at"] is None
+    mapgrid.refresh()
+    rolled = clusters(client, bbox=CENTRE_BOX, zoom=zoom)
+    assert rolled["counted_at"] is not None and comparable(rolled) == comparable(live)
+    # the clusters of the zoom below are not `dense`; from PUBLIC_POINTS_ZOOM on, always points
+    assert clusters(client, bbox=CENTRE_BOX, zoom=zoom - 2)["dense"] is False
+    always = clusters(client, bbox=CENTRE_BOX, zoom=app.config["PUBLIC_POINTS_ZOOM"])
+    assert not always.get("clustered") and len(always["features"]) == shown
+    # a filter narrows what is counted: few enough, points again
+    monkeypatch.setitem(app.config, "PUBLIC_MAP_POINTS_MAX", 3)
+    assert len(clusters(client, bbox=CENTRE_BOX, zoom=zoom, status="duplicate")["features"]) == 1
+
+
+def test_a_tile_too_dense_for_points_holds_finer_clusters(client, db_session, app, monkeypatch):
+    db_session.execute(text("DELETE FROM map_cells; DELETE FROM map_state"))
+    z = app.config["PUBLIC_CLUSTER_BELOW_ZOOM"] + 1
+    x, y = tile_of(16.4637, 107.5909, z)
+    made = []
+    for n in range(6):  # within ~60 m of each other, all in the tile
+        report = new_report("road_damage", lat=16.4637 + n * 0.0001, lon=107.5909 + n * 0.0001)
+        routing.route(report.id, detect_duplicates=False)
+        made.append(report)
+    url = f"/api/v1/public/tiles/{z}/{x}/{y}.mvt"
+    monkeypatch.setitem(app.config, "PUBLIC_TILE_POINTS_MAX", len(made))
+    points = client.get(url).data
+    assert b"reports" in points and made[0].public_code.encode() in points
+    monkeypatch.setitem(app.config, "PUBLIC_TILE_POINTS_MAX", len(made) - 1)
+    live = client.get(url).data
+    assert b"clusters" in live and made[0].public_code.encode() not in live
+    mapgrid.refresh()
+    assert client.get(url).data == live  # the rollup's cells are the live count's
+    z = app.config["PUBLIC_POINTS_ZOOM"]
+    x, y = tile_of(16.4637, 107.5909, z)
+    assert b"reports" in client.get(f"/api/v1/public/tiles/{z}/{x}/{y}.mvt").data  # always points there

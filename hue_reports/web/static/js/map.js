@@ -1,6 +1,7 @@
 /* The public map: reports from GET /api/v1/public/reports for the visible area, refetched when the map
    moves or a filter changes. Below the server's clustering zoom the API answers counts per grid cell
-   (drawn as circles with their count); from it on, points (grouped on screen by Leaflet.markercluster).
+   (drawn as circles with their count); from it on, points (grouped on screen by Leaflet.markercluster),
+   unless the view is too dense for points (the server answers finer clusters, `dense: true`).
    The background tiles are decoration: markers never wait for them. */
 (function () {
   'use strict';
@@ -16,7 +17,7 @@
   var MAX_PAGES = 4;  // at most 4 pages of 5,000 points in one view
   var HASH = /^#(\d{1,2}(?:\.\d+)?)\/(-?\d{1,2}(?:\.\d+)?)\/(-?\d{1,3}(?:\.\d+)?)$/;
 
-  var map = L.map(container, { zoomSnap: 1, minZoom: 3, maxZoom: 19 });
+  var map = L.map(container, { zoomSnap: 1, minZoom: 3, maxZoom: Math.max(19, cfg.pointsZoom) });
   L.tileLayer(cfg.tileUrl, { attribution: cfg.tileAttribution, maxZoom: 19 }).addTo(map);
 
   var points = L.markerClusterGroup({
@@ -143,17 +144,18 @@
     return marker;
   }
 
-  function loadPoints(params, signal) {
+  /* The view's data: clusters (below the clustering zoom, or where the view is too dense for points: the
+     server decides) or points, page after page. Resolves to {clusters: body} or {features, truncated}. */
+  function loadView(params, signal) {
     var features = [];
-    var truncated = false;
     function page(cursor, n) {
       var q = new URLSearchParams(params);
       if (cursor) { q.set('cursor', cursor); }
       return getJSON(cfg.api + '?' + q.toString(), signal).then(function (body) {
+        if (body.clustered) { return { clusters: body }; }
         features = features.concat(body.features);
         if (body.has_more && n + 1 < MAX_PAGES) { return page(body.next_cursor, n + 1); }
-        truncated = !!body.has_more;
-        return { features: features, truncated: truncated };
+        return { features: features, truncated: !!body.has_more };
       });
     }
     return page(null, 0);
@@ -220,7 +222,7 @@
     return groups;
   }
 
-  function cellMarker(group) {
+  function cellMarker(group, dense) {
     var title = H.fill(labels.cluster_title, { n: H.formatNumber(group.count, cfg.lang, 0) }) + '\n' +
       Object.keys(group.byStatus).map(function (s) {
         return (cfg.statuses[s] || s) + ': ' + group.byStatus[s];
@@ -241,7 +243,8 @@
       }
     });
     marker.on('click', function () {
-      map.setView(marker.getLatLng(), Math.min(map.getZoom() + 2, cfg.clusterBelowZoom));
+      // (a dense view's clusters open towards the zoom where the server always answers points)
+      map.setView(marker.getLatLng(), Math.min(map.getZoom() + 2, dense ? cfg.pointsZoom : cfg.clusterBelowZoom));
     });
     return marker;
   }
@@ -250,7 +253,7 @@
     points.clearLayers();
     drawn = {};
     cells.clearLayers();
-    mergeCells(body.features).forEach(function (g) { cells.addLayer(cellMarker(g)); });
+    mergeCells(body.features).forEach(function (g) { cells.addLayer(cellMarker(g, body.dense)); });
     return { shown: body.total, text: H.fill(labels.shown_clusters, { n: H.formatNumber(body.total, cfg.lang, 0) }) };
   }
 
@@ -267,13 +270,13 @@
     var params = filters();
     params.set('bbox', bbox());
     params.set('zoom', String(zoom));
-    var clustered = zoom < cfg.clusterBelowZoom;
     container.setAttribute('data-state', 'loading');
     say(labels.loading, 'loading');
-    var request = clustered
-      ? getJSON(cfg.api + '?' + params.toString(), controller.signal).then(drawCells)
-      : loadPoints(params, controller.signal).then(drawPoints);
-    request.then(function (done) {
+    var clustered = false;
+    loadView(params, controller.signal).then(function (result) {
+      clustered = !!result.clusters;
+      return clustered ? drawCells(result.clusters) : drawPoints(result);
+    }).then(function (done) {
       if (mine !== serial) { return; }
       container.setAttribute('data-query', params.toString());
       container.setAttribute('data-mode', clustered ? 'clusters' : 'points');
