@@ -84,17 +84,33 @@ def _index(value_m: float, level: int) -> int:
 def range_of_bbox(bbox: tuple[float, float, float, float], level: int) -> CellRange:
     """The cells touching a WGS84 box (minLon, minLat, maxLon, maxLat)."""
     min_lon, min_lat, max_lon, max_lat = bbox
-    lat_limit = 85.05112878  # the web map's edge
+    return CellRange(level, _index(_x_m(min_lon), level), _index(_x_m(max_lon), level),
+                     _index(_y_m(max_lat), level), _index(_y_m(min_lat), level))
 
-    def y_m(lat: float) -> float:
-        lat = max(-lat_limit, min(lat_limit, lat))
-        return HALF_M - math.log(math.tan(math.pi / 4 + math.radians(lat) / 2)) * WORLD_M / (2 * math.pi)
 
-    def x_m(lon: float) -> float:
-        return (lon + 180.0) / 360.0 * WORLD_M
+def _x_m(lon: float) -> float:
+    """A longitude's distance in web-mercator metres from the grid's west edge."""
+    return (lon + 180.0) / 360.0 * WORLD_M
 
-    return CellRange(level, _index(x_m(min_lon), level), _index(x_m(max_lon), level),
-                     _index(y_m(max_lat), level), _index(y_m(min_lat), level))
+
+def _y_m(lat: float) -> float:
+    """A latitude's distance in web-mercator metres from the grid's north edge."""
+    lat = max(-85.05112878, min(85.05112878, lat))  # (the web map's edge)
+    return HALF_M - math.log(math.tan(math.pi / 4 + math.radians(lat) / 2)) * WORLD_M / (2 * math.pi)
+
+
+def range_of_centres(bbox: tuple[float, float, float, float], level: int) -> CellRange:
+    """The cells whose centre is in a WGS84 box (along an axis where the box is narrower than a cell: the
+    cells touching it)."""
+    size = WORLD_M / 2 ** level
+    min_lon, min_lat, max_lon, max_lat = bbox
+
+    def span(low_m: float, high_m: float) -> tuple[int, int]:
+        if high_m - low_m < size:
+            return _index(low_m, level), _index(high_m, level)
+        return _index(low_m + size / 2, level), _index(high_m - size / 2, level)
+
+    return CellRange(level, *span(_x_m(min_lon), _x_m(max_lon)), *span(_y_m(max_lat), _y_m(min_lat)))
 
 
 def range_of_tile(z: int, x: int, y: int, level: int | None = None) -> CellRange:
@@ -141,21 +157,32 @@ def rollup_usable(args: dict, level: int) -> datetime | None:
     return state.as_of
 
 
+def _rollup_where(args: dict, cells: CellRange) -> list:
+    codes = queue.resolve_codes(args)
+    where = [MapCell.level == cells.level, MapCell.category_id == (codes.category_id or ALL_CATEGORIES),
+             MapCell.mx.between(cells.mx0, cells.mx1), MapCell.my.between(cells.my0, cells.my1),
+             status_condition(MapCell.status, args)]
+    if args.get("overdue") is not None:
+        where.append(MapCell.overdue == args["overdue"])
+    return where
+
+
+def rollup_count(args: dict, cells: CellRange) -> int | None:
+    """The reports under the map's filters in `cells` by the rollup (as of its last refresh), or None when
+    it cannot answer (filters it does not hold, too fine a level, stale)."""
+    if rollup_usable(args, cells.level) is None:
+        return None
+    return db.session.scalar(select(func.coalesce(func.sum(MapCell.n), 0)).where(*_rollup_where(args, cells)))
+
+
 def cell_rows(args: dict, cells: CellRange, now: datetime, live_where: list) -> tuple[Select, datetime | None]:
     """A query of (mx, my, status, overdue, n, sum_lon, sum_lat) for the cells in `cells` under the map's
     filters `args` (`live_where`: the same filters as conditions on reports), and the rollup's instant (None
     when counted live)."""
     as_of = rollup_usable(args, cells.level)
     if as_of is not None:
-        codes = queue.resolve_codes(args)
-        where = [MapCell.level == cells.level,
-                 MapCell.category_id == (codes.category_id or ALL_CATEGORIES),
-                 MapCell.mx.between(cells.mx0, cells.mx1), MapCell.my.between(cells.my0, cells.my1),
-                 status_condition(MapCell.status, args)]
-        if args.get("overdue") is not None:
-            where.append(MapCell.overdue == args["overdue"])
         return (select(MapCell.mx, MapCell.my, MapCell.status, MapCell.overdue, MapCell.n, MapCell.sum_lon,
-                       MapCell.sum_lat).where(*where), as_of)
+                       MapCell.sum_lat).where(*_rollup_where(args, cells)), as_of)
     mx, my = _cell_columns(cells.level)
     overdue = queue.overdue_condition(now)
     stmt = (select(mx.label("mx"), my.label("my"), Report.status.label("status"), overdue.label("overdue"),

@@ -164,9 +164,13 @@ def map_data(args: dict, bbox, zoom: int | None, cursor: int, limit: int, now: d
         raise _invalid("bbox", "A map view (zoom) needs its bbox.", "Cần bbox của vùng bản đồ.")
     if zoom < config["PUBLIC_CLUSTER_BELOW_ZOOM"]:
         return clusters(args, bbox, zoom, now)
-    if zoom < config["PUBLIC_POINTS_ZOOM"] and more_than(_where(args, bbox, now), config["PUBLIC_MAP_POINTS_MAX"]):
-        level = min(zoom + mapgrid.GEOJSON_LEVELS_UP, mapgrid.finest_level())
-        return clusters(args, bbox, zoom, now, level=level)
+    if zoom < config["PUBLIC_POINTS_ZOOM"]:
+        # How many: the rollup's finest cells whose centre is in the view, else counted live (up to one over).
+        cap = config["PUBLIC_MAP_POINTS_MAX"]
+        counted = mapgrid.rollup_count(args, mapgrid.range_of_centres(bbox, mapgrid.finest_level()))
+        if counted > cap if counted is not None else more_than(_where(args, bbox, now), cap):
+            level = min(zoom + mapgrid.GEOJSON_LEVELS_UP, mapgrid.finest_level())
+            return clusters(args, bbox, zoom, now, level=level)
     return features(args, bbox, cursor, limit, now)
 
 
@@ -249,41 +253,52 @@ def tile(z: int, x: int, y: int, args: dict, now: datetime | None = None) -> byt
     buffered = func.ST_ClipByBox2D(func.ST_TileEnvelope(z, x, y, literal_column("margin => 0.0625")),
                                    func.Box2D(func.ST_TileEnvelope(0, 0, 0)))
     where = [*_where(args, None, now), Report.location.op("&&")(func.ST_Transform(buffered, SRID))]
-    level = None  # the clusters' cells: z + 4, or finer for a dense tile
-    if z >= config["PUBLIC_CLUSTER_BELOW_ZOOM"] and z < config["PUBLIC_POINTS_ZOOM"] \
-            and more_than(where, config["PUBLIC_TILE_POINTS_MAX"]):
-        level = min(z + mapgrid.TILE_LEVELS_UP, mapgrid.finest_level())
-    if z >= config["PUBLIC_CLUSTER_BELOW_ZOOM"] and level is None:
-        layer = "reports"
+    level = None  # the clusters' cells: z + 4 below PUBLIC_CLUSTER_BELOW_ZOOM, finer for a dense tile
+    if z >= config["PUBLIC_CLUSTER_BELOW_ZOOM"]:
         projected = func.ST_Transform(Report.location, mapgrid.WEB_MERCATOR)
-        open_ = Report.status.in_(OPEN_STATUSES)
         overdue = queue.overdue_condition(now)
-        rows = (select(func.ST_AsMVTGeom(projected, envelope, TILE_EXTENT).label("geom"),
-                       Report.public_code.label("code"), Report.status.label("status"),
-                       Category.code.label("category"), overdue.label("overdue"),
-                       Report.location_source.label("location_source"))
-                .join(Category, Category.id == Report.category_id)
-                # Over the cap, the open reports and the newest are kept.
-                .where(*where).order_by(open_.desc(), Report.id.desc()).limit(TILE_FEATURES_MAX))
-    else:
-        layer = "clusters"
-        cells, _ = mapgrid.cell_rows(args, mapgrid.range_of_tile(z, x, y, level), now, _where(args, None, now))
-        c = cells.subquery()
-        n = func.sum(c.c.n)
-        grouped = (select(c.c.mx, c.c.my, n.label("count"),
-                          func.coalesce(func.sum(c.c.n).filter(c.c.status.in_(OPEN_STATUSES)), 0).label("open"),
-                          func.coalesce(func.sum(c.c.n).filter(c.c.overdue), 0).label("overdue"),
-                          (func.sum(c.c.sum_lon) / n).label("lon"), (func.sum(c.c.sum_lat) / n).label("lat"))
-                   .group_by(c.c.mx, c.c.my).subquery())
-        centre = func.ST_Transform(func.ST_SetSRID(func.ST_MakePoint(grouped.c.lon, grouped.c.lat), SRID),
-                                   mapgrid.WEB_MERCATOR)
-        rows = (select(func.ST_AsMVTGeom(centre, envelope, TILE_EXTENT).label("geom"),
-                       cast(grouped.c.count, Integer).label("count"), cast(grouped.c.open, Integer).label("open"),
-                       cast(grouped.c.overdue, Integer).label("overdue"))
-                .order_by(grouped.c.mx, grouped.c.my))
+        points = (select(func.ST_AsMVTGeom(projected, envelope, TILE_EXTENT).label("geom"),
+                         Report.public_code.label("code"), Report.status.label("status"),
+                         Category.code.label("category"), overdue.label("overdue"),
+                         Report.location_source.label("location_source"))
+                  .join(Category, Category.id == Report.category_id).where(*where))
+        if z >= config["PUBLIC_POINTS_ZOOM"]:
+            # Points however dense; over the cap, the open reports and the newest are kept.
+            open_ = Report.status.in_(OPEN_STATUSES)
+            return _mvt(points.order_by(open_.desc(), Report.id.desc()).limit(TILE_FEATURES_MAX), "reports")
+        # Few enough for points? The rollup's count of the tile's cells, else counted live (up to one over).
+        cap = config["PUBLIC_TILE_POINTS_MAX"]
+        level = min(z + mapgrid.TILE_LEVELS_UP, mapgrid.finest_level())
+        counted = mapgrid.rollup_count(args, mapgrid.range_of_tile(z, x, y, level))
+        if not (counted > cap if counted is not None else more_than(where, cap)):
+            return _mvt(points.order_by(Report.id).limit(TILE_FEATURES_MAX), "reports")
+    # Clusters: counts per cell (from the rollup when it can answer).
+    cells, _ = mapgrid.cell_rows(args, mapgrid.range_of_tile(z, x, y, level), now, _where(args, None, now))
+    c = cells.subquery()
+    n = func.sum(c.c.n)
+    grouped = (select(c.c.mx, c.c.my, n.label("count"),
+                      func.coalesce(func.sum(c.c.n).filter(c.c.status.in_(OPEN_STATUSES)), 0).label("open"),
+                      func.coalesce(func.sum(c.c.n).filter(c.c.overdue), 0).label("overdue"),
+                      (func.sum(c.c.sum_lon) / n).label("lon"), (func.sum(c.c.sum_lat) / n).label("lat"))
+               .group_by(c.c.mx, c.c.my).subquery())
+    centre = func.ST_Transform(func.ST_SetSRID(func.ST_MakePoint(grouped.c.lon, grouped.c.lat), SRID),
+                               mapgrid.WEB_MERCATOR)
+    rows = (select(func.ST_AsMVTGeom(centre, envelope, TILE_EXTENT).label("geom"),
+                   cast(grouped.c.count, Integer).label("count"), cast(grouped.c.open, Integer).label("open"),
+                   cast(grouped.c.overdue, Integer).label("overdue"))
+            .order_by(grouped.c.mx, grouped.c.my))
+    return _mvt(rows, "clusters")
+
+
+def _st_asmvt(t, layer: str):
+    """The aggregate making one layer of a vector tile from the rows of subquery `t` (its `geom` column, the
+    others as attributes)."""
+    return func.ST_AsMVT(literal_column(t.name), layer, TILE_EXTENT, "geom")
+
+
+def _mvt(rows: Select, layer: str) -> bytes:
     t = rows.subquery("t")
-    data = db.session.scalar(select(func.ST_AsMVT(literal_column("t"), layer, TILE_EXTENT, "geom")).select_from(t))
-    return bytes(data or b"")
+    return bytes(db.session.scalar(select(_st_asmvt(t, layer)).select_from(t)) or b"")
 
 
 def check_tile(z: int, x: int, y: int) -> None:
