@@ -594,7 +594,8 @@ REPORTS_SQL = """
 INSERT INTO reports (id, public_code, category_id, description, location, location_source, location_accuracy_m,
                      ward_id, status, agency_id, channel, submitted_at, routed_at, acknowledged_at, resolved_at,
                      closed_at, due_at, version, duplicate_of_id, supporters, created_at, updated_at)
-SELECT s.id, %(prefix)s || '-' || s.year || '-' || lpad(s.seq::text, 6, '0'), s.category_id,
+SELECT s.id, %(prefix)s || '-' || s.year || '-' || lpad(s.seq::text, greatest(6, length(s.seq::text)), '0'),
+       s.category_id,
        coalesce(c.description, c.name) || ' (benchmark)', ST_SetSRID(ST_MakePoint(s.lon, s.lat), 4326), 'client',
        s.accuracy, s.ward_id, (%(statuses)s::text[])[s.status], NULLIF(s.agency_id, 0),
        (%(channels)s::text[])[s.channel + 1], s.submitted_at, NULLIF(s.routed_at, '-infinity'),
