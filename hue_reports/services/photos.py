@@ -36,7 +36,7 @@ from PIL import Image, ImageCms, ImageOps
 from ..errors import ApiError
 from ..extensions import db
 from ..models import Photo
-from .storage import derivative_key, get_storage
+from .storage import StorageError, derivative_key, get_storage
 
 log = logging.getLogger(__name__)
 pillow_heif.register_heif_opener()
@@ -384,10 +384,15 @@ def make_derivatives(photo_id: int) -> str:
     storage = get_storage()
     keys = {size: derivative_key(photo.sha256, size) for size in SIZES}
     outcome = "reused"
+    # A StorageError (the store unreachable) is raised to RQ, which retries the job later; it is no fault of
+    # the photo's.
     if not all(storage.exists(key) for key in keys.values()):
         try:
-            with storage.open(photo.storage_key) as original:
+            with storage.open(photo.storage_key) as original:  # (an object store's: copied to a temporary file)
                 rendered = render_derivatives(original)
+        except StorageError:
+            db.session.rollback()
+            raise
         except FileNotFoundError:
             # An operational fault (lost storage), not the photo's: say so loudly, and stop retrying.
             log.error("photo %s: original %s is missing from storage", photo_id, photo.storage_key)
