@@ -362,7 +362,8 @@ def lock_content(*sha256s: str) -> None:
 
 
 def discard(keys: list[str]) -> None:
-    """Remove files this request stored, unless a committed photo now refers to them."""
+    """Remove files this request stored, unless a committed photo now refers to them. If the storage cannot
+    remove one (an object store still down), it is logged and left to sweep_orphan_originals."""
     for key in keys:
         try:
             remove_if_unreferenced(key)
