@@ -276,6 +276,7 @@ class S3Server:
         self.url = f"http://127.0.0.1:{self.port}"
         self.down = True
         self.fail_puts_after: int | None = None  # PUTs past this many are dropped (a store failing mid-way)
+        self.no_conditional_writes = False  # answer a PUT with If-None-Match 501, as older stores do
         self._puts = 0
         self._server = None
 
@@ -289,6 +290,17 @@ class S3Server:
             def run_wsgi(self):
                 if server.down or (self.command == "PUT" and server._put_refused()):
                     self.close_connection = True  # dropped without an answer
+                    return
+                if server.no_conditional_writes and self.command == "PUT" and self.headers.get("If-None-Match"):
+                    body = (b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>NotImplemented</Code>"
+                            b"<Message>A header you provided implies functionality that is not implemented"
+                            b"</Message></Error>")
+                    self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                    self.send_response(501)
+                    self.send_header("Content-Type", "application/xml")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
                     return
                 super().run_wsgi()
 

@@ -84,9 +84,11 @@ def original_key(sha256: str) -> str:
     return f"originals/{sha256[:2]}/{sha256[2:4]}/{sha256}"
 
 
-def derivative_key(sha256: str, size: str) -> str:
-    """Derivatives belong to the original's content, so they too are made once."""
-    return f"derivatives/{sha256[:2]}/{sha256[2:4]}/{sha256}/{size}.jpg"
+def derivative_key(name: str, size: str) -> str:
+    """Derivatives belong to the original's content, so they too are made once. `name` is a hex digest
+    naming that content (services.photos.derivative_name: not the original's SHA-256, which a presigned
+    URL would show)."""
+    return f"derivatives/{name[:2]}/{name[2:4]}/{name}/{size}.jpg"
 
 
 def check_key(key: str) -> str:
@@ -216,6 +218,7 @@ def _fsync_directory(directory: Path) -> None:
 # S3 error codes that mean "no such object" and "the conditional write lost to an existing object".
 _MISSING = {"NoSuchKey", "NotFound", "404"}
 _EXISTS = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}
+_UNCONDITIONAL = {"NotImplemented", "501"}  # (a store that does not know If-None-Match on PUT)
 
 
 class S3Storage:
@@ -278,23 +281,33 @@ class S3Storage:
             raise StorageError(f"cannot spool an upload: {exc.strerror or exc}") from exc
 
     def put(self, key: str, source: BinaryIO) -> bool:
+        from botocore.exceptions import ClientError
+
         check_key(key)
         if self.exists(key):
             return False  # (without sending the bytes again)
-        from botocore.exceptions import ClientError
-
-        try:
-            with self._translated(f"cannot store {key}"):
-                # A file body is streamed from its current position (and rewound there on a retry).
-                self.client.put_object(Bucket=self.bucket, Key=key, Body=source, IfNoneMatch="*",
-                                       ContentType="image/jpeg" if key.endswith(".jpg") else
-                                       "application/octet-stream")
-        except StorageError as exc:
-            cause = exc.__cause__
-            if isinstance(cause, ClientError) and str(cause.response.get("Error", {}).get("Code")) in _EXISTS:
-                return False  # another writer made it between the HEAD and the PUT
-            raise
-        return True
+        start = source.tell()
+        condition = {"IfNoneMatch": "*"}
+        while True:
+            try:
+                with self._translated(f"cannot store {key}"):
+                    # A file body is streamed from its current position (and rewound there on a retry).
+                    self.client.put_object(Bucket=self.bucket, Key=key, Body=source, **condition,
+                                           ContentType="image/jpeg" if key.endswith(".jpg") else
+                                           "application/octet-stream")
+                return True
+            except StorageError as exc:
+                cause = exc.__cause__
+                code = str(cause.response.get("Error", {}).get("Code")) if isinstance(cause, ClientError) else ""
+                if code in _EXISTS:
+                    return False  # another writer made it between the HEAD and the PUT
+                if code in _UNCONDITIONAL and condition:
+                    # A store without conditional writes: the same key always holds the same bytes
+                    # (content addressing), so a plain PUT after the HEAD is as good.
+                    condition = {}
+                    source.seek(start)
+                    continue
+                raise
 
     def _get(self, key: str):
         with self._translated(f"cannot read {key}"):

@@ -81,6 +81,20 @@ def test_put_resumes_from_the_streams_position_and_the_window_lists_new_original
     s3_storage.delete(key)
 
 
+def test_a_store_without_conditional_writes_still_stores_once(s3_storage, s3_server):
+    """Stores that answer `If-None-Match: *` on PUT with 501: a plain PUT, after the HEAD found no object."""
+    key = original_key(os.urandom(32).hex())
+    s3_server.no_conditional_writes = True
+    try:
+        assert s3_storage.put(key, io.BytesIO(b"first")) is True
+        assert s3_storage.put(key, io.BytesIO(b"second")) is False
+    finally:
+        s3_server.no_conditional_writes = False
+    with s3_storage.open(key) as fh:
+        assert fh.read() == b"first"
+    s3_storage.delete(key)
+
+
 MEMORY_PROBE = """
 import json, os, sys, tracemalloc
 from hue_reports.services.storage import make_storage, original_key
@@ -139,7 +153,8 @@ def test_derivatives_made_by_a_worker_are_streamed_from_the_bucket(client, db_se
     photo = db_session.get(Photo, photo_id)
     assert photo.state == "ready"
     for size in ("display", "thumb"):
-        stored = s3_server.client().get_object(Bucket=s3_storage.bucket, Key=derivative_key(photo.sha256, size))
+        key = photo.display_key if size == "display" else photo.thumb_key
+        stored = s3_server.client().get_object(Bucket=s3_storage.bucket, Key=key)
         with client.get(f"/api/v1/photos/{photo_id}/{size}") as response:
             assert response.status_code == 200 and response.mimetype == "image/jpeg"
             assert response.data == stored["Body"].read()
@@ -160,8 +175,11 @@ def test_a_real_worker_process_makes_the_derivatives_in_the_bucket(app, committe
     result = flask_cli(["worker", "--burst", "-q", "photos"], env)
     assert result.returncode == 0, result.stderr
     with app.app_context():
-        sha256 = db.session.get(Photo, photo_id).sha256
-    assert s3_storage.exists(derivative_key(sha256, "display")) and s3_storage.exists(derivative_key(sha256, "thumb"))
+        photo = db.session.get(Photo, photo_id)
+        keys = (photo.display_key, photo.thumb_key)
+        name = photos.derivative_name(photo.sha256)
+        assert keys == (derivative_key(name, "display"), derivative_key(name, "thumb"))
+    assert all(s3_storage.exists(key) for key in keys)
     assert client.get(f"/api/v1/reports/{body['id']}").get_json()["photos"][0]["state"] == "ready"
     with client.get(f"/api/v1/photos/{photo_id}/thumb") as thumb:
         assert thumb.status_code == 200 and thumb.data[:3] == b"\xff\xd8\xff"
@@ -181,6 +199,7 @@ def test_with_presigned_urls_derivatives_redirect_and_originals_do_not(client, d
         location = response.headers["Location"]
         assert location.startswith(s3_server.url) and "X-Amz-Signature=" in location and "X-Amz-Expires=120" in location
         assert response.headers["Cache-Control"] == "public, max-age=60"
+        assert db_session.get(Photo, photo_id).sha256 not in location  # (it would identify the original)
         with urllib.request.urlopen(location, timeout=5) as signed:
             assert signed.read()[:3] == b"\xff\xd8\xff"
         original = client.get(f"/api/v1/photos/{photo_id}/original", headers=_officer_of(photo_id))
