@@ -366,6 +366,24 @@ class S3Storage:
             return self.client.generate_presigned_url(
                 "get_object", Params={"Bucket": self.bucket, "Key": check_key(key)}, ExpiresIn=self.presign_seconds)
 
+    def readable_by_anyone(self, key: str) -> bool:
+        """Can a request without credentials read this object? (It must not: a public bucket would publish
+        the originals.)"""
+        from botocore.exceptions import ClientError
+
+        anonymous = _s3_client(**{**self._client_args, "unsigned": True})
+        try:
+            with self._translated(f"cannot read {key} anonymously"):
+                try:
+                    anonymous.get_object(Bucket=self.bucket, Key=check_key(key))["Body"].close()
+                except ClientError as exc:
+                    if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") in (401, 403):
+                        return False
+                    raise
+            return True
+        finally:
+            anonymous.close()
+
     def recent_keys(self, prefix: str, younger_than_s: float, older_than_s: float) -> list[str]:
         """An object store has no directories to skip: this lists every key under `prefix` (one request per
         1,000 keys) and keeps those whose LastModified is in the window."""
@@ -379,18 +397,20 @@ class S3Storage:
         return keys
 
 
-def _s3_client(*, endpoint_url, region, access_key_id, secret_access_key, addressing_style, timeout_s):
+def _s3_client(*, endpoint_url, region, access_key_id, secret_access_key, addressing_style, timeout_s,
+               unsigned: bool = False):
     """A boto3 S3 client. Credentials: the given ones, else boto3's own chain (AWS_ACCESS_KEY_ID and
     AWS_SECRET_ACCESS_KEY, AWS_PROFILE, an instance or task role). Short timeouts and three attempts, so that
     an outage becomes a 503 within seconds instead of a hung request. Checksums only where the API requires
     them: several S3-compatible stores refuse the newer default checksum headers."""
     import boto3
+    from botocore import UNSIGNED
     from botocore.config import Config
 
     session = boto3.session.Session(aws_access_key_id=access_key_id, aws_secret_access_key=secret_access_key,
                                     region_name=region)
     return session.client("s3", endpoint_url=endpoint_url, config=Config(
-        signature_version="s3v4", s3={"addressing_style": addressing_style},
+        signature_version=UNSIGNED if unsigned else "s3v4", s3={"addressing_style": addressing_style},
         connect_timeout=timeout_s, read_timeout=timeout_s, retries={"max_attempts": 3, "mode": "standard"},
         max_pool_connections=20, request_checksum_calculation="when_required",
         response_checksum_validation="when_required"))
@@ -414,6 +434,34 @@ def get_storage() -> Storage:
     if storage is None:
         storage = current_app.extensions["hue_storage"] = make_storage(current_app.config)
     return storage
+
+
+PROBE = b"hue-reports storage check\n"
+
+
+def check_storage(storage: Storage) -> list[str]:
+    """What is wrong with the photo storage, found by using it: a probe object written, read back and deleted,
+    and, in an object store, refused to a reader without credentials. Empty if all is well."""
+    import io
+
+    key = f"probes/{os.urandom(8).hex()}"
+    problems = []
+    try:
+        storage.put(key, io.BytesIO(PROBE))
+        with storage.open(key) as fh:
+            if fh.read() != PROBE:
+                problems.append(f"{key} reads back other bytes than were written")
+        if isinstance(storage, S3Storage) and storage.readable_by_anyone(key):
+            problems.append(f"bucket {storage.bucket} is readable without credentials: make it private "
+                            "(originals hold the reporters' photos with their GPS)")
+    except (StorageError, OSError) as exc:
+        problems.append(str(exc))
+    finally:
+        try:
+            storage.delete(key)
+        except StorageError as exc:
+            problems.append(str(exc))
+    return problems
 
 
 def recent_originals(storage: Storage, younger_than_s: float, older_than_s: float) -> list[str]:

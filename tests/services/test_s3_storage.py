@@ -328,3 +328,33 @@ def test_the_configuration_names_what_is_missing():
     config = load_config({"HUE_ENV": "testing", "STORAGE_BACKEND": "s3", "S3_BUCKET": "photos"})
     assert isinstance(__import__("hue_reports.services.storage", fromlist=["make_storage"]).make_storage(config),
                       S3Storage)
+
+
+def test_the_storage_check_command_on_both_backends(app, storage_backend, s3_server):
+    """`flask storage check`: a probe written, read back and deleted, the bucket private; exit 1 if not."""
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["storage", "check"])
+    assert result.exit_code == 0, result.output
+    assert "photo storage ok" in result.output
+    if storage_backend.local_path("probes/x") is None:
+        assert "private" in result.output
+        with s3_server.outage():
+            down = runner.invoke(args=["storage", "check"])
+        assert down.exit_code == 1 and "problem:" in down.output
+
+
+def test_the_check_finds_a_bucket_anyone_can_read(s3_server, s3_settings):
+    import json
+
+    from hue_reports.services.storage import check_storage, make_storage
+
+    bucket = f"hue-public-{os.urandom(4).hex()}"
+    s3_server.client().create_bucket(Bucket=bucket)
+    s3_server.client().put_bucket_policy(Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{bucket}/*"}]}))
+    storage = make_storage({**s3_settings, "MEDIA_ROOT": "unused", "S3_BUCKET": bucket})
+    try:
+        problems = check_storage(storage)
+    finally:
+        storage.close()
+    assert len(problems) == 1 and "readable without credentials" in problems[0]
