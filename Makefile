@@ -51,6 +51,7 @@ bench: system-deps venv $(BENCH_STAMP)
 	export BENCH_SUMMARY=$(BENCH_SUMMARY); \
 	$(VPY) bench/derivatives.py && \
 	$(VPY) bench/intake.py $(BENCH_ARGS) && \
+	$(VPY) bench/storage.py && \
 	$(VPY) bench/routing.py && \
 	$(VPY) bench/public.py --n $(PUBLIC_N) && \
 	$(VPY) bench/summary.py $(BENCH_SUMMARY)

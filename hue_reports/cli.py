@@ -459,6 +459,26 @@ def users_reset_password(username: str, password_stdin: bool) -> None:
     click.echo(f"password of {account.username} reset; {revoked} token(s) revoked, lockout cleared")
 
 
+storage_group = AppGroup("storage", help="The photo storage (STORAGE_BACKEND: local files or an S3 bucket).")
+
+
+@storage_group.command("check")
+def storage_check() -> None:
+    """Write, read back and delete a probe object; with S3, check that the bucket refuses anonymous reads
+    (exit 1 on any problem)."""
+    from .services.storage import check_storage, get_storage
+
+    storage = get_storage()
+    where = f"bucket {storage.bucket}" if hasattr(storage, "bucket") else f"{storage.root}"
+    problems = check_storage(storage)
+    for problem in problems:
+        click.echo(f"problem: {problem}", err=True)
+    if problems:
+        raise SystemExit(1)
+    click.echo(f"photo storage ok: {where} (written, read back, deleted" +
+               (", private)" if hasattr(storage, "bucket") else ")"))
+
+
 metrics_group = AppGroup("metrics", help="The accountability metrics (README, Methodology).")
 
 
@@ -903,5 +923,6 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(users_group)
     app.cli.add_command(open311_group)
     app.cli.add_command(metrics_group)
+    app.cli.add_command(storage_group)
     for group in (map_group, agencies_group, categories_group, rules_group, areas_group, audit_group):
         app.cli.add_command(group)

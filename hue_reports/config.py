@@ -62,6 +62,27 @@ SETTINGS: tuple[Setting, ...] = (
             "map's periodic recomputations, seconds long at a million reports; give them their own worker with "
             "`flask worker -q rollups` and leave them out of the others, as docker-compose.yml does).", _list),
     Setting("MEDIA_ROOT", "./var/media", "Directory of the local-filesystem photo storage."),
+    Setting("STORAGE_BACKEND", "local",
+            "Where photos are stored: `local` (files under MEDIA_ROOT, one machine) or `s3` (a private bucket of "
+            "an S3-compatible object store, shared by every API and worker process: the S3_* settings)."),
+    Setting("S3_BUCKET", None, "The bucket of the photos (`s3` backend; required there). Keep it private: "
+            "nothing is ever served from a public bucket path."),
+    Setting("S3_ENDPOINT_URL", None,
+            "The object store's URL, e.g. `http://minio:9000`; empty for AWS S3 (then S3_REGION picks the endpoint)."),
+    Setting("S3_REGION", None, "The bucket's region, e.g. `ap-southeast-1`; empty takes AWS_REGION / "
+            "AWS_DEFAULT_REGION, or `us-east-1`."),
+    Setting("S3_ACCESS_KEY_ID", None, "Access key of the object store; empty uses boto3's own chain "
+            "(AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, an instance or task role)."),
+    Setting("S3_SECRET_ACCESS_KEY", None, "Secret key going with S3_ACCESS_KEY_ID."),
+    Setting("S3_ADDRESSING_STYLE", "auto", "`path` (bucket in the URL's path: MinIO, Ceph and most self-hosted "
+            "stores), `virtual` (bucket in the host name) or `auto` (boto3 decides; right for AWS S3)."),
+    Setting("S3_PRESIGN_SECONDS", "0",
+            "`0`: public derivatives are streamed from the bucket through the API. N > 0: they are answered with a "
+            "redirect to a presigned URL valid N seconds (the store must then be reachable by clients at "
+            "S3_ENDPOINT_URL). Originals are always streamed through the API, to those who may see them.", int),
+    Setting("S3_TIMEOUT_SECONDS", "10",
+            "Connect and read timeout of one request to the object store (three attempts, then 503 / a retried "
+            "job).", float),
     Setting("MAX_REQUEST_MB", "60", "Largest request body accepted, in megabytes (413 above).", int),
     Setting("MAX_PHOTO_MB", "15", "Largest photo file accepted, in megabytes (413 above).", int),
     Setting("MAX_PHOTOS", "5", "Most photos in one report.", int),
@@ -208,6 +229,17 @@ def load_config(environ: Mapping[str, str] | None = None,
             raise ConfigError(f"{name} must be at least 1")
     if not 1 <= config["PUBLIC_CLUSTER_BELOW_ZOOM"] <= config["PUBLIC_POINTS_ZOOM"] <= 22:
         raise ConfigError("zooms: 1 <= PUBLIC_CLUSTER_BELOW_ZOOM <= PUBLIC_POINTS_ZOOM <= 22")
+    if config["STORAGE_BACKEND"] not in ("local", "s3"):
+        raise ConfigError(f"STORAGE_BACKEND must be `local` or `s3`, not {config['STORAGE_BACKEND']!r}")
+    if config["STORAGE_BACKEND"] == "s3" and not config["S3_BUCKET"]:
+        raise ConfigError("S3_BUCKET must be set with STORAGE_BACKEND=s3")
+    if config["S3_ADDRESSING_STYLE"] not in ("auto", "path", "virtual"):
+        raise ConfigError(f"S3_ADDRESSING_STYLE must be `auto`, `path` or `virtual`, not "
+                          f"{config['S3_ADDRESSING_STYLE']!r}")
+    if not 0 <= config["S3_PRESIGN_SECONDS"] <= 7 * 86400:
+        raise ConfigError("S3_PRESIGN_SECONDS must be between 0 and 604800 (a presigned URL lives 7 days at most)")
+    if not config["S3_TIMEOUT_SECONDS"] > 0:
+        raise ConfigError("S3_TIMEOUT_SECONDS must be positive")
     if config["LOG_FORMAT"] not in ("json", "text"):
         raise ConfigError(f"LOG_FORMAT must be `json` or `text`, not {config['LOG_FORMAT']!r}")
     if config["WORKER_CLASS"] not in ("simple", "fork"):

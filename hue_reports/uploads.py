@@ -12,7 +12,8 @@ from .errors import ApiError
 
 
 class UploadRequest(Request):
-    """Uploads go straight to the storage's own disk, so storing one costs no second copy."""
+    """Uploads go where the photo storage spools them: the local backend's own disk, so storing one costs no
+    second copy; an object store's anonymous temporary file, streamed to the bucket from there."""
 
     def _get_file_stream(self, total_content_length: int | None, content_type: str | None,
                          filename: str | None = None, content_length: int | None = None) -> IO[bytes]:

@@ -160,6 +160,81 @@ def media_files(app):
     return lambda: {p.relative_to(root) for p in root.rglob("*") if p.is_file()}
 
 
+@pytest.fixture(scope="session")
+def s3_server():
+    """A real S3-compatible HTTP server on 127.0.0.1 for the session (moto in server mode)."""
+    from tests.support import S3Server
+
+    server = S3Server()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_settings(s3_server):
+    """Settings of the `s3` storage backend on a fresh private bucket of the test server."""
+    import uuid
+
+    bucket = f"hue-test-{uuid.uuid4().hex[:10]}"
+    s3_server.client().create_bucket(Bucket=bucket)
+    return {"STORAGE_BACKEND": "s3", "S3_BUCKET": bucket, "S3_ENDPOINT_URL": s3_server.url, "S3_REGION": "us-east-1",
+            "S3_ACCESS_KEY_ID": "test", "S3_SECRET_ACCESS_KEY": "test", "S3_ADDRESSING_STYLE": "path",
+            "S3_TIMEOUT_SECONDS": 2}
+
+
+@pytest.fixture(scope="session")
+def s3_backend(s3_settings, app):
+    """The `s3` storage backend on the test bucket (one client for the session)."""
+    from hue_reports.services.storage import make_storage
+
+    storage = make_storage({**app.config, **s3_settings})
+    yield storage
+    storage.close()
+
+
+@pytest.fixture
+def s3_storage(app, s3_backend):
+    """The app's photos in the S3 server's bucket for this test (the app is the session's; its storage is put
+    back afterwards)."""
+    from hue_reports.services.storage import get_storage
+
+    with app.app_context():
+        saved = get_storage()
+    app.extensions["hue_storage"] = s3_backend
+    yield s3_backend
+    app.extensions["hue_storage"] = saved
+
+
+@pytest.fixture(params=["local", "s3"])
+def storage_backend(request, app):
+    """Run the test on each photo storage backend: MEDIA_ROOT's files, then the S3 server's bucket."""
+    from hue_reports.services.storage import get_storage
+
+    if request.param == "s3":
+        return request.getfixturevalue("s3_storage")
+    with app.app_context():
+        return get_storage()
+
+
+@pytest.fixture
+def stored_keys(app):
+    """Every key the app's storage holds now, local files (spooled uploads included) or objects."""
+    from hue_reports.services.storage import LocalStorage, S3Storage, get_storage
+
+    def keys() -> set[str]:
+        with app.app_context():
+            storage = get_storage()
+        if isinstance(storage, S3Storage):
+            paginator = storage.client.get_paginator("list_objects_v2")
+            return {item["Key"] for page in paginator.paginate(Bucket=storage.bucket)
+                    for item in page.get("Contents", [])}
+        assert isinstance(storage, LocalStorage)
+        return {str(p.relative_to(storage.root)) for p in storage.root.rglob("*") if p.is_file()}
+
+    return keys
+
+
 @pytest.fixture
 def run_jobs(app, redis_conn):
     """Run the queued jobs with a real RQ worker, in this process (burst), as `flask worker` would."""

@@ -74,6 +74,9 @@ def close_app(app) -> None:
     with app.app_context():
         db.engine.dispose()
     app.extensions["hue_redis"].close()
+    storage = app.extensions.get("hue_storage")
+    if hasattr(storage, "close"):
+        storage.close()
 
 
 PHOTOS = SHARED_DATA / "photos"
@@ -259,3 +262,91 @@ def away_from_window_edge(window_s: int = 60, margin_s: float = 3.0) -> None:
     left = window_s - time.time() % window_s
     if left < margin_s:
         time.sleep(left + 0.05)
+
+
+class S3Server:
+    """An S3-compatible HTTP server on 127.0.0.1: moto's S3 in server mode, in this process (its objects live
+    in this process, so they survive `stop()` and `start()`). `stop()` is an outage: the port refuses new
+    connections and the connections kept alive by clients are dropped without an answer."""
+
+    def __init__(self):
+        from hue_reports.devstack import free_port
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.down = True
+        self.fail_puts_after: int | None = None  # PUTs past this many are dropped (a store failing mid-way)
+        self.no_conditional_writes = False  # answer a PUT with If-None-Match 501, as older stores do
+        self._puts = 0
+        self._server = None
+
+    def start(self) -> None:
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+        from werkzeug.serving import make_server
+
+        server = self
+
+        class Handler(MotoRequestHandler):
+            def run_wsgi(self):
+                if server.down or (self.command == "PUT" and server._put_refused()):
+                    self.close_connection = True  # dropped without an answer
+                    return
+                if server.no_conditional_writes and self.command == "PUT" and self.headers.get("If-None-Match"):
+                    body = (b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>NotImplemented</Code>"
+                            b"<Message>A header you provided implies functionality that is not implemented"
+                            b"</Message></Error>")
+                    self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                    self.send_response(501)
+                    self.send_header("Content-Type", "application/xml")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return
+                super().run_wsgi()
+
+            def log_request(self, *args, **kwargs):
+                pass
+
+        self._server = make_server("127.0.0.1", self.port, DomainDispatcherApplication(create_backend_app),
+                                   threaded=True, request_handler=Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self.down = False
+
+    def _put_refused(self) -> bool:
+        if self.fail_puts_after is None:
+            return False
+        self._puts += 1
+        return self._puts > self.fail_puts_after
+
+    @contextmanager
+    def failing_puts_after(self, count: int):
+        """Within: the first `count` PUTs are answered, later ones dropped (reads and deletes still work)."""
+        self.fail_puts_after, self._puts = count, 0
+        try:
+            yield
+        finally:
+            self.fail_puts_after = None
+
+    def stop(self) -> None:
+        self.down = True
+        self._server.shutdown()
+        self._server.server_close()
+
+    @contextmanager
+    def outage(self):
+        self.stop()
+        try:
+            yield
+        finally:
+            self.start()
+
+    def client(self):
+        """A boto3 client of this server (for the tests' own look at the bucket)."""
+        import boto3
+
+        return boto3.client("s3", endpoint_url=self.url, region_name="us-east-1", aws_access_key_id="test",
+                            aws_secret_access_key="test")
+
+    def keys(self, bucket: str) -> set[str]:
+        paginator = self.client().get_paginator("list_objects_v2")
+        return {item["Key"] for page in paginator.paginate(Bucket=bucket) for item in page.get("Contents", [])}

@@ -15,7 +15,7 @@ README = (ROOT / "README.md").read_text(encoding="utf-8")
 def _table_rows() -> dict[str, str]:
     """{variable: default cell} from the README's markdown tables."""
     rows = {}
-    for match in re.finditer(r"^\| `([A-Z_]+)` \| ([^|]+) \|", README, re.MULTILINE):
+    for match in re.finditer(r"^\| `([A-Z][A-Z0-9_]*)` \| ([^|]+) \|", README, re.MULTILINE):
         rows[match[1]] = match[2].strip()
     return rows
 

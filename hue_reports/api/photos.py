@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import send_file
+from flask import Response, redirect, request, send_file
 from flask_smorest import Blueprint
 
 from ..errors import ApiError
@@ -13,22 +13,25 @@ from ..services.storage import get_storage
 blp = Blueprint("photos", __name__, url_prefix="/api/v1/photos", description="Photos")
 
 SIZES = ("display", "thumb")
+PUBLIC_CACHE = "public, max-age=31536000, immutable"
 
 
 @blp.route("/<int:photo_id>/<size>")
 def photo(photo_id: int, size: str):
     """A photo's public derivative (`display`, 1600 px, or `thumb`, 320 px): upright JPEG without metadata.
 
-    `original` is private: only officers of the report's agency may fetch it (officer API)."""
+    With an object store the bytes are streamed from the bucket, or (S3_PRESIGN_SECONDS > 0) the answer is a
+    302 to a presigned URL that expires. `original` is private: only officers of the report's agency may fetch
+    it (officer API), always through this API."""
     if size == "original":
         from ..services import auth, workflow
 
         return send_original(photo_id, auth.current_account(roles=workflow.STAFF))
     if size not in SIZES:
         raise ApiError(404, "not_found", f"Sizes are {', '.join(SIZES)}.", message_vi="Không có kích thước này.")
-    item = db.session.get(Photo, photo_id)
+    item = db.session.get(Photo, photo_id) if photo_id < 2**63 else None  # (beyond bigint: no such photo)
     if item is None:
-        raise ApiError(404, "photo_not_found", "No such photo.", message_vi="Không tìm thấy ảnh.")
+        raise _not_found()
     key = item.display_key if size == "display" else item.thumb_key
     if item.state == "failed":
         raise ApiError(404, "photo_failed", "This photo could not be processed.",
@@ -37,13 +40,15 @@ def photo(photo_id: int, size: str):
         raise ApiError(404, "photo_processing", "This photo is still being processed.",
                        message_vi="Ảnh đang được xử lý.", headers={"Retry-After": "5"})
     storage = get_storage()
-    path = storage.local_path(key)
-    source = path if path is not None else storage.open(key)
     # The ETag names the photo, not its content (a content hash would let anyone test for a known original).
-    response = send_file(source, mimetype="image/jpeg", etag=f"photo-{item.id}-{size}", conditional=True,
-                         max_age=31536000)
-    response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
-    return response
+    etag = f"photo-{item.id}-{size}"
+    url = storage.presigned_url(key)
+    if url is not None:
+        response = redirect(url, 302)
+        # Cached for half the URL's life at most, so that no one is sent to an expired URL.
+        response.headers["Cache-Control"] = f"public, max-age={storage.presign_seconds // 2}"
+        return response
+    return _send(storage, key, "image/jpeg", etag=etag, cache_control=PUBLIC_CACHE)
 
 
 def send_original(photo_id: int, account):
@@ -53,10 +58,36 @@ def send_original(photo_id: int, account):
 
     item = db.session.get(Photo, photo_id) if photo_id < 2**63 else None  # (beyond bigint: no such photo)
     if item is None or not workflow.may_handle(account, item.report):
-        raise ApiError(404, "photo_not_found", "No such photo.", message_vi="Không tìm thấy ảnh.")
-    storage = get_storage()
-    path = storage.local_path(item.storage_key)
-    response = send_file(path if path is not None else storage.open(item.storage_key), mimetype=item.content_type,
-                         conditional=True, etag=False, max_age=0)
-    response.headers["Cache-Control"] = "private, no-store"
+        raise _not_found()
+    return _send(get_storage(), item.storage_key, item.content_type, etag=None, cache_control="private, no-store")
+
+
+def _not_found() -> ApiError:
+    return ApiError(404, "photo_not_found", "No such photo.", message_vi="Không tìm thấy ảnh.")
+
+
+def _send(storage, key: str, mimetype: str, *, etag: str | None, cache_control: str) -> Response:
+    """The stored object as the answer: a local file by sendfile (with ranges), an object streamed from the
+    store as it is read (a 304 for a known ETag without asking the store). A lost object is a 404; an
+    unreachable store, StorageError: 503."""
+    path = storage.local_path(key)
+    if path is not None:
+        if not path.is_file():
+            raise _not_found()
+        response = send_file(path, mimetype=mimetype, etag=etag or False, conditional=True,
+                             max_age=31536000 if etag else 0)
+    elif etag is not None and etag in request.if_none_match:
+        response = Response(status=304)
+        response.set_etag(etag)
+    else:
+        try:
+            stored = storage.stream(key)
+        except FileNotFoundError:
+            raise _not_found() from None
+        response = Response(stored.chunks, mimetype=mimetype, direct_passthrough=True)
+        response.content_length = stored.size
+        response.call_on_close(stored.close)
+        if etag:
+            response.set_etag(etag)
+    response.headers["Cache-Control"] = cache_control
     return response

@@ -45,7 +45,7 @@ from ..models import (SRID, AdminArea, Category, IdempotencyKey, Photo, Report, 
 from ..schemas.report import ReportCreateSchema, ReportSchema
 from . import areas, geocode, ratelimit
 from .photos import PhotoInfo, inspect_upload
-from .storage import get_storage, original_key
+from .storage import StorageError, get_storage, original_key
 
 log = logging.getLogger(__name__)
 
@@ -192,8 +192,15 @@ def store_originals(uploads: list[Upload], infos: list[PhotoInfo], created: list
     storage = get_storage()
     for upload, info in zip(uploads, infos, strict=True):
         upload.stream.seek(0)
-        if storage.put(original_key(info.sha256), upload.stream):
-            created.append(original_key(info.sha256))
+        key = original_key(info.sha256)
+        try:
+            if storage.put(key, upload.stream):
+                created.append(key)
+        except StorageError:
+            # An object store may have kept the object although its answer was lost: discard() removes it,
+            # unless a committed photo refers to it (then it was there before: nothing is lost).
+            created.append(key)
+            raise
 
 
 def photo_rows(infos: list[PhotoInfo], kind: str) -> list[Photo]:
@@ -355,7 +362,8 @@ def lock_content(*sha256s: str) -> None:
 
 
 def discard(keys: list[str]) -> None:
-    """Remove files this request stored, unless a committed photo now refers to them."""
+    """Remove files this request stored, unless a committed photo now refers to them. If the storage cannot
+    remove one (an object store still down), it is logged and left to sweep_orphan_originals."""
     for key in keys:
         try:
             remove_if_unreferenced(key)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import hmac
 import io
 import logging
 import math
@@ -31,12 +32,13 @@ from typing import BinaryIO
 from zoneinfo import ZoneInfo
 
 import pillow_heif
+from flask import current_app
 from PIL import Image, ImageCms, ImageOps
 
 from ..errors import ApiError
 from ..extensions import db
 from ..models import Photo
-from .storage import derivative_key, get_storage
+from .storage import StorageError, derivative_key, get_storage
 
 log = logging.getLogger(__name__)
 pillow_heif.register_heif_opener()
@@ -372,6 +374,14 @@ def _failed(photo: Photo, error: str) -> str:
     return "failed"
 
 
+def derivative_name(sha256: str) -> str:
+    """What names an original's derivatives in the storage: HMAC-SHA256 of its SHA-256 under SECRET_KEY.
+    The same content gets the same name, so derivatives are made once; and a derivative's key, which a
+    presigned URL shows, never lets anyone test whether a known photo was reported (as its hash would)."""
+    return hmac.new(current_app.config["SECRET_KEY"].encode(), f"derivatives:{sha256}".encode(),
+                    hashlib.sha256).hexdigest()
+
+
 def make_derivatives(photo_id: int) -> str:
     """Make and record a photo's public derivatives. Idempotent: a photo done is left alone, and
     derivatives already stored (the same content in another report) are reused.
@@ -382,12 +392,17 @@ def make_derivatives(photo_id: int) -> str:
     if photo.derivatives_ready_at is not None:
         return "done"
     storage = get_storage()
-    keys = {size: derivative_key(photo.sha256, size) for size in SIZES}
+    keys = {size: derivative_key(derivative_name(photo.sha256), size) for size in SIZES}
     outcome = "reused"
+    # A StorageError (the store unreachable) is raised to RQ, which retries the job later; it is no fault of
+    # the photo's.
     if not all(storage.exists(key) for key in keys.values()):
         try:
-            with storage.open(photo.storage_key) as original:
+            with storage.open(photo.storage_key) as original:  # (an object store's: copied to a temporary file)
                 rendered = render_derivatives(original)
+        except StorageError:
+            db.session.rollback()
+            raise
         except FileNotFoundError:
             # An operational fault (lost storage), not the photo's: say so loudly, and stop retrying.
             log.error("photo %s: original %s is missing from storage", photo_id, photo.storage_key)

@@ -5,7 +5,6 @@ import io
 import re
 import unicodedata
 from datetime import datetime
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -33,7 +32,7 @@ def _encoded(fmt: str, source=PHOTOS / "jpg/mobile/jolla.jpg", **save) -> bytes:
 
 
 def test_a_phone_photo_report_is_stored_with_its_photo_contact_and_event(client, db_session, redis_conn,
-                                                                         app, media_files):
+                                                                         storage_backend):
     response = post_report(client, reporter_name="Nguyễn Văn An", reporter_phone="0912 345 678",
                            reporter_email="an@example.vn", device_id="phone-1", accuracy_m="8",
                            address="23 Đặng Thái Thân")
@@ -63,7 +62,8 @@ def test_a_phone_photo_report_is_stored_with_its_photo_contact_and_event(client,
     assert photo.sha256 == hashlib.sha256(original).hexdigest()
     assert (photo.width, photo.height, photo.content_type) == (4608, 1976, "image/jpeg")
     assert photo.storage_key == original_key(photo.sha256)
-    assert (Path(app.config["MEDIA_ROOT"]) / photo.storage_key).read_bytes() == original
+    with storage_backend.open(photo.storage_key) as stored:
+        assert stored.read() == original
     events = db_session.scalars(select(ReportEvent).where(ReportEvent.report_id == report.id)).all()
     assert [(e.type, e.to_status, e.public) for e in events] == [("submitted", "submitted", True)]
     assert redis_conn.exists(f"rq:job:derivatives-{photo.id}")

@@ -242,7 +242,7 @@ def test_only_the_dispatcher_and_admins_see_who_reported(client, db_session):
         assert seen["reporter"]["name"] == REPORTER["reporter_name"]
 
 
-def test_originals_only_for_the_agency_handling_the_report(client, db_session):
+def test_originals_only_for_the_agency_handling_the_report(client, db_session, storage_backend):
     report, _ = _resolved_with_reporter(client)
     photo_id = db.session.scalar(select(Photo.id).where(Photo.report_id == report.id, Photo.kind == "evidence"))
     url = f"/api/v1/photos/{photo_id}/original"

@@ -11,7 +11,6 @@ from PIL import Image, ImageChops, ImageOps
 from hue_reports.extensions import db
 from hue_reports.models import Photo
 from hue_reports.services import photos
-from hue_reports.services.storage import get_storage
 from tests.support import NOKIA, PHOTOS, photo_with_gps, post_report
 
 ORIENTATION = PHOTOS / "jpg/orientation"
@@ -107,7 +106,7 @@ def test_derivatives_come_out_upright(client, db_session, run_jobs, shape, orien
 @pytest.mark.parametrize("path", [NOKIA, PHOTOS / "jpg/hdr/iphone_hdr_YES.jpg", PHOTOS / "jpg/gps/DSCN0010.jpg",
                                   PHOTOS / "heic/mobile/iphone_13_pro_max.HEIC", PHOTOS / "heic/IMG_5195.HEIC"],
                          ids=lambda p: p.name)
-def test_derivatives_carry_no_metadata_and_have_their_sizes(client, db_session, run_jobs, path):
+def test_derivatives_carry_no_metadata_and_have_their_sizes(client, db_session, run_jobs, path, storage_backend):
     photo = _submit(client, path, path.name)
     run_jobs()
     with Image.open(path) as original:
@@ -120,14 +119,14 @@ def test_derivatives_carry_no_metadata_and_have_their_sizes(client, db_session, 
             assert not im.getexif() and "icc_profile" not in im.info
 
 
-def test_the_gps_written_into_a_photo_never_reaches_its_derivatives(client, db_session, run_jobs):
+def test_the_gps_written_into_a_photo_never_reaches_its_derivatives(client, db_session, run_jobs, storage_backend):
     photo = _submit(client, photo_with_gps(16.4637, 107.5909))
     run_jobs()
     for size in ("display", "thumb"):
         assert_no_metadata(_derivative(client, photo["id"], size))
 
 
-def test_a_photo_says_processing_until_its_derivatives_exist(client, db_session, run_jobs):
+def test_a_photo_says_processing_until_its_derivatives_exist(client, db_session, run_jobs, storage_backend):
     photo = _submit(client, ORIENTATION / "landscape_1.jpg")
     response = client.get(f"/api/v1/photos/{photo['id']}/display")
     assert response.status_code == 404 and response.get_json()["error"]["code"] == "photo_processing"
@@ -139,7 +138,7 @@ def test_a_photo_says_processing_until_its_derivatives_exist(client, db_session,
         assert response.status_code == 200 and "immutable" in response.headers["Cache-Control"]
 
 
-def test_originals_are_never_public_and_sizes_are_checked(client, db_session, run_jobs):
+def test_originals_are_never_public_and_sizes_are_checked(client, db_session, run_jobs, storage_backend):
     photo = _submit(client, ORIENTATION / "landscape_1.jpg")
     run_jobs()
     assert client.get(f"/api/v1/photos/{photo['id']}/original").status_code == 401
@@ -148,7 +147,7 @@ def test_originals_are_never_public_and_sizes_are_checked(client, db_session, ru
         assert client.get(path).status_code == 404
 
 
-def test_derivatives_are_made_once(client, db_session, run_jobs):
+def test_derivatives_are_made_once(client, db_session, run_jobs, storage_backend):
     first = _submit(client, ORIENTATION / "portrait_3.jpg")
     run_jobs()
     assert photos.make_derivatives(first["id"]) == "done"
@@ -158,13 +157,14 @@ def test_derivatives_are_made_once(client, db_session, run_jobs):
     assert (a.display_key, a.thumb_key) == (b.display_key, b.thumb_key)
 
 
-def test_an_original_that_cannot_be_rendered_marks_the_photo_failed(client, db_session, run_jobs, app):
+def test_an_original_that_cannot_be_rendered_marks_the_photo_failed(client, db_session, run_jobs, storage_backend):
     photo_id = _submit(client, photo_with_gps(16.4701, 107.5801))["id"]  # bytes no other test uses
     photo = db_session.get(Photo, photo_id)
-    path = get_storage().local_path(photo.storage_key)
-    good = path.read_bytes()
+    with storage_backend.open(photo.storage_key) as fh:
+        good = fh.read()
     try:
-        path.write_bytes(good[:200])  # damaged in storage after intake
+        storage_backend.delete(photo.storage_key)
+        storage_backend.put(photo.storage_key, io.BytesIO(good[:200]))  # damaged in storage after intake
         assert photos.make_derivatives(photo_id) == "failed"
         db_session.refresh(photo)
         assert photo.state == "failed" and photo.derivative_error
@@ -172,10 +172,12 @@ def test_an_original_that_cannot_be_rendered_marks_the_photo_failed(client, db_s
         assert response.status_code == 404 and response.get_json()["error"]["code"] == "photo_failed"
         assert "Retry-After" not in response.headers  # it will not get better
     finally:
-        path.write_bytes(good)
+        storage_backend.delete(photo.storage_key)
+        storage_backend.put(photo.storage_key, io.BytesIO(good))
 
 
-def test_a_missing_original_marks_the_photo_failed_instead_of_retrying_forever(client, db_session, app):
+def test_a_missing_original_marks_the_photo_failed_instead_of_retrying_forever(client, db_session, app,
+                                                                               storage_backend):
     photo_id = _submit(client, photo_with_gps(16.4702, 107.5802))["id"]  # bytes no other test uses
     photo = db.session.get(Photo, photo_id)
     photo.storage_key = "originals/00/00/" + "0" * 64
@@ -255,7 +257,7 @@ def test_files_of_millions_of_empty_segments_are_refused_quickly(client, db_sess
     assert time.perf_counter() - started < 2
 
 
-def test_a_multi_picture_jpeg_renders_upright_in_draft_mode(client, db_session, run_jobs):
+def test_a_multi_picture_jpeg_renders_upright_in_draft_mode(client, db_session, run_jobs, storage_backend):
     """Phones' MPO files (a JPEG with gain maps or depth after it) are JPEGs to Pillow's draft mode."""
     out = io.BytesIO()
     base = Image.open(NOKIA)
