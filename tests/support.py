@@ -72,7 +72,8 @@ def close_app(app) -> None:
     from hue_reports.extensions import db
 
     with app.app_context():
-        db.engine.dispose()
+        for engine in db.engines.values():  # (the primary's, and the replica's when one is set)
+            engine.dispose()
     app.extensions["hue_redis"].close()
 
 
