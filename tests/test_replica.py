@@ -142,6 +142,7 @@ def test_public_reads_come_from_the_replica_and_the_residents_own_from_the_prima
     assert track.status_code == 200 and "X-Database" not in track.headers
     assert re.search(r'^hue_db_reads_total\{database="replica"\} \d+', gauge(client, "hue_db_reads_total"), re.M)
     assert 'hue_db_replica_usable{reason="ok"} 1.0' in gauge(client, "hue_db_replica_usable")
+    assert client.get("/readyz").get_json()["replica"] == {"used": True, "reason": "ok", "lag_s": 0.0}
 
 
 def test_without_a_replica_nothing_says_replica(client):
@@ -219,6 +220,8 @@ def test_a_stopped_replica_leaves_the_public_reads_to_the_primary_until_it_is_ba
         assert response.status_code == status, (path, response.get_data(as_text=True)[:300])
         assert response.headers["X-Database"] == "primary", path
     assert 'hue_db_replica_usable{reason="down"} 0.0' in gauge(client, "hue_db_replica_usable")
+    ready = client.get("/readyz")  # (the API stays ready: the primary answers)
+    assert ready.status_code == 200 and ready.get_json()["replica"]["reason"] == "down"
     replica.start()
     wait_until("public reads go to the replica again", lambda: public_codes(client)[1] == "replica")
 
