@@ -88,7 +88,7 @@ def lsn(value: str) -> int:
 @dataclass(frozen=True)
 class Verdict:
     use: bool  # read from the replica
-    reason: str  # ok, down, lagging, not_a_replica
+    reason: str  # ok, primary_down (used); down, lagging, not_a_replica (not used)
     lag: float | None  # seconds, an upper bound (0: caught up); None: unknown
     until: float  # time.monotonic() until which it holds
 
@@ -126,7 +126,7 @@ class ReplicaMonitor:
             return
         lag = "" if verdict.lag is None else f" (lag at most {verdict.lag:.1f} s)"
         if verdict.use:
-            log.info("replica: reading from it%s", lag)
+            log.info("replica: reading from it%s%s", lag, "" if verdict.reason == "ok" else f" ({verdict.reason})")
         else:
             log.warning("replica: reading from the primary: replica %s%s%s", verdict.reason, lag,
                         f": {why}" if why else "")
@@ -137,7 +137,7 @@ class ReplicaMonitor:
         try:
             primary_at = lsn(_scalar(db.engines[None], "SELECT pg_current_wal_flush_lsn()::text"))
         except SQLAlchemyError as exc:
-            # (the primary is down: requests fail whatever we decide; the replica may still answer reads)
+            # (the primary is down: the replica, as fresh as anything can be now, keeps the public reads up)
             log.warning("replica: cannot read the primary's WAL position: %s", _first_line(exc))
             primary_at = None
         try:
@@ -152,7 +152,7 @@ class ReplicaMonitor:
         if not standby or replayed is None:
             return Verdict(False, "not_a_replica", None, until)
         if primary_at is None:
-            return Verdict(True, "ok", None, until)
+            return Verdict(True, "primary_down", None, until)
         lag = self._lag(lsn(replayed), primary_at, since_commit, now)
         self.samples.append((began, primary_at))
         return Verdict(lag <= self.max_lag, "ok" if lag <= self.max_lag else "lagging", lag, until)
@@ -161,7 +161,8 @@ class ReplicaMonitor:
         """An upper bound of how stale the replica's data is, in seconds."""
         if replayed >= primary_at:
             return 0.0
-        bounds = [now - at for at, position in reversed(self.samples) if position <= replayed][:1]
+        passed = next((at for at, position in reversed(self.samples) if position <= replayed), None)
+        bounds = [] if passed is None else [now - passed]
         if since_commit is not None:
             bounds.append(max(0.0, since_commit))
         return min(bounds) if bounds else math.inf

@@ -15,7 +15,7 @@ import psycopg
 import pytest
 from sqlalchemy.engine import make_url
 
-from hue_reports.devstack import PG_PORT, VAR, LocalPostgres, LocalReplica
+from hue_reports.devstack import PG_PORT, VAR, LocalPostgres, LocalReplica, free_port
 from tests.support import CITADEL, post_report, server_url
 
 BOX = "107.55,16.44,107.62,16.49"
@@ -268,3 +268,17 @@ def test_a_replica_that_never_answers_costs_one_connect_timeout_not_one_per_requ
         assert len(accepted) == 1  # one try, then the replica is left alone for REPLICA_RETRY_SECONDS
         assert time.monotonic() - began < 60  # (bounded: libpq's connect_timeout of 2 s, once)
         assert 'hue_db_replica_usable{reason="down"} 0.0' in gauge(client, "hue_db_replica_usable")
+
+
+def test_the_public_reads_stay_up_on_the_replica_when_the_primary_is_unreachable(make_app, replica, replica_url,
+                                                                                  committed):
+    report = submit(make_app(DATABASE_REPLICA_URL=replica_url).test_client())
+    caught_up(replica)
+    dead = f"postgresql://postgres@127.0.0.1:{free_port()}/postgres"  # (nothing listens: a primary that is down)
+    cut_off = make_app(DATABASE_URL=dead, DATABASE_REPLICA_URL=replica_url)
+    client = cut_off.test_client()
+    codes, database = public_codes(client)
+    assert database == "replica" and report["code"] in codes
+    assert 'hue_db_replica_usable{reason="primary_down"} 1.0' in gauge(client, "hue_db_replica_usable")
+    own = client.get(f"/api/v1/reports/{report['id']}", headers={"X-Tracking-Token": report["tracking_token"]})
+    assert own.status_code == 503  # (what only the primary can answer says it is unavailable, no 500)
