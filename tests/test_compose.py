@@ -19,7 +19,7 @@ import yaml
 from gunicorn.config import Config
 
 from hue_reports.config import SETTINGS
-from tests.support import ROOT
+from tests.support import ROOT, gunicorn_settings
 
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
 SERVICES = COMPOSE["services"]
@@ -166,8 +166,7 @@ def test_gunicorn_accepts_the_shared_settings_module(process_env):
 
 def test_every_name_in_the_gunicorn_settings_module_is_a_gunicorn_setting():
     """gunicorn silently ignores unknown names in a config module: a typo would go unnoticed."""
-    from hue_reports import gunicorn_conf
-
+    gunicorn_conf = gunicorn_settings()
     names = {n for n, v in vars(gunicorn_conf).items() if not n.startswith("_") and not inspect.ismodule(v)}
     assert {"worker_class", "timeout"} <= names
     assert names <= set(Config().settings), names - set(Config().settings)

@@ -90,8 +90,24 @@ def wait_until(what: str, check, timeout: float = WAIT_S):
 
 def caught_up(made: LocalReplica) -> None:
     position = on_primary("SELECT pg_current_wal_flush_lsn()::text")[0]
-    wait_until("the replica replays the primary's WAL",
-               lambda: on_replica(made, f"SELECT pg_last_wal_replay_lsn() >= '{position}'::pg_lsn")[0])
+    check = f"SELECT pg_last_wal_replay_lsn() >= '{position}'::pg_lsn"
+    deadline = time.monotonic() + WAIT_S
+    while not on_replica(made, check)[0]:
+        if time.monotonic() > deadline:
+            pytest.fail(f"the replica has not replayed {position} within {WAIT_S} s: {replica_state(made)}")
+        time.sleep(0.1)
+
+
+def replica_state(made: LocalReplica) -> str:
+    """What a replica that does not catch up is doing (for the failure's message)."""
+    with psycopg.connect(made.url(), autocommit=True, connect_timeout=5) as conn:
+        positions = conn.execute("SELECT pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn(), "
+                                 "pg_get_wal_replay_pause_state()").fetchone()
+        receiver = conn.execute("SELECT status, latest_end_lsn FROM pg_stat_wal_receiver").fetchall()
+        sessions = conn.execute("SELECT backend_type, datname, state, wait_event_type, wait_event, "
+                                "left(query, 80) FROM pg_stat_activity WHERE pid <> pg_backend_pid()").fetchall()
+    log = made.logfile.read_text(errors="replace")[-1500:] if made.logfile.exists() else ""
+    return f"received/replayed/pause {positions}; receiver {receiver}; sessions {sessions}; log: {log}"
 
 
 def pause(made: LocalReplica) -> None:
