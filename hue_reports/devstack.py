@@ -244,8 +244,9 @@ class LocalReplica(LocalPostgres):
         self.default_port = self.port = port or free_port()
         self.as_root = os.geteuid() == 0
 
-    def create(self) -> None:
-        """Copy the primary (a fast checkpoint, the WAL streamed alongside) with the standby's settings."""
+    def create(self, settings: dict[str, str] | None = None) -> None:
+        """Copy the primary (a fast checkpoint, the WAL streamed alongside) with the standby's settings, and
+        `settings` of its own (postgresql.conf)."""
         self._check_binaries()
         self.dir.mkdir(parents=True, exist_ok=False)
         if self.as_root:
@@ -255,6 +256,9 @@ class LocalReplica(LocalPostgres):
                                  "-R", "-X", "stream", "-c", "fast"]), timeout=300)
         if result.returncode != 0:
             raise StackError(f"pg_basebackup failed:\n{result.stdout}{result.stderr}")
+        if settings:
+            with open(self.data / "postgresql.conf", "a", encoding="utf-8") as conf:
+                conf.write("\n# the replica's own\n" + "".join(f"{k} = '{v}'\n" for k, v in settings.items()))
 
     def remove(self) -> None:
         import shutil

@@ -36,7 +36,7 @@ PUBLIC_READS = [
     ("/open311/v2/services/road_damage.json", 200),
     ("/open311/v2/requests.json", 200),
 ]
-WAIT_S = 20  # the longest any wait for the replica here may take
+WAIT_S = 30  # the longest any wait for the replica here may take
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +45,9 @@ def replica(app):
     base = LocalPostgres(VAR, PG_PORT).dir.parent  # (where the postgres user can write: beside the cluster)
     made = LocalReplica(server_url(), base / f"replica-test-{uuid.uuid4().hex[:8]}")
     try:
-        made.create()
+        # (a query on the replica that holds up replay is cancelled after 5 s, not PostgreSQL's 30 s: the app
+        # answers it again from the primary, and the tests' waits for replay stay short)
+        made.create({"max_standby_streaming_delay": "5s"})
         made.start()
         yield made
     finally:
