@@ -54,6 +54,17 @@ SETTINGS: tuple[Setting, ...] = (
             "PostgreSQL+PostGIS database (the default is the project-local cluster of `make run`; "
             "production requires it set).", required_in_production=True),
     Setting("DATABASE_POOL_SIZE", "5", "SQLAlchemy connections kept per process.", int),
+    Setting("DATABASE_REPLICA_URL", None,
+            "A PostgreSQL streaming replica of DATABASE_URL (`pg_basebackup -R`; README: Scaling out). When set, "
+            "the public read endpoints (map data, tiles, metrics, public pages, Open311 lists) read from it while it "
+            "answers and is no more than REPLICA_MAX_LAG_SECONDS behind; everything else stays on the primary. "
+            "The response header `X-Database` says which answered."),
+    Setting("REPLICA_MAX_LAG_SECONDS", "30",
+            "Lag beyond which the public reads go to the primary (measured from WAL positions, so an idle primary "
+            "is no lag).", float),
+    Setting("REPLICA_CHECK_SECONDS", "5", "How long each process keeps its measure of the replica's lag.", float),
+    Setting("REPLICA_RETRY_SECONDS", "30",
+            "After the replica failed a connection, how long the primary answers before it is tried again.", float),
     Setting("REDIS_URL", "redis://127.0.0.1:63799/0",
             "Redis for the RQ queues (the default is the project-local Redis of `make run`; "
             "production requires it set).", required_in_production=True),
@@ -240,22 +251,33 @@ def load_config(environ: Mapping[str, str] | None = None,
         raise ConfigError("S3_PRESIGN_SECONDS must be between 0 and 604800 (a presigned URL lives 7 days at most)")
     if not config["S3_TIMEOUT_SECONDS"] > 0:
         raise ConfigError("S3_TIMEOUT_SECONDS must be positive")
+    for name in ("REPLICA_MAX_LAG_SECONDS", "REPLICA_CHECK_SECONDS", "REPLICA_RETRY_SECONDS"):
+        if config[name] < 0:
+            raise ConfigError(f"{name} must not be negative")
     if config["LOG_FORMAT"] not in ("json", "text"):
         raise ConfigError(f"LOG_FORMAT must be `json` or `text`, not {config['LOG_FORMAT']!r}")
     if config["WORKER_CLASS"] not in ("simple", "fork"):
         raise ConfigError(f"WORKER_CLASS must be `simple` or `fork`, not {config['WORKER_CLASS']!r}")
 
+    engine_options = {
+        "pool_pre_ping": True,
+        "hide_parameters": True,  # errors and logs never show the values (reporters' personal data)
+        "pool_size": config["DATABASE_POOL_SIZE"],
+        # JIT off: PostGIS functions are costed high, so small map queries looked big enough to be
+        # compiled, which cost 0.4 s for a 20 ms query (seen on a tile at 1M reports).
+        "connect_args": {"connect_timeout": 5, "options": "-c jit=off"},
+    }
+    binds = {}
+    if config["DATABASE_REPLICA_URL"]:
+        # (libpq's shortest connect timeout: a replica that does not answer costs a request 2 s, then is left
+        # alone for REPLICA_RETRY_SECONDS; see hue_reports/replica.py)
+        binds["replica"] = {**engine_options, "url": database_uri(config["DATABASE_REPLICA_URL"]),
+                            "connect_args": {**engine_options["connect_args"], "connect_timeout": 2}}
     config.update({
         "TESTING": env == "testing",
         "SQLALCHEMY_DATABASE_URI": database_uri(config["DATABASE_URL"]),
-        "SQLALCHEMY_ENGINE_OPTIONS": {
-            "pool_pre_ping": True,
-            "hide_parameters": True,  # errors and logs never show the values (reporters' personal data)
-            "pool_size": config["DATABASE_POOL_SIZE"],
-            # JIT off: PostGIS functions are costed high, so small map queries looked big enough to be
-            # compiled, which cost 0.4 s for a 20 ms query (seen on a tile at 1M reports).
-            "connect_args": {"connect_timeout": 5, "options": "-c jit=off"},
-        },
+        "SQLALCHEMY_ENGINE_OPTIONS": engine_options,
+        "SQLALCHEMY_BINDS": binds,
         "MAX_CONTENT_LENGTH": config["MAX_REQUEST_MB"] * 1024 * 1024,
         # flask-smorest: the OpenAPI document lives beside the API it describes.
         "API_TITLE": "hue-reports",

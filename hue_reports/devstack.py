@@ -194,6 +194,10 @@ class LocalPostgres:
                 "listen_addresses = '127.0.0.1'\n"
                 "unix_socket_directories = ''\n"
                 "max_connections = 200\n"
+                # (PostgreSQL's defaults, said here: a streaming replica can be made of this cluster with
+                # pg_basebackup; initdb's pg_hba.conf lets 127.0.0.1 connect for replication)
+                "wal_level = replica\n"
+                "max_wal_senders = 10\n"
             )
 
     def running(self) -> bool:
@@ -226,6 +230,41 @@ class LocalPostgres:
         if self.running():
             log("stopping PostgreSQL")
             _run(self._cmd([str(PG_BIN / "pg_ctl"), "stop", "-D", str(self.data), "-m", "fast", "-w"]))
+
+
+class LocalReplica(LocalPostgres):
+    """A streaming replica of a PostgreSQL server (`pg_basebackup -R`: a copy of the whole cluster that
+    follows it), under `directory`, on 127.0.0.1:`port`: the tests' replica for DATABASE_REPLICA_URL, and
+    the recipe of README's "Scaling out" by hand. The primary must allow replication connections (the
+    devstack's cluster does). Started and stopped like the cluster it copies."""
+
+    def __init__(self, primary_url: str, directory: Path, port: int | None = None):
+        self.primary_url = primary_url
+        self.dir = self.link = directory
+        self.default_port = self.port = port or free_port()
+        self.as_root = os.geteuid() == 0
+
+    def create(self, settings: dict[str, str] | None = None) -> None:
+        """Copy the primary (a fast checkpoint, the WAL streamed alongside) with the standby's settings, and
+        `settings` of its own (postgresql.conf)."""
+        self._check_binaries()
+        self.dir.mkdir(parents=True, exist_ok=False)
+        if self.as_root:
+            owner = pwd.getpwnam("postgres")
+            os.chown(self.dir, owner.pw_uid, owner.pw_gid)
+        result = _run(self._cmd([str(PG_BIN / "pg_basebackup"), "-d", self.primary_url, "-D", str(self.data),
+                                 "-R", "-X", "stream", "-c", "fast"]), timeout=300)
+        if result.returncode != 0:
+            raise StackError(f"pg_basebackup failed:\n{result.stdout}{result.stderr}")
+        if settings:
+            with open(self.data / "postgresql.conf", "a", encoding="utf-8") as conf:
+                conf.write("\n# the replica's own\n" + "".join(f"{k} = '{v}'\n" for k, v in settings.items()))
+
+    def remove(self) -> None:
+        import shutil
+
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class LocalRedis:

@@ -13,9 +13,11 @@ from rq import Queue
 
 from . import errors
 from .models.base import Base
+from .replica import RoutingSession
 from .schemas.common import ErrorSchema
 
-db = SQLAlchemy(model_class=Base)
+# (the session reads from the replica inside a replica-readable view: hue_reports/replica.py)
+db = SQLAlchemy(model_class=Base, session_options={"class_": RoutingSession})
 migrate = Migrate()
 
 

@@ -184,6 +184,9 @@ def state_metrics(app: Flask) -> list:
         db.session.rollback()
         log.warning("metrics: database unreadable: %s", exc)
         up.append((["database"], 0.0))
+    from .replica import state_metrics as replica_metrics
+
+    families += replica_metrics()
     families.append(_gauge("hue_up", "Whether this scrape could read the source (1) or not (0).", ["source"], up))
     return families
 

@@ -52,6 +52,20 @@ def flask_cli(args: list[str], env: dict[str, str], timeout: float = 120) -> sub
                           env=env, capture_output=True, text=True, timeout=timeout, check=False)
 
 
+def gunicorn_settings():
+    """hue_reports/gunicorn_conf.py, imported without keeping the PROMETHEUS_MULTIPROC_DIR it sets up for a
+    gunicorn master: left in this process's environment, it would switch the tests' /metrics to reading
+    an empty directory instead of this process's counters."""
+    import shutil
+
+    before = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    from hue_reports import gunicorn_conf
+
+    if before is None and "PROMETHEUS_MULTIPROC_DIR" in os.environ:
+        shutil.rmtree(os.environ.pop("PROMETHEUS_MULTIPROC_DIR"), ignore_errors=True)
+    return gunicorn_conf
+
+
 def migrate_and_seed(app) -> None:
     """Apply the real Alembic migrations to the app's database and load Huế's data set with the demo
     accounts (committed)."""
@@ -72,7 +86,8 @@ def close_app(app) -> None:
     from hue_reports.extensions import db
 
     with app.app_context():
-        db.engine.dispose()
+        for engine in db.engines.values():  # (the primary's, and the replica's when one is set)
+            engine.dispose()
     app.extensions["hue_redis"].close()
     storage = app.extensions.get("hue_storage")
     if hasattr(storage, "close"):

@@ -7,6 +7,7 @@ survive a container (database, photos) must be on named volumes.
 
 import ast
 import inspect
+import re
 import shlex
 import subprocess
 import sys
@@ -18,7 +19,7 @@ import yaml
 from gunicorn.config import Config
 
 from hue_reports.config import SETTINGS
-from tests.support import ROOT
+from tests.support import ROOT, gunicorn_settings
 
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
 SERVICES = COMPOSE["services"]
@@ -81,9 +82,12 @@ def _check_command(app, argv: list[str]) -> None:
         pytest.fail(f"unknown program in a container command: {argv}")
 
 
+WORKERS = {f"worker-{queue}" for queue in ("routing", "photos", "notifications", "periodic", "rollups")}
+
+
 def test_the_production_shape_has_its_services():
-    assert {"postgis", "redis", "migrate", "api", "worker", "worker-rollups", "scheduler"} <= set(SERVICES)
-    assert set(APP_SERVICES) == {"migrate", "api", "worker", "worker-rollups", "scheduler"}
+    assert {"postgis", "redis", "migrate", "proxy", "api", "scheduler", "postgis-replica", *WORKERS} <= set(SERVICES)
+    assert set(APP_SERVICES) == {"migrate", "api", "scheduler", *WORKERS}
     assert SERVICES["postgis"]["image"].startswith("postgis/postgis:15")
 
 
@@ -94,7 +98,7 @@ def test_long_running_services_have_healthchecks():
 
 
 def test_app_services_start_after_healthy_dependencies_and_the_migration():
-    for name in ("api", "worker", "worker-rollups", "scheduler"):
+    for name in ("api", "scheduler", *WORKERS):
         depends = APP_SERVICES[name]["depends_on"]
         assert depends["postgis"]["condition"] == "service_healthy"
         assert depends["redis"]["condition"] == "service_healthy"
@@ -162,8 +166,7 @@ def test_gunicorn_accepts_the_shared_settings_module(process_env):
 
 def test_every_name_in_the_gunicorn_settings_module_is_a_gunicorn_setting():
     """gunicorn silently ignores unknown names in a config module: a typo would go unnoticed."""
-    from hue_reports import gunicorn_conf
-
+    gunicorn_conf = gunicorn_settings()
     names = {n for n, v in vars(gunicorn_conf).items() if not n.startswith("_") and not inspect.ismodule(v)}
     assert {"worker_class", "timeout"} <= names
     assert names <= set(Config().settings), names - set(Config().settings)
@@ -189,4 +192,62 @@ def test_every_periodic_job_has_a_worker_listening_to_its_queue(app):
             listening[name] = set(queues)
     for periodic in scheduler.schedule(app):
         assert any(periodic.queue in queues for queues in listening.values()), periodic.name
-    assert listening["worker-rollups"] == {"rollups"} and "rollups" not in listening["worker"]
+    assert listening["worker-rollups"] == {"rollups"}
+
+
+def test_each_queue_has_a_worker_pool_of_its_own(app):
+    """A service per queue of RQ_QUEUES, listening to it alone, so each is scaled by its own count."""
+    pools: dict[str, list[str]] = {}
+    for name, service in APP_SERVICES.items():
+        argv = service["command"]
+        if argv[3:4] == ["worker"]:
+            assert "-q" in argv, f"{name} listens to every queue"
+            queues = argv[argv.index("-q") + 1].split(",")
+            assert len(queues) == 1, f"{name} shares its workers between {queues}"
+            pools.setdefault(queues[0], []).append(name)
+    assert set(pools) == set(app.config["RQ_QUEUES"]) | {"rollups"}
+    assert all(len(names) == 1 for names in pools.values()), pools
+
+
+NGINX = (ROOT / "deploy/nginx.conf").read_text(encoding="utf-8")
+
+
+def _nginx(directive: str) -> list[str]:
+    """The arguments of every `directive ...;` in deploy/nginx.conf (comments removed)."""
+    text = "\n".join(line.split("#", 1)[0] for line in NGINX.splitlines())
+    return [m.group(1).strip() for m in re.finditer(rf"(?:^|[{{;\s]){re.escape(directive)}\s+([^;{{]*)[;{{]", text)]
+
+
+def test_one_entry_point_spreads_requests_over_the_api_replicas():
+    proxy, api = SERVICES["proxy"], APP_SERVICES["api"]
+    assert "./deploy/nginx.conf:/etc/nginx/nginx.conf:ro" in proxy["volumes"]
+    assert proxy["ports"] and "ports" not in api, "the API is reached through the proxy only"
+    assert api["deploy"]["replicas"] >= 2
+    # the upstream is the api service, on the port gunicorn binds
+    bind = api["command"][api["command"].index("--bind") + 1]
+    upstream = re.search(r"upstream\s+(\w+)\s*{([^}]*)}", NGINX)
+    assert upstream and f"server api:{bind.rsplit(':', 1)[1]} resolve" in upstream.group(2)
+    assert _nginx("proxy_pass") == [f"http://{upstream.group(1)}"]
+    assert "127.0.0.11" in _nginx("resolver")[0]  # (Docker's DNS: the replicas as they come and go)
+    assert int(proxy["image"].split(":")[1].split("-")[0].split(".")[1]) >= 28  # `resolve`: nginx 1.27.3+
+
+
+def test_the_proxy_buffers_uploads_and_passes_the_client_address(app):
+    assert _nginx("proxy_request_buffering") == ["on"]
+    size = _nginx("client_max_body_size")[0]
+    assert size.endswith("m") and int(size[:-1]) >= app.config["MAX_REQUEST_MB"]
+    assert "X-Forwarded-For $proxy_add_x_forwarded_for" in _nginx("proxy_set_header")
+    assert APP_SERVICES["api"]["environment"]["PROXY_FIX_X_FOR"] == "1"
+    assert any(loc.startswith("= /metrics") for loc in _nginx("location"))  # (not published)
+
+
+def test_the_replica_is_an_optional_profile_wired_to_the_api():
+    replica = SERVICES["postgis-replica"]
+    assert replica["profiles"] == ["replica"] and replica["image"] == SERVICES["postgis"]["image"]
+    assert "pg_basebackup -h postgis" in replica["command"][2] and " -R " in replica["command"][2]
+    assert replica["depends_on"]["postgis"]["condition"] == "service_healthy"
+    assert any(v.startswith("pgreplica:") for v in replica["volumes"]) and "pgreplica" in COMPOSE["volumes"]
+    assert APP_SERVICES["api"]["environment"]["DATABASE_REPLICA_URL"] == "${DATABASE_REPLICA_URL:-}"
+    # the primary lets it stream: a replication line in pg_hba.conf at first initialisation
+    script = next(v.split(":")[0] for v in SERVICES["postgis"]["volumes"] if "docker-entrypoint-initdb.d" in v)
+    assert "host replication" in (ROOT / script).read_text()

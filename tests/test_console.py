@@ -16,7 +16,7 @@ from sqlalchemy import select
 from hue_reports.extensions import db
 from hue_reports.models import Account, ApiToken, Feedback, Photo, Report, ReportEvent
 from hue_reports.services import accounts, routing, workflow
-from tests.support import NOKIA, PHOTOS, multipart, new_report
+from tests.support import NOKIA, PHOTOS, gunicorn_settings, multipart, new_report
 
 PASSWORD = "hue-demo-2026"  # the demo accounts' (hue_reports/data/hue/demo_accounts.yaml)
 FIX_PHOTO = PHOTOS / "jpg/orientation/landscape_3.jpg"
@@ -527,8 +527,9 @@ def test_the_access_log_never_shows_a_tracking_token():
 
     from gunicorn.config import Config
 
-    from hue_reports import gunicorn_conf
     from hue_reports.access_log import RedactingLogger
+
+    gunicorn_conf = gunicorn_settings()
 
     assert gunicorn_conf.logger_class == "hue_reports.access_log.RedactingLogger"
     logger = RedactingLogger(Config())

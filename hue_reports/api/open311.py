@@ -17,6 +17,7 @@ from flask_smorest import Blueprint
 from werkzeug.exceptions import HTTPException
 
 from ..errors import HTTP_ERRORS, ApiError
+from ..replica import replica_readable
 from ..services import intake, outbox, reports
 from ..services import open311 as o311
 from ..services.open311 import Open311Error
@@ -97,6 +98,7 @@ def _photo_url(photo) -> str:
 
 
 @blp.route("/discovery.<fmt>")
+@replica_readable
 def discovery(fmt: str):
     """Discovery: this endpoint, its specification and formats."""
     _city(fmt)
@@ -105,6 +107,7 @@ def discovery(fmt: str):
 
 
 @blp.route("/services.<fmt>")
+@replica_readable
 def services(fmt: str):
     """Service list: the active categories."""
     from ..services import catalog
@@ -115,6 +118,7 @@ def services(fmt: str):
 
 
 @blp.route("/services/<service_code>.<fmt>")
+@replica_readable
 def service_definition(service_code: str, fmt: str):
     """Service definition: a category's attributes."""
     _city(fmt)
@@ -126,6 +130,7 @@ def service_definition(service_code: str, fmt: str):
 
 
 @blp.route("/requests.<fmt>", methods=["GET", "POST"])
+@replica_readable
 def service_requests(fmt: str):
     """GET: service requests (filters: service_request_id, service_code, start_date, end_date, status).
     POST: a new service request (api_key; lat/long, or an address_string naming the ward or commune; the photo

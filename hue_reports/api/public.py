@@ -6,6 +6,7 @@ from flask import jsonify, make_response, request
 from flask_smorest import Blueprint
 from werkzeug.datastructures import MultiDict
 
+from ..replica import replica_readable
 from ..schemas.queue import load_query
 from ..schemas.report import EventSchema, ReportSchema
 from ..services import metrics, public, reports
@@ -39,6 +40,7 @@ def _cacheable(body: dict | str, max_age: int = 60):
     {"in": "query", "name": "cursor", "schema": {"type": "string"}},
     {"in": "query", "name": "limit", "schema": {"type": "integer", "minimum": 1, "maximum": public.FEATURES_MAX}},
     *({"in": "query", "name": name, "schema": {"type": "string"}} for name in MAP_FILTERS)])
+@replica_readable
 def public_reports():
     """Reports as a GeoJSON FeatureCollection (points, at most 5,000 a page with a cursor), or clusters
     (counts by status per grid cell) below a zoom level or where a map view is dense. Filters: status,
@@ -53,6 +55,7 @@ def public_reports():
 
 
 @blp.route("/api/v1/public/reports/<report_id>")
+@replica_readable
 def public_report(report_id: str):
     """One report's public page: its public view, its public timeline, and the resolution photos beside
     the resident's."""
@@ -71,6 +74,7 @@ def public_report_body(report) -> dict:
 
 
 @blp.route("/api/v1/public/tiles/<int:z>/<int:x>/<int:y>.mvt")
+@replica_readable
 def tile(z: int, x: int, y: int):
     """A Mapbox vector tile of the reports: points (layer `reports`) at high zoom, clusters (layer
     `clusters`) below PUBLIC_CLUSTER_BELOW_ZOOM; 204 for an empty tile. Same filters as the map data."""
@@ -95,6 +99,7 @@ def tile(z: int, x: int, y: int):
      "description": "first day of submission included (the city's local date)"},
     {"in": "query", "name": "to", "schema": {"type": "string", "format": "date"},
      "description": "last day of submission included"}])
+@replica_readable
 def public_metrics():
     """Accountability figures per agency, category, ward or month of submission, and the city's total:
     counts, the resident's and the agency's clocks (median and 90th percentile, wall-clock and working
@@ -106,6 +111,7 @@ def public_metrics():
 @blp.route("/api/v1/public/metrics.csv")
 @blp.doc(parameters=[{"in": "query", "name": name, "schema": {"type": "string"}}
                      for name in ("group_by", "from", "to")])
+@replica_readable
 def public_metrics_csv():
     """The same figures as CSV (UTF-8 with a byte order mark, for spreadsheets): a row per group, the city's
     total last."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 from functools import lru_cache
 
@@ -89,9 +90,27 @@ def heartbeat() -> dict[str, float] | None:
     return {"age_s": round(time.time() - received, 1), "latency_s": float(values[b"latency_s"])}
 
 
+def replica() -> dict | None:
+    """Where this process sends the public reads (None without a replica): information, never a condition
+    of readiness (the primary answers them when the replica cannot)."""
+    from ..replica import monitor
+
+    watch = monitor()
+    if watch is None:
+        return None
+    verdict = watch.choose()
+    lag = verdict.lag
+    if lag is not None:
+        lag = round(lag, 1) if math.isfinite(lag) else -1  # (-1: unknown, nothing replayed to measure from)
+    return {"used": verdict.use, "reason": verdict.reason, "lag_s": lag}
+
+
 def readiness() -> tuple[bool, dict]:
     """(ready, details). Ready when the database, its schema and Redis all answer."""
     checks = check_database()
     checks["redis"] = check_redis()
     ready = all(value == "ok" for value in checks.values())
-    return ready, {"checks": checks, "heartbeat": heartbeat()}
+    details = {"checks": checks, "heartbeat": heartbeat()}
+    if (where := replica()) is not None:
+        details["replica"] = where
+    return ready, details

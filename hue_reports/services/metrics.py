@@ -43,6 +43,7 @@ from zoneinfo import ZoneInfo
 from ..errors import ApiError
 from ..extensions import db, try_xact_lock
 from ..models import AdminArea, Agency, Category, MetricCustody, MetricReport, MetricResult, MetricState
+from ..replica import primary
 from . import calendar
 
 log = logging.getLogger(__name__)
@@ -766,22 +767,27 @@ def published_json(period: Period) -> str:
     ETag is): stored by the last refresh, or computed now (and stored) the first time a grouping and period
     is asked for."""
     stored = text("SELECT body::text, requested_at FROM metric_results WHERE key = :k")
-    row = db.session.execute(stored, {"k": period.key}).first()
+    row = db.session.execute(stored, {"k": period.key}).first()  # (from the replica, when the view uses one)
     if row is not None:
         if row.requested_at < datetime.now(timezone.utc) - timedelta(hours=1):
-            db.session.execute(text("UPDATE metric_results SET requested_at = now() WHERE key = :k"),
-                               {"k": period.key})
-            db.session.commit()
+            with primary():
+                db.session.execute(text("UPDATE metric_results SET requested_at = now() WHERE key = :k"),
+                                   {"k": period.key})
+                db.session.commit()
         return row[0]
-    # A period nobody asked for yet: computed here, one at a time; while one is being computed, others
-    # get a 503 at once (a flood of odd periods can neither run many heavy aggregations nor hold threads).
-    if not try_xact_lock(COMPUTE_LOCK):
-        raise ApiError(503, "busy", "The figures for another period are being computed: try again shortly.",
-                       message_vi="Hệ thống đang tính số liệu, vui lòng thử lại sau ít phút.",
-                       headers={"Retry-After": "10"})
-    _save(period, compute(period), requested=True)
-    db.session.commit()
-    return db.session.execute(stored, {"k": period.key}).one()[0]
+    with primary():
+        # A period nobody asked for yet: computed here, one at a time; while one is being computed, others
+        # get a 503 at once (a flood of odd periods can neither run many heavy aggregations nor hold threads).
+        if not try_xact_lock(COMPUTE_LOCK):
+            raise ApiError(503, "busy", "The figures for another period are being computed: try again shortly.",
+                           message_vi="Hệ thống đang tính số liệu, vui lòng thử lại sau ít phút.",
+                           headers={"Retry-After": "10"})
+        row = db.session.execute(stored, {"k": period.key}).first()  # (a replica may not have it yet)
+        if row is None:
+            _save(period, compute(period), requested=True)
+            db.session.commit()
+            row = db.session.execute(stored, {"k": period.key}).one()
+        return row[0]
 
 
 def default_periods() -> list[Period]:

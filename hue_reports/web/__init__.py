@@ -15,6 +15,7 @@ from flask import Blueprint, Flask, current_app, g, redirect, render_template, r
 
 from ..errors import ApiError
 from ..models import APPROXIMATE_LOCATION_SOURCES, OPEN_STATUSES, OVERDUE_LABEL, STATUS_LABELS
+from ..replica import replica_readable
 from ..services import catalog, public, reports
 from . import pages
 from .i18n import message, pick
@@ -43,6 +44,7 @@ def _status_labels() -> dict[str, str]:
 
 
 @bp.route("/")
+@replica_readable
 def map_page():
     """The public map: server clusters at low zoom, points (clustered in the browser) at high zoom."""
     config = {
@@ -76,6 +78,7 @@ def category_groups() -> list[tuple[str, list[tuple[str, str]]]]:
 
 
 @bp.route("/reports/<code>")
+@replica_readable
 def report_page(code: str):
     """One report's public page: the same public data as GET /api/v1/public/reports/<id>."""
     from ..api.public import public_report_body
@@ -101,6 +104,7 @@ def mini_map(body: dict) -> dict | None:
 
 
 @bp.route("/stats")
+@replica_readable
 def stats_page():
     """The accountability page: the agencies' leaderboard and the monthly trend, from the metrics API."""
     config = {
