@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from flask import send_file
 from flask_smorest import Blueprint
 
@@ -9,6 +11,8 @@ from ..errors import ApiError
 from ..extensions import db
 from ..models import Photo
 from ..services.storage import get_storage
+
+log = logging.getLogger(__name__)
 
 blp = Blueprint("photos", __name__, url_prefix="/api/v1/photos", description="Photos")
 
@@ -54,9 +58,22 @@ def send_original(photo_id: int, account):
     item = db.session.get(Photo, photo_id) if photo_id < 2**63 else None  # (beyond bigint: no such photo)
     if item is None or not workflow.may_handle(account, item.report):
         raise ApiError(404, "photo_not_found", "No such photo.", message_vi="Không tìm thấy ảnh.")
+    if item.original_deleted_at is not None:
+        raise ApiError(410, "original_deleted", "This photo's original was deleted when the report's retention "
+                       "period ended (the display and thumbnail sizes remain).",
+                       message_vi="Ảnh gốc đã bị xoá khi hết thời hạn lưu trữ (ảnh hiển thị và ảnh nhỏ vẫn còn).")
     storage = get_storage()
     path = storage.local_path(item.storage_key)
-    response = send_file(path if path is not None else storage.open(item.storage_key), mimetype=item.content_type,
-                         conditional=True, etag=False, max_age=0)
+    try:
+        source = storage.open(item.storage_key) if path is None or not path.is_file() else path
+    except FileNotFoundError:
+        source = None
+    if source is None:
+        # (another report sharing this content left retention first, and this one's turn comes next; or
+        # the store lost it)
+        log.warning("photo %s: original %s is not in storage", item.id, item.storage_key)
+        raise ApiError(404, "original_missing", "This photo's original is not available.",
+                       message_vi="Không còn ảnh gốc của ảnh này.")
+    response = send_file(source, mimetype=item.content_type, conditional=True, etag=False, max_age=0)
     response.headers["Cache-Control"] = "private, no-store"
     return response
