@@ -317,3 +317,49 @@ def test_a_retention_under_one_month_is_refused():
 
     with pytest.raises(ConfigError, match="PERSONAL_DATA_RETENTION_MONTHS"):
         load_config({"HUE_ENV": "testing", "PERSONAL_DATA_RETENTION_MONTHS": "0"})
+
+
+def test_the_console_says_the_original_is_gone(app, client, db_session, redis_conn):
+    """The officer console: no link to an erased original on the ticket, and the original's address is a
+    410 page, not a 500."""
+    from tests.test_console import log_in
+
+    report = submit(client, 1)
+    set_state(db_session, report["id"], "closed", 13)
+    privacy.purge()
+    console = log_in(app, "ioc")
+    ticket = console.get(f"/console/reports/{report['code']}")
+    assert ticket.status_code == 200
+    page = ticket.get_data(as_text=True)
+    assert f"/console/photos/{report['photos'][0]['id']}/original" not in page and "Ảnh gốc đã xoá" in page
+    gone = console.get(f"/console/photos/{report['photos'][0]['id']}/original")
+    assert gone.status_code == 410 and gone.mimetype == "text/html"
+
+
+def test_a_report_reopened_after_its_erasure_is_erased_again_when_it_closes(client, db_session, redis_conn):
+    """What a reopened report gains (here a photo of the new fix) is erased when it has been closed again
+    for the retention; the contact, already erased, is not counted twice."""
+    import io
+
+    from hue_reports.services.storage import original_key
+
+    report = submit(client, 1)
+    set_state(db_session, report["id"], "closed", 30)
+    assert privacy.purge().reports == 1
+    # Long ago (erased 28 months ago), the dispatcher reopened it; a new fix, closed again 13 months ago.
+    db_session.execute(update(Report).where(Report.id == report["id"]).values(
+        privacy_erased_at=text("now() - interval '28 months'")))
+    key = original_key("ab" * 32)
+    get_storage().put(key, io.BytesIO(b"the new fix's photo"))
+    first = db_session.get(Photo, report["photos"][0]["id"])
+    db_session.add(Photo(report_id=report["id"], kind="resolution", storage_key=key, sha256="ab" * 32,
+                         content_type="image/jpeg", size_bytes=19, width=1, height=1,
+                         display_key=first.display_key, thumb_key=first.thumb_key,
+                         derivatives_ready_at=first.derivatives_ready_at))
+    set_state(db_session, report["id"], "closed", 13)
+
+    again = privacy.purge()
+
+    assert (again.reports, again.contacts, again.photos, len(again.originals)) == (1, 0, 1, 1)
+    assert not get_storage().exists(key)
+    assert len(state(db_session, report["id"])["events"]) == 2
