@@ -81,11 +81,12 @@ WHERE f.closed_at < now() - make_interval(months => :months)
 ORDER BY f.id LIMIT :limit
 """)
 # Whether a stored original may go with this report's photos: no photo of another report still within
-# retention (open, or closed more recently than the retention) holds it and still has it.
+# retention (open, or closed more recently than the retention) holds it and still has it. (By sha256 too:
+# that column is indexed.)
 DELETABLE_SQL = text(f"""
 SELECT NOT EXISTS (
     SELECT 1 FROM photos p JOIN reports r ON r.id = p.report_id
-    WHERE p.storage_key = :key AND p.report_id <> :id AND p.original_deleted_at IS NULL
+    WHERE p.sha256 = :sha AND p.storage_key = :key AND p.report_id <> :id AND p.original_deleted_at IS NULL
       AND COALESCE(({CLOSED_AT_SQL}) >= now() - make_interval(months => :months), true)
 )
 """)
@@ -176,7 +177,7 @@ def erase_report(report_id: int, dry_run: bool = False) -> PurgeResult | None:
         if keys and not dry_run:
             lock_content(*keys.values())  # (intake and the orphan sweep wait: nobody attaches it meanwhile)
         deletable = [key for key in sorted(keys) if db.session.scalar(
-            DELETABLE_SQL, {"key": key, "id": report_id, "months": retention_months()})]
+            DELETABLE_SQL, {"key": key, "sha": keys[key], "id": report_id, "months": retention_months()})]
         done.originals = set(deletable)
         if dry_run:
             db.session.rollback()
