@@ -316,11 +316,15 @@ def seeded(app, redis_module):
     remove_reports(app)  # (only this data set)
     prefixes = app.config["NOTIFY_URL_PREFIXES"]
     app.config["NOTIFY_URL_PREFIXES"] = [PUSH_PREFIX]
+    media = Path(app.config["MEDIA_ROOT"])
+    files = {p for p in media.rglob("*") if p.is_file()}
     try:
         yield _seed(app, redis_module)
     finally:
         app.config["NOTIFY_URL_PREFIXES"] = prefixes
         remove_reports(app)
+        for path in {p for p in media.rglob("*") if p.is_file()} - files:  # (its photos went with its rows)
+            path.unlink(missing_ok=True)
         with app.app_context():
             db.session.execute(text("DELETE FROM open311_keys WHERE name = 'Public surface test'"))
             db.session.execute(text("DELETE FROM api_tokens WHERE name = 'public surface test'"))
