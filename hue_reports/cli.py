@@ -917,6 +917,36 @@ def audit_list(action, object_type, object_key, actor, start, end, limit: int) -
                    f"after={json.dumps(entry.after, ensure_ascii=False)}")
 
 
+privacy_group = AppGroup("privacy", help="Personal data retention (PERSONAL_DATA_RETENTION_MONTHS).")
+
+
+@privacy_group.command("purge")
+@click.option("--dry-run", is_flag=True, help="Count what would be erased; change nothing.")
+@click.option("--limit", type=click.IntRange(min=1), help="At most this many reports (default: all that are due).")
+def privacy_purge(dry_run: bool, limit: int | None) -> None:
+    """Erase the personal data of the reports closed more than PERSONAL_DATA_RETENTION_MONTHS ago: the
+    reporter's contact, tracking token, push address, feedback comment, the originals of the photos (their
+    derivatives stay). The scheduler does it every 10 minutes; this runs it now, to the end. Exit 1 if a
+    report could not be erased (it is left whole; run again)."""
+    from .extensions import db
+    from .services import audit, privacy
+
+    result = privacy.purge(dry_run=dry_run, limit=limit)
+    counts = result.as_dict()
+    if not dry_run and result.reports:
+        audit.record(_cli_actor(), "privacy.purge", "reports", "retention", None,
+                     {**counts, "retention_months": privacy.retention_months()})
+        db.session.commit()
+    click.echo(f"{'dry run, nothing changed: would erase' if dry_run else 'erased'} the personal data of "
+               f"{result.reports} report(s) closed more than {privacy.retention_months()} month(s) ago: "
+               f"{result.contacts} contact(s), {result.photos} photo original(s) let go, "
+               f"{len(result.originals)} stored original(s) deleted"
+               + (" (more are due: --limit reached)" if result.more else ""))
+    if result.failed:
+        raise click.ClickException(f"{len(result.failed)} report(s) could not be erased (left whole; see the log), "
+                                   f"ids {', '.join(map(str, result.failed[:20]))}")
+
+
 def init_app(app: Flask) -> None:
     for command in (seed_command, calendar_group, worker_command, scheduler_command, healthcheck_command, tokens_group):
         app.cli.add_command(command)
@@ -924,5 +954,6 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(open311_group)
     app.cli.add_command(metrics_group)
     app.cli.add_command(storage_group)
-    for group in (map_group, agencies_group, categories_group, rules_group, areas_group, audit_group):
+    for group in (map_group, agencies_group, categories_group, rules_group, areas_group, audit_group,
+                  privacy_group):
         app.cli.add_command(group)

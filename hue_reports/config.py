@@ -144,6 +144,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("FEEDBACK_DAYS", "7",
             "Days after resolution in which the reporter may rate the fix (a 1 or 2 reopens it); then it closes.",
             int),
+    Setting("PERSONAL_DATA_RETENTION_MONTHS", "12",
+            "Months after a report is closed (closed, rejected, or a duplicate whose original is) before the "
+            "reporter's personal data (contact, device id, push address, tracking token, feedback comment, "
+            "original photos and their camera metadata) is erased by the scheduled job or `flask privacy purge`; "
+            "at least 1.", int),
     Setting("METRICS_REFRESH_SECONDS", "60",
             "How often the scheduler brings the accountability metrics up to the new events and recomputes "
             "the answers people asked for (the published figures are at most this old).", int),
@@ -229,7 +234,7 @@ def load_config(environ: Mapping[str, str] | None = None,
     for name in ("DUPLICATE_RADIUS_M", "ROUTING_SWEEP_SECONDS"):
         if config[name] < 0:
             raise ConfigError(f"{name} must not be negative")
-    for name in ("TOKEN_HOURS", "LOGIN_LOCKOUT_MINUTES", "LOGIN_IP_WINDOW_MINUTES"):
+    for name in ("TOKEN_HOURS", "LOGIN_LOCKOUT_MINUTES", "LOGIN_IP_WINDOW_MINUTES", "PERSONAL_DATA_RETENTION_MONTHS"):
         if config[name] < 1:
             raise ConfigError(f"{name} must be at least 1")
     for name in ("LOGIN_MAX_FAILURES", "LOGIN_IP_MAX_FAILURES"):

@@ -49,6 +49,9 @@ def schedule(app: Flask) -> list[Periodic]:
         Periodic("idempotency-expiry", "hue_reports.jobs.maintenance.expire_idempotency_keys", 3600, "periodic"),
         Periodic("stale-uploads", "hue_reports.jobs.maintenance.remove_stale_uploads", 3600, "periodic"),
         Periodic("orphan-originals", "hue_reports.jobs.maintenance.sweep_orphan_originals", 3600, "periodic"),
+        # Housekeeping, on the `periodic` queue: each run stops after privacy.JOB_BUDGET_S (a backlog goes
+        # over several runs) so that it never holds that queue's worker long.
+        Periodic("privacy-purge", "hue_reports.jobs.maintenance.purge_personal_data", 600, "periodic"),
     ]
 
 

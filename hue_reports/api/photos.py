@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from flask import Response, redirect, request, send_file
 from flask_smorest import Blueprint
 
@@ -9,6 +11,8 @@ from ..errors import ApiError
 from ..extensions import db
 from ..models import Photo
 from ..services.storage import get_storage
+
+log = logging.getLogger(__name__)
 
 blp = Blueprint("photos", __name__, url_prefix="/api/v1/photos", description="Photos")
 
@@ -59,21 +63,36 @@ def send_original(photo_id: int, account):
     item = db.session.get(Photo, photo_id) if photo_id < 2**63 else None  # (beyond bigint: no such photo)
     if item is None or not workflow.may_handle(account, item.report):
         raise _not_found()
-    return _send(get_storage(), item.storage_key, item.content_type, etag=None, cache_control="private, no-store")
+    if item.original_deleted_at is not None:
+        raise ApiError(410, "original_deleted", "This photo's original was deleted when the report's retention "
+                       "period ended (the display and thumbnail sizes remain).",
+                       message_vi="Ảnh gốc đã bị xoá khi hết thời hạn lưu trữ (ảnh hiển thị và ảnh nhỏ vẫn còn).")
+    # (missing: another report sharing this content left retention first, and this one's turn comes next;
+    # or the store lost it)
+    missing = ApiError(404, "original_missing", "This photo's original is not available.",
+                       message_vi="Không còn ảnh gốc của ảnh này.")
+    return _send(get_storage(), item.storage_key, item.content_type, etag=None, cache_control="private, no-store",
+                 missing=missing)
 
 
 def _not_found() -> ApiError:
     return ApiError(404, "photo_not_found", "No such photo.", message_vi="Không tìm thấy ảnh.")
 
 
-def _send(storage, key: str, mimetype: str, *, etag: str | None, cache_control: str) -> Response:
+def _send(storage, key: str, mimetype: str, *, etag: str | None, cache_control: str,
+          missing: ApiError | None = None) -> Response:
     """The stored object as the answer: a local file by sendfile (with ranges), an object streamed from the
-    store as it is read (a 304 for a known ETag without asking the store). A lost object is a 404; an
-    unreachable store, StorageError: 503."""
+    store as it is read (a 304 for a known ETag without asking the store). A lost object is a 404 (`missing`,
+    or photo_not_found); an unreachable store, StorageError: 503."""
+
+    def lost() -> ApiError:
+        log.warning("stored object %s is missing", key)
+        return missing or _not_found()
+
     path = storage.local_path(key)
     if path is not None:
         if not path.is_file():
-            raise _not_found()
+            raise lost()
         response = send_file(path, mimetype=mimetype, etag=etag or False, conditional=True,
                              max_age=31536000 if etag else 0)
     elif etag is not None and etag in request.if_none_match:
@@ -83,7 +102,7 @@ def _send(storage, key: str, mimetype: str, *, etag: str | None, cache_control: 
         try:
             stored = storage.stream(key)
         except FileNotFoundError:
-            raise _not_found() from None
+            raise lost() from None
         response = Response(stored.chunks, mimetype=mimetype, direct_passthrough=True)
         response.content_length = stored.size
         response.call_on_close(stored.close)

@@ -9,6 +9,7 @@ from sqlalchemy import delete, func, select
 
 from ..extensions import db
 from ..models import IdempotencyKey, Photo
+from ..services import privacy
 from ..services.intake import remove_if_unreferenced
 from ..services.storage import get_storage, recent_originals, remove_stale_spools
 from . import job
@@ -43,6 +44,23 @@ def sweep_orphan_originals() -> int:
     keys = recent_originals(get_storage(), ORPHAN_MAX_AGE_S, ORPHAN_MIN_AGE_S)
     if not keys:
         return 0
-    referenced = set(db.session.scalars(select(Photo.storage_key).where(Photo.storage_key.in_(keys))))
+    referenced = set(db.session.scalars(select(Photo.storage_key).where(Photo.storage_key.in_(keys),
+                                                                        Photo.original_deleted_at.is_(None))))
     db.session.rollback()
     return sum(remove_if_unreferenced(key) for key in keys if key not in referenced)
+
+
+class PurgeFailed(RuntimeError):
+    """Some reports' personal data could not be erased (each left whole; the next run tries again)."""
+
+
+@job
+def purge_personal_data() -> dict:
+    """Erase the personal data of the reports closed longer than PERSONAL_DATA_RETENTION_MONTHS ago
+    (services/privacy.py), for at most privacy.JOB_BUDGET_S; what is left goes to the next run. Fails
+    (so the job failure shows in RQ and /metrics) if a report could not be erased. Returns the counts."""
+    result = privacy.purge(budget_s=privacy.JOB_BUDGET_S)
+    if result.failed:
+        raise PurgeFailed(f"{len(result.failed)} reports not erased (ids {result.failed[:20]}); "
+                          f"erased {result.reports}")
+    return result.as_dict()

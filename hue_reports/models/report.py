@@ -59,6 +59,8 @@ EVENT_LABELS: dict[str, dict[str, str]] = {
     "reopened": {"vi": "Mở lại do người dân chưa hài lòng", "en": "Reopened: the resident was not satisfied"},
     "comment": {"vi": "Ghi chú", "en": "Comment"},
     "feedback": {"vi": "Người dân đánh giá kết quả", "en": "Resident rated the fix"},
+    "personal_data_erased": {"vi": "Đã xoá dữ liệu cá nhân (hết thời hạn lưu trữ)",
+                             "en": "Personal data erased (retention period over)"},
 }
 
 ALL_STATUSES = tuple(s.value for s in ReportStatus)
@@ -127,6 +129,9 @@ class Report(Timestamps, Base):
     # How often the sweep had to queue this report's routing again (a lost job, a killed worker).
     routing_requeues: Mapped[int] = mapped_column(SmallInteger, default=0, server_default="0")
     tracking_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # When the retention job (services/privacy.py) last erased the reporter's personal data: contact,
+    # tracking token, originals and the camera's metadata. Again if the report is reopened and closed later.
+    privacy_erased_at: Mapped[datetime | None]
 
     category: Mapped[Category] = relationship()
     ward: Mapped[AdminArea | None] = relationship()
@@ -191,6 +196,9 @@ class Photo(Base):
     # Set when the derivatives cannot be made (an image that passed intake's checks yet fails to render).
     derivative_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    # Set when the retention job let go of this photo's original (services/privacy.py): it is served no more
+    # (410), and the stored file is deleted once no photo within retention shares its content.
+    original_deleted_at: Mapped[datetime | None]
 
     report: Mapped[Report] = relationship(back_populates="photos")
 

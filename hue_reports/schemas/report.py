@@ -156,6 +156,7 @@ class ReporterSchema(ma.Schema):
     phone = ma.fields.String()
     email = ma.fields.String()
     device_id = ma.fields.String()
+    erased_at = ma.fields.DateTime(metadata={"description": "when the retention job erased the contact"})
 
 
 class PrivateReportSchema(ReportSchema):
@@ -192,10 +193,13 @@ class OfficerEventSchema(EventSchema):
 
 
 class OfficerPhotoSchema(PrivatePhotoSchema):
-    """Officers of the report's agency may fetch the original (with their token)."""
+    """Officers of the report's agency may fetch the original (with their token), until the retention job
+    deletes it (`original_deleted_at`; then `urls` has no `original`)."""
 
     urls = ma.fields.Function(lambda p: {size: url_for("photos.photo", photo_id=p.id, size=size)
-                                         for size in ("display", "thumb", "original")})
+                                         for size in ("display", "thumb", "original")
+                                         if size != "original" or p.original_deleted_at is None})
+    original_deleted_at = ma.fields.DateTime()
     event = ma.fields.Integer(attribute="event_id")
 
 

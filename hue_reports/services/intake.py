@@ -376,7 +376,9 @@ def remove_if_unreferenced(key: str) -> bool:
     """Delete an original no photo refers to, under its content lock (so never one a request is
     about to commit). True if it was deleted."""
     lock_content(key.rsplit("/", 1)[-1])
-    referenced = db.session.scalar(select(exists().where(Photo.storage_key == key)))
+    # (a photo whose original the retention job let go holds it no more: services/privacy.py)
+    referenced = db.session.scalar(select(exists().where(Photo.storage_key == key,
+                                                         Photo.original_deleted_at.is_(None))))
     if not referenced:
         get_storage().delete(key)
     db.session.commit()

@@ -391,6 +391,8 @@ def make_derivatives(photo_id: int) -> str:
         return "missing"
     if photo.derivatives_ready_at is not None:
         return "done"
+    if photo.original_deleted_at is not None:  # (past retention: services/privacy.py)
+        return _failed(photo, "original deleted (retention period over)")
     storage = get_storage()
     keys = {size: derivative_key(derivative_name(photo.sha256), size) for size in SIZES}
     outcome = "reused"

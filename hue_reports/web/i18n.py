@@ -157,6 +157,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "version": {"vi": "Phiên bản", "en": "Version"},
     "reporter": {"vi": "Người phản ánh", "en": "Reporter"},
     "original_photo": {"vi": "Ảnh gốc", "en": "Original"},
+    "original_deleted": {"vi": "Ảnh gốc đã xoá (hết thời hạn lưu trữ)", "en": "Original deleted (retention over)"},
     "timeline_and_comments": {"vi": "Quá trình xử lý và ghi chú", "en": "Timeline and comments"},
     "internal": {"vi": "nội bộ", "en": "internal"},
     "public_comment": {"vi": "công khai", "en": "public"},
