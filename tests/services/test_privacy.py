@@ -100,8 +100,10 @@ def untouched(db_session, report_id: int, n: int) -> bool:
     return True
 
 
-def test_closed_13_months_ago_is_erased_11_months_ago_and_open_for_2_years_are_kept(client, db_session, redis_conn):
-    """Does the retention count from the closing, and erase everything personal, and only that?"""
+def test_closed_13_months_ago_is_erased_11_months_ago_and_open_for_2_years_are_kept(client, db_session, redis_conn,
+                                                                                  storage_backend):
+    """Does the retention count from the closing, and erase everything personal, and only that? (On each
+    storage backend: the original is deleted from MEDIA_ROOT, or from the S3 bucket.)"""
     old, recent, still_open = (submit(client, n) for n in (1, 2, 3))
     set_state(db_session, old["id"], "closed", 13)
     set_state(db_session, recent["id"], "closed", 11)
@@ -168,7 +170,8 @@ def test_when_a_report_counts_as_closed(client, db_session, redis_conn, case, du
     assert erased(db_session, rid, 7) if due else untouched(db_session, rid, 7)
 
 
-def test_a_shared_original_goes_only_when_no_photo_within_retention_holds_it(client, db_session, redis_conn):
+def test_a_shared_original_goes_only_when_no_photo_within_retention_holds_it(client, db_session, redis_conn,
+                                                                            storage_backend):
     """Two reports with the same photo (one stored original): erasing the first keeps the file for the
     second, yet no longer serves it as the first's; erasing the second deletes it."""
     same = photo_with_gps(16.4711, 107.5799)

@@ -223,9 +223,10 @@ def test_a_deleted_object_is_gone_and_its_photo_is_a_404_not_a_500(client, db_se
         s3_storage.delete(key)
         assert not s3_storage.exists(key)
         s3_storage.delete(key)  # twice: no error
-    for path, h in ((f"/api/v1/photos/{photo_id}/original", headers), (f"/api/v1/photos/{photo_id}/display", {})):
+    for path, h, code in ((f"/api/v1/photos/{photo_id}/original", headers, "original_missing"),
+                          (f"/api/v1/photos/{photo_id}/display", {}, "photo_not_found")):
         response = client.get(path, headers=h)
-        assert response.status_code == 404 and response.get_json()["error"]["code"] == "photo_not_found"
+        assert response.status_code == 404 and response.get_json()["error"]["code"] == code
 
 
 def test_a_storage_outage_during_submission_is_a_503_and_writes_nothing(client, db_session, redis_conn, s3_storage,
