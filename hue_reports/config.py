@@ -96,6 +96,12 @@ SETTINGS: tuple[Setting, ...] = (
             int),
     Setting("ROUTING_SWEEP_SECONDS", "60",
             "A report still `submitted` this long after submission is queued for routing again.", int),
+    Setting("PHOTO_JOB_TIMEOUT_SECONDS", "120",
+            "A derivatives job running longer is stopped (and retried); one `started` twice as long ago is lost "
+            "(its worker died) and queued again by the photo sweep.", int),
+    Setting("PHOTO_SWEEP_SECONDS", "120",
+            "A photo still without derivatives this long after intake has its job checked by the photo sweep "
+            "(queued again if the queue lost it).", int),
     Setting("ROUTING_ATTEMPTS", "5",
             "Tries of a routing job before the report is left `routing_failed` for the dispatcher.", int),
     Setting("PUBLIC_BASE_URL", None,
@@ -178,11 +184,12 @@ def load_config(environ: Mapping[str, str] | None = None,
     for name in ("MAX_PHOTO_MB", "MAX_PHOTOS", "MAX_PHOTO_MEGAPIXELS", "MAX_REQUEST_MB"):
         if config[name] < 1:
             raise ConfigError(f"{name} must be at least 1")
-    for name in ("ROUTING_ATTEMPTS", "ROUTING_JOB_TIMEOUT_SECONDS", "WEBHOOK_TIMEOUT_SECONDS", "WEBHOOK_RETRY_HOURS",
+    for name in ("ROUTING_ATTEMPTS", "ROUTING_JOB_TIMEOUT_SECONDS", "PHOTO_JOB_TIMEOUT_SECONDS",
+                 "WEBHOOK_TIMEOUT_SECONDS", "WEBHOOK_RETRY_HOURS",
                  "DUPLICATE_DAYS"):
         if config[name] < 1:
             raise ConfigError(f"{name} must be at least 1")
-    for name in ("DUPLICATE_RADIUS_M", "ROUTING_SWEEP_SECONDS"):
+    for name in ("DUPLICATE_RADIUS_M", "ROUTING_SWEEP_SECONDS", "PHOTO_SWEEP_SECONDS"):
         if config[name] < 0:
             raise ConfigError(f"{name} must not be negative")
     for name in ("TOKEN_HOURS", "LOGIN_LOCKOUT_MINUTES", "LOGIN_IP_WINDOW_MINUTES"):

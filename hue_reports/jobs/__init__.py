@@ -13,6 +13,8 @@ import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from datetime import datetime, timedelta, timezone
+
 from flask import Flask, current_app, has_app_context
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -53,3 +55,25 @@ def job(func: F) -> F:
 
 def queue_names() -> list[str]:
     return list(current_app.config["RQ_QUEUES"])
+
+
+def pending(job_id: str, stale_after: timedelta) -> bool:
+    """Whether the job of this id is waiting for a worker (or for its retry) or running now, as a sweep
+    asks before queueing its work again. A job `started` longer ago than `stale_after` (twice its timeout:
+    RQ stops a job at its timeout) is not running: its worker died with it (SIGKILL, out of memory, a lost
+    machine), and RQ itself would notice only when the job's heartbeat runs out, a minute or more later."""
+    from rq.job import Job
+
+    from ..extensions import get_redis
+
+    try:
+        existing = Job.fetch(job_id, connection=get_redis())
+        status = existing.get_status(refresh=False)
+    except Exception:  # NoSuchJobError, or a job hash a flush left half-written
+        return False
+    if status in ("queued", "scheduled", "deferred"):
+        return True
+    started = existing.started_at
+    if status == "started" and started is not None:
+        return datetime.now(timezone.utc) - started.replace(tzinfo=started.tzinfo or timezone.utc) < stale_after
+    return False
