@@ -86,6 +86,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("IDEMPOTENCY_KEY_HOURS", "48", "How long an Idempotency-Key is remembered (at least 24).", int),
     Setting("LOCATION_MISMATCH_M", "500",
             "Distance between the client's position and a photo's GPS beyond which the report notes it.", int),
+    Setting("CORS_ORIGINS", None,
+            "Comma-separated origins (https://app.example.vn) whose pages may call the API (`/api/`, `/open311/`) "
+            "from a browser; `*` for any. Empty: none (the default; phone apps and servers need no CORS). "
+            "Credentials (cookies) are never allowed: the API takes bearer tokens.", _list),
     Setting("PROXY_FIX_X_FOR", "0",
             "Number of trusted proxies in front setting X-Forwarded-For (client IPs for rate limits).", int),
     Setting("HEARTBEAT_SECONDS", "60",
@@ -198,6 +202,7 @@ def load_config(environ: Mapping[str, str] | None = None,
     for name in ("LOGIN_MAX_FAILURES", "LOGIN_IP_MAX_FAILURES"):
         if config[name] < 0:
             raise ConfigError(f"{name} must not be negative")
+    config["CORS_ORIGINS"] = _cors_origins(config["CORS_ORIGINS"] or [])
     if config["LOG_FORMAT"] not in ("json", "text"):
         raise ConfigError(f"LOG_FORMAT must be `json` or `text`, not {config['LOG_FORMAT']!r}")
     if config["WORKER_CLASS"] not in ("simple", "fork"):
@@ -223,6 +228,23 @@ def load_config(environ: Mapping[str, str] | None = None,
         "OPENAPI_JSON_PATH": "openapi.json",
     })
     return config
+
+
+def _cors_origins(origins: list[str] | str) -> list[str]:
+    """CORS_ORIGINS as origins (scheme://host[:port], no path), or ["*"]."""
+    from urllib.parse import urlsplit
+
+    if isinstance(origins, str):  # (an override given as the environment would give it)
+        origins = _list(origins)
+    cleaned = []
+    for origin in origins:
+        origin = origin.rstrip("/")
+        parts = urlsplit(origin)
+        if origin != "*" and (parts.scheme not in ("http", "https") or not parts.netloc or parts.path
+                              or parts.query or parts.fragment):
+            raise ConfigError(f"CORS_ORIGINS: {origin!r} is not an origin like https://app.example.vn (or *)")
+        cleaned.append(origin)
+    return cleaned
 
 
 def check_production(config: Mapping[str, Any], explicit: set[str]) -> None:

@@ -210,6 +210,7 @@ class Workers:
         self.log_dir = log_dir
         self.queues = queues
         self.procs: list[subprocess.Popen] = []
+        self.groups: list[int] = []  # each worker's process group: its RQ scheduler process outlives a SIGKILL
         self.killed = 0
         self._logs: list = []
 
@@ -218,7 +219,10 @@ class Workers:
             log = open(self.log_dir / f"worker-{len(self._logs)}.log", "w")
             self._logs.append(log)
             args = [str(BIN / "flask"), "--app", "wsgi", "worker"] + (["--queues", self.queues] if self.queues else [])
-            self.procs.append(subprocess.Popen(args, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT))
+            proc = subprocess.Popen(args, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
+            self.procs.append(proc)
+            self.groups.append(proc.pid)
 
     def kill_one(self, index: int = 0) -> None:
         """SIGKILL a worker (whatever job it is in the middle of dies with it), and start a new one."""
@@ -232,6 +236,11 @@ class Workers:
         for proc in self.procs:
             terminate(proc)
         self.procs = []
+        for group in self.groups:  # what the killed workers left: their scheduler processes
+            try:
+                os.killpg(group, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
         for log in self._logs:
             log.close()
 

@@ -5,6 +5,7 @@ front of the test server, never the shared server itself), a worker killed in th
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import time
@@ -228,3 +229,40 @@ def test_a_worker_killed_during_a_derivatives_job_makes_them_later_exactly_once(
     assert made == {"display.jpg", "thumb.jpg"}  # each file once, no temporary left
     with app.test_client().get(f"/api/v1/photos/{photo_id}/display") as display:
         assert display.status_code == 200
+
+
+FORK_AND_DIE = """
+import os, signal, time
+from sqlalchemy import text
+from hue_reports import create_app
+from hue_reports.extensions import db
+
+app = create_app()
+with app.app_context():
+    db.session.execute(text("SELECT pg_advisory_xact_lock(424242)"))  # a job's transaction, holding a lock
+    child = os.fork()  # as RQ forks its scheduler process (or a work horse)
+    if child == 0:
+        time.sleep(60)
+        os._exit(0)
+    print(child, flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)  # the worker is killed in the middle of its job
+"""
+
+
+def test_a_killed_process_never_leaves_its_transaction_open_through_a_forked_child(process_env, database_url):
+    """The child a worker forked outlives it: the worker's database session must end with the worker (its
+    locks released), not live on through the child's copy of its socket."""
+    worker = subprocess.Popen([str(BIN / "python"), "-c", FORK_AND_DIE], cwd=ROOT, env=process_env,
+                              stdout=subprocess.PIPE, text=True)
+    child = int(worker.stdout.readline())  # (the child keeps the pipe open: no waiting for its end)
+    worker.wait(30)
+    worker.stdout.close()
+    try:
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            deadline = time.monotonic() + 10
+            while not conn.execute("SELECT pg_try_advisory_lock(424242)").fetchone()[0]:
+                assert time.monotonic() < deadline, "the dead worker's transaction still holds its lock"
+                time.sleep(0.1)
+            conn.execute("SELECT pg_advisory_unlock(424242)")
+    finally:
+        os.kill(child, signal.SIGKILL)
