@@ -266,3 +266,28 @@ def test_a_killed_process_never_leaves_its_transaction_open_through_a_forked_chi
             conn.execute("SELECT pg_advisory_unlock(424242)")
     finally:
         os.kill(child, signal.SIGKILL)
+
+
+def test_jobs_a_killed_worker_popped_before_starting_them_are_queued_again(make_app, app, committed, redis_conn):
+    """A worker listening to several queues pops a job (BLPOP) before it marks it started: killed in between,
+    it takes the job with it, which stays `queued` in its hash but is in no queue. The sweeps see it."""
+    from rq import Queue
+
+    from hue_reports.jobs.photos import sweep_photos
+    from hue_reports.jobs.routing import sweep_unrouted
+
+    body = post_report(app.test_client(), photos=[(small_jpeg(900_007), "q.jpg")]).get_json()
+    sweeping = make_app(ROUTING_SWEEP_SECONDS=0, PHOTO_SWEEP_SECONDS=0)
+    with sweeping.app_context():
+        assert sweep_unrouted() == 0 and sweep_photos() == 0  # waiting in their queues
+    for queue in ("routing", "photos"):
+        assert redis_conn.lpop(f"rq:queue:{queue}")  # what the dead worker's BLPOP took
+        assert Queue(queue, connection=redis_conn).count == 0
+    with sweeping.app_context():
+        assert sweep_unrouted() == 1 and sweep_photos() == 1
+        assert sweep_unrouted() == 0 and sweep_photos() == 0
+    _burst(app, app.config["REDIS_URL"])
+    with app.app_context():
+        report = db.session.get(Report, body["id"])
+        assert report.status == "routed" and _routed_events(report.id) == 1
+        assert report.photos[0].derivatives_ready_at is not None

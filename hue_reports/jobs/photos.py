@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from ..extensions import db, get_queue, get_redis
 from ..models import Photo
 from ..services import photos
-from . import job, pending
+from . import QueueIndex, job, pending
 
 log = logging.getLogger(__name__)
 
@@ -54,17 +54,18 @@ def enqueue_derivatives(photo_id: int, *, unique: bool = False) -> bool:
 @job
 def sweep_photos() -> int:
     """Queue again every photo whose derivatives should exist by now and whose job is no longer
-    pending (lost with Redis, failed past its retries, or left `started` by a killed worker for more than
-    twice its timeout). Returns how many were queued."""
+    pending (lost with Redis, failed past its retries, or taken by a killed worker: see jobs.pending).
+    Returns how many were queued."""
     stale = db.session.scalars(
         select(Photo.id).where(Photo.derivatives_ready_at.is_(None), Photo.derivative_error.is_(None),
                                Photo.created_at < func.now() - sweep_after()).order_by(Photo.id).limit(1000)).all()
     db.session.rollback()
     queued = 0
     lost_after = timedelta(seconds=2 * current_app.config["PHOTO_JOB_TIMEOUT_SECONDS"])
+    index = QueueIndex(get_redis())
     for photo_id in stale:
         job_id = f"derivatives-{photo_id}"
-        if pending(job_id, lost_after):
+        if pending(job_id, lost_after, index):
             continue
         try:
             Job.fetch(job_id, connection=get_redis()).delete()  # a finished, failed or dead job of the same id

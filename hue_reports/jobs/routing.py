@@ -9,9 +9,9 @@ import redis
 from flask import current_app
 from rq import Retry, get_current_job
 
-from ..extensions import db, get_queue
+from ..extensions import db, get_queue, get_redis
 from ..services import routing
-from . import job, pending
+from . import QueueIndex, job, pending
 from .notifications import enqueue_delivery, enqueue_due_soon
 
 log = logging.getLogger(__name__)
@@ -68,13 +68,14 @@ def enqueue_route(report_id: int) -> bool:
 @job
 def sweep_unrouted() -> int:
     """Queue again the reports still `submitted` ROUTING_SWEEP_SECONDS after submission whose job is lost
-    (gone with Redis, or left `started` by a killed worker). A report queued again ROUTING_ATTEMPTS times
+    (gone with Redis, or taken by a killed worker: see jobs.pending). A report queued again ROUTING_ATTEMPTS times
     is left `routing_failed` for the dispatcher instead. Returns how many were queued."""
     config = current_app.config
     queued = 0
     stale = timedelta(seconds=2 * config["ROUTING_JOB_TIMEOUT_SECONDS"])
+    index = QueueIndex(get_redis())
     for report_id, requeues in routing.unrouted(config["ROUTING_SWEEP_SECONDS"]):
-        if pending(job_id(report_id), stale):
+        if pending(job_id(report_id), stale, index):
             continue  # waiting for a worker (or for its retry), or running now: not lost
         if requeues >= config["ROUTING_ATTEMPTS"]:
             log.error("report %s: routing lost %s times; left routing_failed for the dispatcher", report_id,
