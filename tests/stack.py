@@ -265,14 +265,19 @@ def request(base: str, method: str, path: str, body: bytes | None = None, header
 
 
 def small_jpeg(n: int, size: int = 64) -> bytes:
-    """A small JPEG whose content is unique to `n` (content-addressed storage stores each once)."""
+    """A small JPEG whose content is unique to `n` < 2**24 (content-addressed storage stores each once): its
+    bits drawn as white squares on black, which no compression blurs into another number's."""
     import io
 
-    from PIL import Image
+    from PIL import Image, ImageDraw
 
-    image = Image.new("RGB", (size, size), ((n * 37) % 256, (n * 91) % 256, (n * 53) % 256))
-    image.putpixel((n % size, (n // size) % size), (255 - (n % 256), n // 256 % 256, 7))
-    image.putpixel((1, 1), (n // 65536 % 256, 0, 0))
+    image = Image.new("RGB", (size, size), (0, 0, 0))
+    draw = ImageDraw.Draw(image)
+    cell = size // 8
+    for bit in range(24):
+        if n >> bit & 1:
+            x, y = bit % 6 * cell, bit // 6 * cell
+            draw.rectangle((x, y, x + cell - 1, y + cell - 1), fill=(255, 255, 255))
     out = io.BytesIO()
     image.save(out, "JPEG", quality=90)
     return out.getvalue()

@@ -291,3 +291,20 @@ def test_jobs_a_killed_worker_popped_before_starting_them_are_queued_again(make_
         report = db.session.get(Report, body["id"])
         assert report.status == "routed" and _routed_events(report.id) == 1
         assert report.photos[0].derivatives_ready_at is not None
+
+
+def test_a_forking_worker_runs_jobs_in_work_horses_that_released_the_parents_sockets(app, committed, redis_conn,
+                                                                                    process_env):
+    """WORKER_CLASS=fork: each job in a forked work horse, which opens its own connections (the parent's
+    copies are released at fork): the report is routed once and its derivatives made."""
+    from tests.support import flask_cli
+
+    body = post_report(app.test_client(), photos=[(small_jpeg(900_008), "f.jpg")]).get_json()
+    result = flask_cli(["worker", "--burst", "--class", "fork"], process_env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    with app.app_context():
+        report = db.session.get(Report, body["id"])
+        assert report.status == "routed" and _routed_events(report.id) == 1
+        assert report.photos[0].derivatives_ready_at is not None
+    result = flask_cli(["worker", "--burst", "--class", "fork"], process_env)  # the worker itself still works
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
