@@ -6,9 +6,9 @@ import logging
 from datetime import timedelta
 
 import redis
-from rq import Retry
 from flask import current_app
-from rq.exceptions import DuplicateJobError, NoSuchJobError
+from rq import Retry
+from rq.exceptions import DuplicateJobError
 from rq.job import Job
 from sqlalchemy import func, select
 
@@ -67,9 +67,10 @@ def sweep_photos() -> int:
         job_id = f"derivatives-{photo_id}"
         if pending(job_id, lost_after, index):
             continue
+        # A finished, failed or dead job of the same id would refuse the new one.
         try:
-            Job.fetch(job_id, connection=get_redis()).delete()  # a finished, failed or dead job of the same id
-        except NoSuchJobError:                                    # would refuse the new one
-            pass
+            Job.fetch(job_id, connection=get_redis()).delete()
+        except Exception:  # NoSuchJobError, or a job hash a flush left half-written
+            get_redis().delete(f"rq:job:{job_id}")
         queued += enqueue_derivatives(photo_id, unique=True)
     return queued
