@@ -14,7 +14,7 @@ MIGRATIONS_DIR = PACKAGE_DIR.parent / "migrations"
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the application: settings from the environment, then `config` overrides."""
-    from . import api, cli, errors, observability, replica, web
+    from . import api, cli, errors, observability, replica, security, web
     from .config import load_config
     from .extensions import api as smorest_api
     from .extensions import db, init_redis, migrate
@@ -32,6 +32,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.json.sort_keys = False  # fields in the order the schemas give them (code before message)
 
     observability.init_app(app)  # (first: the request id and the timing wrap every other hook)
+    security.init_app(app)  # CORS preflights; the headers of every answer
     db.init_app(app)
     replica.init_app(app)  # (the replica's engine, when DATABASE_REPLICA_URL is set)
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR))

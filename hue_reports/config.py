@@ -118,6 +118,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("IDEMPOTENCY_KEY_HOURS", "48", "How long an Idempotency-Key is remembered (at least 24).", int),
     Setting("LOCATION_MISMATCH_M", "500",
             "Distance between the client's position and a photo's GPS beyond which the report notes it.", int),
+    Setting("CORS_ORIGINS", None,
+            "Comma-separated origins (https://app.example.vn) whose pages may call the API (`/api/`, `/open311/`) "
+            "from a browser; `*` for any. Empty: none (the default; phone apps and servers need no CORS). "
+            "Credentials (cookies) are never allowed: the API takes bearer tokens.", _list),
     Setting("PROXY_FIX_X_FOR", "0",
             "Number of trusted proxies in front setting X-Forwarded-For (client IPs for rate limits).", int),
     Setting("HEARTBEAT_SECONDS", "60",
@@ -128,6 +132,12 @@ SETTINGS: tuple[Setting, ...] = (
             int),
     Setting("ROUTING_SWEEP_SECONDS", "60",
             "A report still `submitted` this long after submission is queued for routing again.", int),
+    Setting("PHOTO_JOB_TIMEOUT_SECONDS", "120",
+            "A derivatives job running longer is stopped (and retried); one `started` twice as long ago is lost "
+            "(its worker died) and queued again by the photo sweep.", int),
+    Setting("PHOTO_SWEEP_SECONDS", "120",
+            "A photo still without derivatives this long after intake has its job checked by the photo sweep "
+            "(queued again if the queue lost it).", int),
     Setting("ROUTING_ATTEMPTS", "5",
             "Tries of a routing job before the report is left `routing_failed` for the dispatcher.", int),
     Setting("PUBLIC_BASE_URL", None,
@@ -227,11 +237,12 @@ def load_config(environ: Mapping[str, str] | None = None,
     for name in ("MAX_PHOTO_MB", "MAX_PHOTOS", "MAX_PHOTO_MEGAPIXELS", "MAX_REQUEST_MB"):
         if config[name] < 1:
             raise ConfigError(f"{name} must be at least 1")
-    for name in ("ROUTING_ATTEMPTS", "ROUTING_JOB_TIMEOUT_SECONDS", "WEBHOOK_TIMEOUT_SECONDS", "WEBHOOK_RETRY_HOURS",
+    for name in ("ROUTING_ATTEMPTS", "ROUTING_JOB_TIMEOUT_SECONDS", "PHOTO_JOB_TIMEOUT_SECONDS",
+                 "WEBHOOK_TIMEOUT_SECONDS", "WEBHOOK_RETRY_HOURS",
                  "DUPLICATE_DAYS"):
         if config[name] < 1:
             raise ConfigError(f"{name} must be at least 1")
-    for name in ("DUPLICATE_RADIUS_M", "ROUTING_SWEEP_SECONDS"):
+    for name in ("DUPLICATE_RADIUS_M", "ROUTING_SWEEP_SECONDS", "PHOTO_SWEEP_SECONDS"):
         if config[name] < 0:
             raise ConfigError(f"{name} must not be negative")
     for name in ("TOKEN_HOURS", "LOGIN_LOCKOUT_MINUTES", "LOGIN_IP_WINDOW_MINUTES", "PERSONAL_DATA_RETENTION_MONTHS"):
@@ -259,6 +270,7 @@ def load_config(environ: Mapping[str, str] | None = None,
     for name in ("REPLICA_MAX_LAG_SECONDS", "REPLICA_CHECK_SECONDS", "REPLICA_RETRY_SECONDS"):
         if config[name] < 0:
             raise ConfigError(f"{name} must not be negative")
+    config["CORS_ORIGINS"] = _cors_origins(config["CORS_ORIGINS"] or [])
     if config["LOG_FORMAT"] not in ("json", "text"):
         raise ConfigError(f"LOG_FORMAT must be `json` or `text`, not {config['LOG_FORMAT']!r}")
     if config["WORKER_CLASS"] not in ("simple", "fork"):
@@ -292,6 +304,23 @@ def load_config(environ: Mapping[str, str] | None = None,
         "OPENAPI_JSON_PATH": "openapi.json",
     })
     return config
+
+
+def _cors_origins(origins: list[str] | str) -> list[str]:
+    """CORS_ORIGINS as origins (scheme://host[:port], no path), or ["*"]."""
+    from urllib.parse import urlsplit
+
+    if isinstance(origins, str):  # (an override given as the environment would give it)
+        origins = _list(origins)
+    cleaned = []
+    for origin in origins:
+        origin = origin.rstrip("/")
+        parts = urlsplit(origin)
+        if origin != "*" and (parts.scheme not in ("http", "https") or not parts.netloc or parts.path
+                              or parts.query or parts.fragment):
+            raise ConfigError(f"CORS_ORIGINS: {origin!r} is not an origin like https://app.example.vn (or *)")
+        cleaned.append(origin)
+    return cleaned
 
 
 def check_production(config: Mapping[str, Any], explicit: set[str]) -> None:

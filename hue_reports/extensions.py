@@ -21,14 +21,54 @@ db = SQLAlchemy(model_class=Base, session_options={"class_": RoutingSession})
 migrate = Migrate()
 
 
+def _close_inherited_sockets() -> None:
+    """Release this (forked) process's copies of the parent's connected sockets: nothing is sent, the parent's
+    connections are untouched. Each descriptor is pointed at /dev/null rather than closed, so that its number
+    is not reused while the parent's objects still name it (a socket object closing "its" descriptor later
+    must not close another connection). (Linux; elsewhere nothing is done.)
+
+    Without it a long-lived child keeps the parent's connections open after the parent dies. Seen under the
+    load test with workers SIGKILLed: the RQ scheduler process a worker had forked kept the worker's database
+    session open, in the middle of a routing job, with the locks it held, for as long as it lived, and
+    routing stopped; and a dead worker's blocking pop on Redis stays registered, so Redis would hand the next
+    job to a socket nobody reads.
+    """
+    import socket
+
+    try:
+        fds = [int(name) for name in os.listdir("/proc/self/fd")]
+    except OSError:
+        return
+    devnull = None
+    for fd in fds:
+        try:
+            sock = socket.socket(fileno=fd)
+        except OSError:  # not a socket (or already closed: the listing's own descriptor)
+            continue
+        try:
+            connected = sock.family in (socket.AF_INET, socket.AF_INET6, socket.AF_UNIX) and bool(sock.getpeername())
+        except OSError:  # a listening socket (gunicorn's), or not connected
+            connected = False
+        sock.detach()
+        if connected:
+            if devnull is None:
+                devnull = os.open(os.devnull, os.O_RDWR)
+            os.dup2(devnull, fd)
+    if devnull is not None:
+        os.close(devnull)
+
+
 def _drop_inherited_connections() -> None:
-    """In a forked child (an RQ work horse), never use the parent's pooled connections.
+    """In a forked child (an RQ work horse, RQ's scheduler process), never use the parent's connections.
 
     SQLAlchemy's recipe for os.fork(): dispose(close=False) forgets the parent's
     connections without closing them (psycopg never finalises a connection in a
-    process other than the one that opened it), and the child opens its own.
+    process other than the one that opened it), and the child opens its own (so does
+    redis-py, which checks the process id). The child's copies of the parent's sockets
+    are closed (see _close_inherited_sockets).
     `_app_engines` (app -> engines) is Flask-SQLAlchemy's registry of engines.
     """
+    _close_inherited_sockets()
     for engines in list(db._app_engines.values()):
         for engine in engines.values():
             engine.dispose(close=False)

@@ -6,22 +6,26 @@ import logging
 from datetime import timedelta
 
 import redis
+from flask import current_app
 from rq import Retry
 from rq.exceptions import DuplicateJobError
-from rq.job import Job, JobStatus
+from rq.job import Job
 from sqlalchemy import func, select
 
 from ..extensions import db, get_queue, get_redis
 from ..models import Photo
 from ..services import photos
-from . import job
+from . import QueueIndex, job, pending
 
 log = logging.getLogger(__name__)
 
 QUEUE = "photos"
-# A photo still without derivatives this long after intake was lost by the queue (Redis down, a
-# worker killed): the sweep enqueues it again.
-SWEEP_AFTER = timedelta(minutes=2)
+
+
+def sweep_after() -> timedelta:
+    """A photo still without derivatives this long after intake (PHOTO_SWEEP_SECONDS) may have been lost by
+    the queue (Redis down, a worker killed): the sweep looks at its job."""
+    return timedelta(seconds=current_app.config["PHOTO_SWEEP_SECONDS"])
 
 
 @job
@@ -36,7 +40,8 @@ def enqueue_derivatives(photo_id: int, *, unique: bool = False) -> bool:
     job already queued (the sweep's case; a photo just committed cannot be queued yet)."""
     try:
         get_queue(QUEUE).enqueue(make_derivatives, photo_id, job_id=f"derivatives-{photo_id}", unique=unique,
-                                 job_timeout=120, retry=Retry(max=3, interval=[10, 60, 300]),
+                                 job_timeout=current_app.config["PHOTO_JOB_TIMEOUT_SECONDS"],
+                                 retry=Retry(max=3, interval=[10, 60, 300]),
                                  result_ttl=3600, failure_ttl=7 * 86400)
     except DuplicateJobError:
         return False  # already queued or running
@@ -46,24 +51,26 @@ def enqueue_derivatives(photo_id: int, *, unique: bool = False) -> bool:
     return True
 
 
-PENDING = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
-
-
 @job
 def sweep_photos() -> int:
     """Queue again every photo whose derivatives should exist by now and whose job is no longer
-    pending (lost with Redis, or failed past its retries). Returns how many were queued."""
+    pending (lost with Redis, failed past its retries, or taken by a killed worker: see jobs.pending).
+    Returns how many were queued."""
     stale = db.session.scalars(
         select(Photo.id).where(Photo.derivatives_ready_at.is_(None), Photo.derivative_error.is_(None),
-                               Photo.created_at < func.now() - SWEEP_AFTER).order_by(Photo.id).limit(1000)).all()
+                               Photo.created_at < func.now() - sweep_after()).order_by(Photo.id).limit(1000)).all()
     db.session.rollback()
     queued = 0
+    lost_after = timedelta(seconds=2 * current_app.config["PHOTO_JOB_TIMEOUT_SECONDS"])
+    index = QueueIndex(get_redis())
     for photo_id in stale:
-        existing = Job.fetch(f"derivatives-{photo_id}", connection=get_redis()) if Job.exists(
-            f"derivatives-{photo_id}", connection=get_redis()) else None
-        if existing is not None and existing.get_status(refresh=False) in PENDING:
+        job_id = f"derivatives-{photo_id}"
+        if pending(job_id, lost_after, index):
             continue
-        if existing is not None:
-            existing.delete()  # a finished or failed job of the same id would refuse the new one
+        # A finished, failed or dead job of the same id would refuse the new one.
+        try:
+            Job.fetch(job_id, connection=get_redis()).delete()
+        except Exception:  # NoSuchJobError, or a job hash a flush left half-written
+            get_redis().delete(f"rq:job:{job_id}")
         queued += enqueue_derivatives(photo_id, unique=True)
     return queued

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 import redis
 from flask import current_app
 from rq import Retry, get_current_job
-from rq.job import Job
 
 from ..extensions import db, get_queue, get_redis
 from ..services import routing
-from . import job
+from . import QueueIndex, job, pending
 from .notifications import enqueue_delivery, enqueue_due_soon
 
 log = logging.getLogger(__name__)
@@ -69,23 +68,15 @@ def enqueue_route(report_id: int) -> bool:
 @job
 def sweep_unrouted() -> int:
     """Queue again the reports still `submitted` ROUTING_SWEEP_SECONDS after submission whose job is lost
-    (gone with Redis, or left `started` by a killed worker). A report queued again ROUTING_ATTEMPTS times
+    (gone with Redis, or taken by a killed worker: see jobs.pending). A report queued again ROUTING_ATTEMPTS times
     is left `routing_failed` for the dispatcher instead. Returns how many were queued."""
     config = current_app.config
     queued = 0
-    connection = get_redis()
-    now = datetime.now(timezone.utc)
     stale = timedelta(seconds=2 * config["ROUTING_JOB_TIMEOUT_SECONDS"])
+    index = QueueIndex(get_redis())
     for report_id, requeues in routing.unrouted(config["ROUTING_SWEEP_SECONDS"]):
-        try:
-            existing = Job.fetch(job_id(report_id), connection=connection)
-            status = existing.get_status(refresh=False)
-        except Exception:  # NoSuchJobError, or a job hash a flush left half-written
-            existing, status = None, None
-        if status in ("queued", "scheduled", "deferred"):
-            continue  # waiting for a worker (or for its retry): not lost
-        if status == "started" and existing.started_at and now - existing.started_at < stale:
-            continue  # running now (past twice its timeout, its worker died)
+        if pending(job_id(report_id), stale, index):
+            continue  # waiting for a worker (or for its retry), or running now: not lost
         if requeues >= config["ROUTING_ATTEMPTS"]:
             log.error("report %s: routing lost %s times; left routing_failed for the dispatcher", report_id,
                       requeues)

@@ -146,7 +146,10 @@ class LocalStorage:
                     return False
                 _fsync_directory(path.parent)
                 return True
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".incoming-")
+            # Written beside the spooled uploads, then moved into place (atomic: the same file system): a
+            # process killed meanwhile leaves its part in .incoming/, where remove_stale_uploads finds it.
+            self.incoming.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.incoming, prefix="put-")
             try:
                 with os.fdopen(fd, "wb") as out:
                     shutil.copyfileobj(source, out, CHUNK)
@@ -470,7 +473,8 @@ def recent_originals(storage: Storage, younger_than_s: float, older_than_s: floa
 
 
 def remove_stale_spools(storage: Storage, older_than_s: float) -> int:
-    """Spooled uploads left by a worker that died mid-request (the request's end removes the rest)."""
+    """Spooled uploads left by a worker that died mid-request (the request's end removes the rest), and the
+    parts of files a killed process was writing (`put`)."""
     incoming = getattr(storage, "incoming", None)
     if incoming is None or not incoming.is_dir():
         return 0  # (an object store's spools are anonymous temporary files: they go with their process)

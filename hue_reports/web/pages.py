@@ -3,7 +3,7 @@ protection for forms, and errors as pages.
 
 The public pages (web/__init__.py), the officer console (web/console.py) and the residents' pages
 (web/resident.py) are each a blueprint set up by `setup()`: Vietnamese by default, `?lang=en` (or `vi`)
-remembered in the `lang` cookie, `Content-Security-Policy: script-src 'self'` (no inline script).
+remembered in the `lang` cookie, a Content-Security-Policy without inline script or style (security.py).
 
 CSRF: a form that POSTs carries `csrf_token`, a random value kept in Flask's signed session cookie
 (HttpOnly, SameSite=Lax, Secure in production); `check_csrf()` refuses a POST without the session's value
@@ -21,15 +21,12 @@ from flask import Blueprint, current_app, g, render_template, request, session, 
 from werkzeug.exceptions import HTTPException
 
 from ..errors import HTTP_ERRORS, ApiError
+from ..security import policy
 from ..services import areas
 from .i18n import DEFAULT_LANG, LANGS, message, pick
 
 LANG_COOKIE = "lang"
 LANG_COOKIE_SECONDS = 365 * 24 * 3600
-# Scripts from this origin only (no inline script, no eval); images and tiles may come from the tile server.
-CSP = "script-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'self'"
-# The console's pages and the residents' private ones are framed by nobody (clickjacking a form's buttons).
-CSP_NO_FRAMES = CSP.replace("frame-ancestors 'self'", "frame-ancestors 'none'")
 CSRF_FIELD = "csrf_token"
 CSRF_SESSION_KEY = "csrf"
 
@@ -47,8 +44,9 @@ def choose_language() -> None:
 
 
 def no_frames(response):
-    """After a view of a blueprint whose pages may not be framed: register after setup() (it runs first)."""
-    response.headers["Content-Security-Policy"] = CSP_NO_FRAMES
+    """After a view of a blueprint whose pages may not be framed: register after setup() (it runs first).
+    The console's pages and the residents' private ones are framed by nobody (clickjacking a form's buttons)."""
+    response.headers["Content-Security-Policy"] = policy(frame_ancestors="'none'")
     response.headers["X-Frame-Options"] = "DENY"
     return response
 
@@ -58,7 +56,10 @@ def page_headers(response):
     if asked in LANGS and request.cookies.get(LANG_COOKIE) != asked:
         response.set_cookie(LANG_COOKIE, asked, max_age=LANG_COOKIE_SECONDS, samesite="Lax",
                             secure=request.is_secure, httponly=True)
-    response.headers.setdefault("Content-Security-Policy", CSP)  # (the console's is stricter: no framing)
+    # Scripts, styles and data from this origin only (no inline script or style, no eval); images also from
+    # the tile server. The public pages may be framed by this site; the console's are stricter (no_frames).
+    response.headers.setdefault("Content-Security-Policy", policy())
+    response.headers.setdefault("X-Frame-Options", "SAMEORIGIN")
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers.setdefault("Referrer-Policy", "same-origin")
     response.vary.add("Cookie")  # the language (and, on forms, the session)

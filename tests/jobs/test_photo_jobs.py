@@ -35,7 +35,7 @@ def test_the_sweep_queues_photos_the_queue_lost(client, db_session, redis_conn):
     redis_conn.flushdb()  # the queue lost the job (Redis restarted without its data)
     assert photo_jobs.sweep_photos() == 0  # too recent: the first job may still be on its way
     db_session.execute(update(Photo).where(Photo.id == photo_id)
-                       .values(created_at=func.now() - photo_jobs.SWEEP_AFTER - timedelta(seconds=1)))
+                       .values(created_at=func.now() - photo_jobs.sweep_after() - timedelta(seconds=1)))
     assert photo_jobs.sweep_photos() == 1
     assert Queue("photos", connection=redis_conn).job_ids == [f"derivatives-{photo_id}"]
     assert photo_jobs.sweep_photos() == 0  # already queued: not twice
@@ -58,6 +58,6 @@ def test_the_sweep_requeues_a_photo_whose_job_failed_past_its_retries(client, db
     job.set_status(JobStatus.FAILED)  # as RQ leaves it once the retries are spent (kept for 7 days)
     Queue("photos", connection=redis_conn).remove(job)
     db_session.execute(update(Photo).where(Photo.id == photo_id)
-                       .values(created_at=func.now() - photo_jobs.SWEEP_AFTER - timedelta(seconds=1)))
+                       .values(created_at=func.now() - photo_jobs.sweep_after() - timedelta(seconds=1)))
     assert photo_jobs.sweep_photos() == 1
     assert Queue("photos", connection=redis_conn).job_ids == [f"derivatives-{photo_id}"]

@@ -18,7 +18,7 @@ def test_put_stores_once_and_reports_whether_it_created(tmp_path):
     assert storage.put(key, io.BytesIO(b"second")) is False  # content-addressed: never overwritten
     with storage.open(key) as fh:
         assert fh.read() == b"first"
-    assert not list(tmp_path.rglob(".incoming-*"))  # no temporary file left behind
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == [tmp_path / key]  # no temporary file left behind
     storage.delete(key)
     storage.delete(key)  # already gone: no error
     assert not storage.exists(key)
