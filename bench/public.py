@@ -1,6 +1,7 @@
 """Public map benchmark: the map data (GeoJSON, clusters) and vector tiles at city scale.
 
     python bench/public.py [--n 100000[,1000000,...]] [--repeat 30]      (or: make bench)
+    python bench/public.py --database-url URL [--database-url URL2]      (databases generated before)
 
 For each size N: starts the real stack (a throw-away database migrated and seeded with the city),
 generates a realistic history of N reports (bench/generate.py: where, what and how long as in a city,
@@ -148,17 +149,46 @@ def _run(n: int, repeat: int) -> dict:
         os.environ["LOG_LEVEL"] = "WARNING"
         made = generator.generate(env["DATABASE_URL"], n)
         print(f"generated {made}", flush=True)
-        from hue_reports import create_app
-        from hue_reports.extensions import db
+        return _measure_all(n, made, repeat, env["DATABASE_URL"])
 
-        app = create_app()
-        built = metrics_build(app)
-        rows = []
-        for label, path in cases():
-            times, floor, size = measure(app, path, repeat, env["DATABASE_URL"])
-            rows.append((label, times, floor, size))
-        with app.app_context():
-            db.engine.dispose()
+
+def existing(url: str, repeat: int) -> dict:
+    """Everything measured on a database generated before (bench/generate.py --database-url URL): nothing is
+    generated, and nothing dropped after (the metrics' full replay and rollups are rebuilt in it)."""
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        reports, events, feedback, open_, overdue = conn.execute("""
+            SELECT (SELECT count(*) FROM reports), (SELECT count(*) FROM report_events),
+                   (SELECT count(*) FROM feedback),
+                   (SELECT count(*) FROM reports WHERE status IN ('submitted', 'routed', 'acknowledged',
+                                                                  'in_progress', 'routing_failed')),
+                   (SELECT count(*) FROM reports WHERE status IN ('submitted', 'routed', 'acknowledged',
+                                                                  'in_progress', 'routing_failed')
+                                                  AND due_at < now())""").fetchone()
+    made = generator.Made(reports, events, feedback, open_, overdue, float("nan"), {})
+    saved = dict(os.environ)
+    try:
+        os.environ.update({"DATABASE_URL": url, "HUE_ENV": "development", "LOG_LEVEL": "WARNING",
+                           "RATE_LIMIT_PER_MINUTE": "0", "RATE_LIMIT_PER_DAY": "0"})
+        return _measure_all(reports, made, repeat, url)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def _measure_all(n: int, made, repeat: int, url: str) -> dict:
+    from hue_reports import create_app
+    from hue_reports.extensions import db
+
+    app = create_app()
+    built = metrics_build(app)
+    rows = []
+    for label, path in cases():
+        times, floor, size = measure(app, path, repeat, url)
+        rows.append((label, times, floor, size))
+    with app.app_context():
+        db.engine.dispose()
     return {"n": n, "made": made, "built": built, "rows": rows, "peak": peak_rss_mb()}
 
 
@@ -166,14 +196,20 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", default="100000", help="reports, or several sizes separated by commas")
     parser.add_argument("--repeat", type=int, default=30)
+    parser.add_argument("--database-url", action="append", default=[],
+                        help="measure this database, generated before by bench/generate.py --database-url "
+                             "(repeatable; instead of --n; it needs REDIS_URL's Redis)")
     args = parser.parse_args()
-    sizes = [int(x.replace("_", "")) for x in args.n.split(",")]
-    runs = [run(n, args.repeat) for n in sizes]
+    if args.database_url:
+        runs = [existing(url, args.repeat) for url in args.database_url]
+    else:
+        runs = [run(int(x.replace("_", "")), args.repeat) for x in args.n.split(",")]
     counts = ", ".join(f"{r['n']:,}" for r in runs)
     print(f"\nPublic map benchmark: {counts} reports, {args.repeat} requests each, "
           f"{os.cpu_count()} CPUs, in-process WSGI; floor = the request's own SQL replayed with psycopg")
     for r in runs:
-        print(f"  {r['n']:,} reports: generated in {r['made'].seconds:.1f} s ({r['made'].events:,} events, "
+        when = "before" if math.isnan(r["made"].seconds) else f"in {r['made'].seconds:.1f} s"
+        print(f"  {r['n']:,} reports: generated {when} ({r['made'].events:,} events, "
               f"{r['made'].open:,} open, {r['made'].open_overdue:,} open and overdue)")
     width = 38
     heads = [f"{r['n']:,}: p50 / p95 (SQL p95) ratio" for r in runs]
@@ -197,7 +233,8 @@ def main() -> int:
         for r, v in zip(runs, values, strict=True):
             record("public", f"rollup: {name}, {r['n']:,} reports", v, None, "ms", peak_mb=r["peak"])
     for r in runs:
-        record("generate", f"generate {r['n']:,} reports", r["made"].seconds, None, "s", peak_mb=r["peak"])
+        if not math.isnan(r["made"].seconds):  # (not a database generated before)
+            record("generate", f"generate {r['n']:,} reports", r["made"].seconds, None, "s", peak_mb=r["peak"])
     print(f"peak RSS of this process (the application in-process): {runs[-1]['peak']:.0f} MB")
     return 0
 
