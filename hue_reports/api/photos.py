@@ -3,19 +3,37 @@
 from __future__ import annotations
 
 from flask import send_file
-from flask_smorest import Blueprint
 
 from ..errors import ApiError
 from ..extensions import db
 from ..models import Photo
 from ..services.storage import get_storage
+from .openapi import SECURITY, Blueprint, documented, header
 
 blp = Blueprint("photos", __name__, url_prefix="/api/v1/photos", description="Photos")
 
 SIZES = ("display", "thumb")
 
 
+BINARY = {"type": "string", "format": "binary"}
+
+
 @blp.route("/<int:photo_id>/<size>")
+@blp.doc(security=[{}, *SECURITY], parameters=[
+    {"in": "path", "name": "size", "required": True, "schema": {"type": "string",
+                                                                "enum": [*SIZES, "original"]}},
+    header("If-None-Match", "the ETag of an earlier answer: 304 if it has not changed")])
+@blp.alt_response(200, schema=BINARY, content_type="image/jpeg", success=True,
+                  description="`display` or `thumb`: an upright JPEG without metadata. `original` (a bearer token of "
+                              "the agency handling the report, the dispatcher or an admin): the file as sent, JPEG, "
+                              "PNG, WebP or HEIC.")
+@blp.alt_response(200, schema=BINARY, content_type="image/png", success=True)
+@blp.alt_response(200, schema=BINARY, content_type="image/webp", success=True)
+@blp.alt_response(200, schema=BINARY, content_type="image/heif", success=True)
+@blp.alt_response(304, description="Not modified since the ETag sent in If-None-Match.")
+@documented(blp, e401="`original` only: no valid bearer token.", e403="`original` only: not a staff account.",
+            e404="`photo_not_found`; `photo_processing` (derivatives not made yet: Retry-After); `photo_failed`; "
+                 "`not_found` (an unknown size); `original` of a report the account does not handle.")
 def photo(photo_id: int, size: str):
     """A photo's public derivative (`display`, 1600 px, or `thumb`, 320 px): upright JPEG without metadata.
 
