@@ -112,7 +112,9 @@ def _backend_error(exc: Exception):
 
 
 @blp.errorhandler(HTTPException)
-def _http_error(exc: HTTPException):
+def http_error(exc: HTTPException):
+    """Flask's and Werkzeug's errors in the spec's error list (also for paths under /open311/v2/ no route
+    matched: web/pages.py's unrouted_error)."""
     status = exc.code or 500
     headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}
     return _error_answer(Open311Error(status, HTTP_ERRORS.get(status, ("", exc.description or "Error."))[1],

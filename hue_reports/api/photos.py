@@ -44,7 +44,7 @@ def photo(photo_id: int, size: str):
         return send_original(photo_id, auth.current_account(roles=workflow.STAFF))
     if size not in SIZES:
         raise ApiError(404, "not_found", f"Sizes are {', '.join(SIZES)}.", message_vi="Không có kích thước này.")
-    item = db.session.get(Photo, photo_id)
+    item = _photo(photo_id)
     if item is None:
         raise ApiError(404, "photo_not_found", "No such photo.", message_vi="Không tìm thấy ảnh.")
     key = item.display_key if size == "display" else item.thumb_key
@@ -64,12 +64,17 @@ def photo(photo_id: int, size: str):
     return response
 
 
+def _photo(photo_id: int) -> Photo | None:
+    """The photo of an id, None if there is none (an id beyond the database's integers included)."""
+    return db.session.get(Photo, photo_id) if photo_id < 2**63 else None
+
+
 def send_original(photo_id: int, account):
     """The original, with its metadata, for the agency handling the report (and the dispatcher), for the
     API's bearer tokens and the officer console alike: never cached by anyone in between."""
     from ..services import workflow
 
-    item = db.session.get(Photo, photo_id) if photo_id < 2**63 else None  # (beyond bigint: no such photo)
+    item = _photo(photo_id)
     if item is None or not workflow.may_handle(account, item.report):
         raise ApiError(404, "photo_not_found", "No such photo.", message_vi="Không tìm thấy ảnh.")
     storage = get_storage()

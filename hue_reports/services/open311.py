@@ -304,6 +304,8 @@ def query_requests(args: Mapping[str, str], tz: ZoneInfo) -> list[Report]:
     """GET requests: service_request_id (comma-separated; overrides the other parameters), service_code,
     start_date, end_date (at most 90 days apart; by default the last 90 days), status (open, closed).
     Newest first, at most 1000."""
+    if any("\x00" in value for value in args.values()):  # (PostgreSQL cannot compare it)
+        raise Open311Error(400, "Parameters may not contain NUL characters.")
     ids = _split(args.get("service_request_id"))
     if len(ids) > MAX_IDS:
         raise Open311Error(400, f"Ask for at most {MAX_IDS} service_request_id at once.")
