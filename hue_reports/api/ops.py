@@ -2,29 +2,16 @@
 
 from __future__ import annotations
 
-import marshmallow as ma
 from flask import current_app, make_response, render_template, url_for
 
 from .. import observability
 from ..errors import ApiError
 from ..schemas.common import STRING
+from ..schemas.ops import HealthSchema, ReadySchema
 from ..services import health
 from .openapi import Blueprint, never_unavailable
 
 blp = Blueprint("ops", __name__, url_prefix="", description="Operations")
-
-
-class HealthSchema(ma.Schema):
-    status = ma.fields.String(required=True, metadata={"enum": ["ok"]})
-
-
-class ReadySchema(ma.Schema):
-    status = ma.fields.String(required=True, metadata={"enum": ["ready"]})
-    checks = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.String(), required=True,
-                            metadata={"description": "database, schema, redis: `ok` each"})
-    heartbeat = ma.fields.Raw(required=True, allow_none=True, metadata={
-        "type": "object", "properties": {"age_s": {"type": "number"}, "latency_s": {"type": "number"}},
-        "description": "when a worker last ran the scheduler's heartbeat job (null: never, or not known)"})
 
 
 @blp.route("/healthz")
