@@ -19,8 +19,6 @@ from typing import Any
 
 import flask_smorest
 import marshmallow as ma
-from flask import request
-from werkzeug.exceptions import NotFound
 
 from ..schemas.common import ErrorSchema
 
@@ -50,7 +48,6 @@ class Blueprint(flask_smorest.Blueprint):
     def __init__(self, *args, unavailable: str = UNAVAILABLE, **kwargs):
         super().__init__(*args, **kwargs)
         self.unavailable = unavailable
-        self.before_request(_no_nul_in_path)
 
     def _prepare_response_doc(self, doc, doc_info, *, api, spec, **kwargs):
         # (doc_info is flask-smorest's deep copy of the view's documentation: changing it is safe.)
@@ -61,13 +58,6 @@ class Blueprint(flask_smorest.Blueprint):
 
 
 NEVER_UNAVAILABLE = "hue_never_unavailable"
-
-
-def _no_nul_in_path() -> None:
-    """No resource is named with a NUL character (PostgreSQL cannot even compare one: a lookup would fail as
-    an invalid value, 422): 404 before any view looks, as for any unknown name."""
-    if "\x00" in request.path:
-        raise NotFound()
 
 
 def never_unavailable(view):

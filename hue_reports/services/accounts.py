@@ -143,6 +143,8 @@ class PasswordSchema(ma.Schema):
 # -- the accounts -------------------------------------------------------------------------------------
 
 def find(username: str) -> Account | None:
+    if "\x00" in username:  # (no name has one: PostgreSQL cannot even compare it)
+        return None
     return db.session.scalars(select(Account).options(joinedload(Account.agency))
                               .where(Account.username == username.strip().lower())).first()
 

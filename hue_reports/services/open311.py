@@ -192,7 +192,7 @@ def service(category: Category) -> dict[str, Any]:
 
 
 def active_category(code: str | None) -> Category | None:
-    if not code:
+    if not code or "\x00" in code:  # (NUL: no code has one, PostgreSQL cannot compare it)
         return None
     return db.session.scalars(select(Category).where(Category.code == code, Category.active)
                               .options(selectinload(Category.group))).first()
@@ -344,7 +344,7 @@ def query_requests(args: Mapping[str, str], tz: ZoneInfo) -> list[Report]:
 
 def by_token(token: str) -> Report | None:
     """Our tokens are our public codes: the service_request_id is given at once."""
-    if not token or len(token) > 32:
+    if not token or len(token) > 32 or "\x00" in token:
         return None
     return db.session.scalars(select(Report).where(Report.public_code == token.upper())).first()
 
