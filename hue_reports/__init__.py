@@ -38,8 +38,6 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR))
     init_redis(app)
     smorest_api.init_app(app)
-    if "bearer" not in smorest_api.spec.components.security_schemes:
-        smorest_api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
     api.register(app, smorest_api)
     web.init_app(app)  # the public pages
     errors.init_app(app)

@@ -302,6 +302,11 @@ def load_config(environ: Mapping[str, str] | None = None,
         "OPENAPI_VERSION": "3.0.3",
         "OPENAPI_URL_PREFIX": "/api/v1",
         "OPENAPI_JSON_PATH": "openapi.json",
+        "API_SPEC_OPTIONS": {"info": {
+            "description": "The open backend for citizen field reports (phản ánh hiện trường): residents submit and "
+                           "follow reports, officers work their agency's queue, the public reads the map data and "
+                           "the accountability metrics. Every error is `{\"error\": {\"code\", \"message\", "
+                           "\"message_vi\", \"fields\"}}`; interactive documentation at /api/docs."}},
     })
     return config
 

@@ -78,9 +78,18 @@ os.register_at_fork(after_in_child=_drop_inherited_connections)
 
 
 class Api(flask_smorest.Api):
-    """flask-smorest, answering and documenting its errors in our one JSON error shape."""
+    """flask-smorest, answering and documenting its errors in our one JSON error shape.
+
+    No catch-all `default` answer in the document: each operation lists its statuses (api/openapi.py)."""
 
     ERROR_SCHEMA = ErrorSchema
+    DEFAULT_ERROR_RESPONSE_NAME = None
+
+    def init_app(self, app, *, spec_kwargs=None):
+        from .api.openapi import register_components
+
+        super().init_app(app, spec_kwargs=spec_kwargs)
+        register_components(self.spec)
 
     def handle_http_exception(self, error):
         return errors.handle_http_exception(error)

@@ -9,12 +9,6 @@ from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 from ..errors import ApiError
 
 
-def not_yet(feature: str) -> ApiError:
-    """501 for a route of the planned API surface whose issue has not landed yet."""
-    return ApiError(501, "not_implemented", f"Not available yet: {feature}.",
-                    message_vi=f"Chức năng chưa được hỗ trợ: {feature}.")
-
-
 JSON_MAX_BYTES = 64 * 1024
 
 
@@ -68,6 +62,10 @@ def refuse_oversized_body() -> None:
 def register(app: Flask, api: Api) -> None:
     from . import accounts, admin, auth, officers, open311, ops, photos, public, queue, reports
 
+    from .openapi import document_the_document
+
     app.before_request(refuse_oversized_body)
+    open311.register_components(api.spec)
     for module in (ops, reports, photos, auth, accounts, queue, officers, public, open311, admin):
         api.register_blueprint(module.blp)
+    document_the_document(api.spec, app)

@@ -11,7 +11,6 @@ from typing import Any
 
 import marshmallow as ma
 from flask import request
-from flask_smorest import Blueprint
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
@@ -23,17 +22,16 @@ from ..schemas.admin import (AgencyCreateSchema, AgencySchema, AgencySecretSchem
                              GroupCreateSchema, GroupSchema, GroupUpdateSchema, KeyCreateSchema, KeySchema,
                              NewKeySchema, RerouteSchema, RuleCreateSchema, RuleSchema, RuleUpdateSchema,
                              VintageLoadSchema)
-from ..schemas.common import ErrorSchema
 from ..services import accounts, agencies, areas, audit, auth, catalog, open311, routing_rules
-from ..services.accounts import ACCOUNT_SCHEMA, AccountCreateSchema, AccountListSchema, PasswordSchema
+from ..services.accounts import ACCOUNT_SCHEMA, AccountCreateSchema, AccountListSchema, AccountSchema, PasswordSchema
 from . import JSON_MAX_BYTES, int_arg, json_request
-from .accounts import json_request_body
+from .openapi import Blueprint, documented, query
 
 blp = Blueprint("admin", __name__, url_prefix="/api/v1/admin", description="Admins: the city's set-up")
 
 NO_STORE = {"Cache-Control": "private, no-store"}
 VINTAGE_MAX_BYTES = 20 * 1024 * 1024  # a ward file of a few hundred simplified wards, with room to spare
-DOC = {"security": [{"bearer": []}]}
+ADMIN_403 = "`forbidden`: not an admin."
 
 
 def _admin() -> Account:
@@ -49,21 +47,29 @@ def _answer(schema: ma.Schema, obj: Any, status: int = 200):
     return schema.dump(obj), status, NO_STORE
 
 
-def _doc(schema: type[ma.Schema] | None = None, **errors: str):
-    """OpenAPI: the bearer token, a JSON request body described by `schema`, and the error answers."""
+def _list(name: str, schema: type[ma.Schema]) -> dict:
+    """OpenAPI: {name: [schema, ...]}."""
+    return {"type": "object", "required": [name], "properties": {name: {"type": "array", "items": schema}}}
+
+
+OBJECT = {"type": "object"}
+
+
+def _doc(schema: type[ma.Schema] | None = None, ok: tuple | None = None, parameters: list | None = None,
+         **errors: str):
+    """OpenAPI: the bearer token of an admin, a JSON request body described by `schema`, the success answer
+    `ok` = (status, schema, description), and the error answers (`e404="..."`)."""
     def decorate(view):
-        for status, description in errors.items():
-            view = blp.alt_response(int(status[1:]), schema=ErrorSchema, description=description)(view)
-        if schema is not None:
-            view = blp.doc(requestBody=json_request_body(schema))(view)
-        return blp.doc(**DOC)(view)
+        if ok is not None:
+            view = blp.alt_response(ok[0], schema=ok[1], description=ok[2], success=True)(view)
+        return documented(blp, schema, auth=True, parameters=parameters, **{"e403": ADMIN_403, **errors})(view)
     return decorate
 
 
 # -- agencies -------------------------------------------------------------------------------------------
 
 @blp.route("/agencies")
-@_doc()
+@_doc(ok=(200, _list("agencies", AgencySchema), "Every agency."))
 def list_agencies():
     """Every agency, active or not (`webhook_secret_set`, never the secret)."""
     _admin()
@@ -71,7 +77,8 @@ def list_agencies():
 
 
 @blp.route("/agencies", methods=["POST"])
-@_doc(AgencyCreateSchema, e409="`agency_exists`, `dispatcher_exists`.", e422="Invalid fields, unknown area.")
+@_doc(AgencyCreateSchema, ok=(201, AgencySecretSchema, "The agency (with its webhook_secret if it has a webhook_url)."),
+      e409="`agency_exists`, `dispatcher_exists`.", e422="Invalid fields, unknown area.")
 def create_agency():
     """Create an agency. With a `webhook_url`, the answer holds its `webhook_secret`, this once."""
     actor = _admin()
@@ -87,7 +94,7 @@ def _with_secret(agency: Agency, secret: str | None, status: int = 200):
 
 
 @blp.route("/agencies/<code>")
-@_doc(e404="`agency_not_found`.")
+@_doc(ok=(200, AgencySchema, "The agency."), e404="`agency_not_found`.")
 def get_agency(code: str):
     """One agency."""
     _admin()
@@ -95,7 +102,8 @@ def get_agency(code: str):
 
 
 @blp.route("/agencies/<code>", methods=["PATCH"])
-@_doc(AgencyUpdateSchema, e404="`agency_not_found`.", e409="`dispatcher_exists`.", e422="Invalid fields.")
+@_doc(AgencyUpdateSchema, ok=(200, AgencySecretSchema, "The agency (with a new webhook_secret if one was made)."),
+      e404="`agency_not_found`.", e409="`dispatcher_exists`.", e422="Invalid fields.")
 def update_agency(code: str):
     """Rename an agency, change its kind, area, contacts or webhook URL (null removes it and its secret). A
     first webhook URL makes a secret, in the answer this once."""
@@ -105,7 +113,8 @@ def update_agency(code: str):
 
 
 @blp.route("/agencies/<code>/webhook-secret", methods=["POST"])
-@_doc(e404="`agency_not_found`.", e409="`no_webhook`.")
+@_doc(ok=(200, AgencySecretSchema, "The agency with its new webhook_secret."), e404="`agency_not_found`.",
+      e409="`no_webhook`.")
 def rotate_webhook_secret(code: str):
     """A new webhook secret, in the answer this once; the old one signs nothing from now on."""
     actor = _admin()
@@ -114,7 +123,8 @@ def rotate_webhook_secret(code: str):
 
 
 @blp.route("/agencies/<code>/deactivate", methods=["POST"])
-@_doc(e404="`agency_not_found`.", e409="`agency_has_open_reports` (fields.open_reports lists their codes), "
+@_doc(ok=(200, AgencySchema, "The agency, inactive."), e404="`agency_not_found`.",
+      e409="`agency_has_open_reports` (fields.open_reports lists their codes), "
                                        "`agency_has_rules` (fields.routing_rules lists their ids).")
 def deactivate_agency(code: str):
     """Deactivate an agency: refused while it holds open reports or active rules send reports to it."""
@@ -123,7 +133,7 @@ def deactivate_agency(code: str):
 
 
 @blp.route("/agencies/<code>/activate", methods=["POST"])
-@_doc(e404="`agency_not_found`.", e409="`dispatcher_exists`.")
+@_doc(ok=(200, AgencySchema, "The agency, active."), e404="`agency_not_found`.", e409="`dispatcher_exists`.")
 def activate_agency(code: str):
     """Activate an agency again."""
     actor = _admin()
@@ -133,7 +143,7 @@ def activate_agency(code: str):
 # -- categories and groups ------------------------------------------------------------------------------
 
 @blp.route("/categories")
-@_doc()
+@_doc(ok=(200, _list("categories", CategorySchema), "Every category."))
 def list_categories():
     """Every category, active or not, with its SLA and Open311 attributes."""
     _admin()
@@ -141,7 +151,8 @@ def list_categories():
 
 
 @blp.route("/categories", methods=["POST"])
-@_doc(CategoryCreateSchema, e409="`category_exists`.", e422="Invalid fields (an SLA of 0 or less), unknown group.")
+@_doc(CategoryCreateSchema, ok=(201, CategorySchema, "The category."), e409="`category_exists`.",
+      e422="Invalid fields (an SLA of 0 or less), unknown group.")
 def create_category():
     """Create a category (an Open311 service)."""
     actor = _admin()
@@ -149,7 +160,8 @@ def create_category():
 
 
 @blp.route("/categories/<code>", methods=["PATCH"])
-@_doc(CategoryUpdateSchema, e404="`category_not_found`.", e422="Invalid fields.")
+@_doc(CategoryUpdateSchema, ok=(200, CategorySchema, "The category."), e404="`category_not_found`.",
+      e422="Invalid fields.")
 def update_category(code: str):
     """Change a category: names, group, description, SLA (for reports routed from now on), attributes, active."""
     actor = _admin()
@@ -157,7 +169,7 @@ def update_category(code: str):
 
 
 @blp.route("/category-groups")
-@_doc()
+@_doc(ok=(200, _list("groups", GroupSchema), "Every group."))
 def list_groups():
     """The groups of categories."""
     _admin()
@@ -165,7 +177,7 @@ def list_groups():
 
 
 @blp.route("/category-groups", methods=["POST"])
-@_doc(GroupCreateSchema, e409="`group_exists`.", e422="Invalid fields.")
+@_doc(GroupCreateSchema, ok=(201, GroupSchema, "The group."), e409="`group_exists`.", e422="Invalid fields.")
 def create_group():
     """Create a group of categories."""
     actor = _admin()
@@ -173,7 +185,7 @@ def create_group():
 
 
 @blp.route("/category-groups/<code>", methods=["PATCH"])
-@_doc(GroupUpdateSchema, e404="`group_not_found`.", e422="Invalid fields.")
+@_doc(GroupUpdateSchema, ok=(200, GroupSchema, "The group."), e404="`group_not_found`.", e422="Invalid fields.")
 def update_group(code: str):
     """Rename or reorder a group."""
     actor = _admin()
@@ -183,8 +195,11 @@ def update_group(code: str):
 # -- routing rules and re-routing -----------------------------------------------------------------------
 
 @blp.route("/routing-rules")
-@blp.doc(parameters=[{"in": "query", "name": n, "schema": {"type": "string"}} for n in
-                     ("category", "area", "agency", "active", "vintage")], **DOC)
+@_doc(ok=(200, _list("rules", RuleSchema), "The rules."),
+      parameters=[*(query(n, allowEmptyValue=True) for n in ("category", "area", "agency")),
+                  query("active", {"type": "string", "enum": ["true", "false"]}, allowEmptyValue=True),
+                  query("vintage", {"type": "string", "enum": ["current", "all"]})],
+      e422="`validation_error`: an invalid filter or an unknown code.")
 def list_rules():
     """Routing rules (`vintage=all`: also on areas of retired boundary vintages)."""
     _admin()
@@ -192,7 +207,8 @@ def list_rules():
 
 
 @blp.route("/routing-rules", methods=["POST"])
-@_doc(RuleCreateSchema, e409="`duplicate_rule`: the same category, area and priority.",
+@_doc(RuleCreateSchema, ok=(201, RuleSchema, "The rule."),
+      e409="`duplicate_rule`: the same category, area and priority.",
       e422="`agency_inactive`, or an unknown or retired reference.")
 def create_rule():
     """Create a routing rule: it routes the reports routed from now on."""
@@ -208,7 +224,7 @@ def _rule_id(raw: str) -> int:
 
 
 @blp.route("/routing-rules/<rule_id>")
-@_doc(e404="`rule_not_found`.")
+@_doc(ok=(200, RuleSchema, "The rule."), e404="`rule_not_found`.")
 def get_rule(rule_id: str):
     """One routing rule."""
     _admin()
@@ -216,7 +232,8 @@ def get_rule(rule_id: str):
 
 
 @blp.route("/routing-rules/<rule_id>", methods=["PATCH"])
-@_doc(RuleUpdateSchema, e404="`rule_not_found`.", e409="`duplicate_rule`.", e422="`agency_inactive`.")
+@_doc(RuleUpdateSchema, ok=(200, RuleSchema, "The rule."), e404="`rule_not_found`.", e409="`duplicate_rule`.",
+      e422="`agency_inactive`.")
 def update_rule(rule_id: str):
     """Retarget, reprioritise, activate or deactivate a rule (for reports routed from now on)."""
     actor = _admin()
@@ -224,7 +241,9 @@ def update_rule(rule_id: str):
 
 
 @blp.route("/reroute", methods=["POST"])
-@_doc(RerouteSchema, e422="Neither ward nor category, or an unknown one.")
+@_doc(RerouteSchema, ok=(200, OBJECT, "What moved (or would): `dry_run`, `moved` (code, from and to agency), "
+                                       "`moved_count`, `unchanged`, `audit_id`."),
+      e422="Neither ward nor category, or an unknown one.")
 def reroute():
     """Move the open reports of a ward and/or category to the agency the rules give now, as transfers by
     this admin (events, webhooks; the metrics count them); `dry_run` to see what would move."""
@@ -236,8 +255,9 @@ def reroute():
 # -- areas ----------------------------------------------------------------------------------------------
 
 @blp.route("/areas")
-@blp.doc(parameters=[{"in": "query", "name": "vintage", "schema": {"type": "string", "enum": ["current", "all"]}}],
-         **DOC)
+@_doc(ok=(200, _list("areas", AreaSchema), "The areas, without their polygons."),
+      parameters=[query("vintage", {"type": "string", "enum": ["current", "all"], "default": "current"})],
+      e422="`validation_error`: vintage is neither current nor all.")
 def list_areas():
     """The areas of the current boundary vintage (`vintage=all`: every vintage), without their polygons."""
     _admin()
@@ -249,7 +269,10 @@ def list_areas():
 
 
 @blp.route("/areas", methods=["POST"])
-@_doc(VintageLoadSchema, e409="`vintage_not_newer`.",
+@blp.alt_response(200, schema=OBJECT, description="`dry_run`: the same answer, nothing written.", success=True)
+@_doc(VintageLoadSchema, ok=(201, OBJECT, "What changed: retired and new codes, the new wards without a rule of their "
+                                          "own, `coverage`."),
+      e409="`vintage_not_newer`.",
       e422="Not a FeatureCollection in WGS84, a geometry that is not a (valid) Polygon or MultiPolygon "
            "(fields.features by index), a duplicate code, an unknown level, a `valid_from` more than a year "
            "ahead; `incomplete_ward_set`: the wards cover less than 99% of the current city outline (without "
@@ -268,7 +291,7 @@ def load_areas():
 # -- Open311 api_keys -----------------------------------------------------------------------------------
 
 @blp.route("/open311-keys")
-@_doc()
+@_doc(ok=(200, _list("keys", KeySchema), "Every api_key (never the key)."))
 def list_keys():
     """The client applications' api_keys (never the keys)."""
     _admin()
@@ -277,7 +300,7 @@ def list_keys():
 
 
 @blp.route("/open311-keys", methods=["POST"])
-@_doc(KeyCreateSchema, e422="A name of 1 to 200 characters.")
+@_doc(KeyCreateSchema, ok=(201, NewKeySchema, "The api_key, this once."), e422="A name of 1 to 200 characters.")
 def create_key():
     """A new api_key for a client application, in the answer this once (only its hash is kept)."""
     actor = _admin()
@@ -290,7 +313,7 @@ def create_key():
 
 
 @blp.route("/open311-keys/<key_id>/revoke", methods=["POST"])
-@_doc(e404="`key_not_found`.")
+@_doc(ok=(200, KeySchema, "The api_key, revoked."), e404="`key_not_found`.")
 def revoke_key(key_id: str):
     """Revoke an api_key: its application can no longer submit."""
     actor = _admin()
@@ -306,8 +329,11 @@ def revoke_key(key_id: str):
 # -- accounts -------------------------------------------------------------------------------------------
 
 @blp.route("/accounts")
-@blp.doc(parameters=[{"in": "query", "name": n, "schema": {"type": "string"}} for n in ("role", "agency", "active")],
-         **DOC)
+@_doc(ok=(200, AccountListSchema, "The accounts."),
+      parameters=[query("role", {"type": "string", "enum": list(ROLES)}, allowEmptyValue=True),
+                  query("agency", description="a code", allowEmptyValue=True),
+                  query("active", {"type": "string", "enum": ["true", "false"]}, allowEmptyValue=True)],
+      e422="`validation_error`: an unknown role or agency, or active neither true nor false.")
 def list_accounts():
     """Every account (`role`, `agency` and `active` narrow it), never a password hash."""
     _admin()
@@ -334,7 +360,8 @@ def list_accounts():
 
 
 @blp.route("/accounts", methods=["POST"])
-@_doc(AccountCreateSchema, e409="`username_taken`.", e422="Invalid fields (password: at least 10 characters).")
+@_doc(AccountCreateSchema, ok=(201, AccountSchema, "The account."), e409="`username_taken`.",
+      e422="Invalid fields (password: at least 10 characters).")
 def create_account():
     """Create an account of any role: officer or agency_admin (with `agency`), dispatcher, admin."""
     actor = _admin()
@@ -355,7 +382,7 @@ def _account(username: str) -> Account:
 
 
 @blp.route("/accounts/<username>/disable", methods=["POST"])
-@_doc(e404="`account_not_found`.", e409="`last_admin`.")
+@_doc(ok=(200, AccountSchema, "The account, disabled."), e404="`account_not_found`.", e409="`last_admin`.")
 def disable_account(username: str):
     """Disable an account (its tokens are revoked); not the last active admin."""
     actor = _admin()
@@ -366,7 +393,7 @@ def disable_account(username: str):
 
 
 @blp.route("/accounts/<username>/enable", methods=["POST"])
-@_doc(e404="`account_not_found`.")
+@_doc(ok=(200, AccountSchema, "The account, enabled."), e404="`account_not_found`.")
 def enable_account(username: str):
     """Enable a disabled account (its old tokens stay revoked)."""
     actor = _admin()
@@ -377,7 +404,8 @@ def enable_account(username: str):
 
 
 @blp.route("/accounts/<username>/reset-password", methods=["POST"])
-@_doc(PasswordSchema, e404="`account_not_found`.", e422="The password breaks the policy.")
+@_doc(PasswordSchema, ok=(200, AccountSchema, "The account."), e404="`account_not_found`.",
+      e422="The password breaks the policy.")
 def reset_account_password(username: str):
     """A new password (`{"password"}`): the account's tokens are revoked and a lockout cleared."""
     actor = _admin()
@@ -390,9 +418,13 @@ def reset_account_password(username: str):
 # -- the audit log --------------------------------------------------------------------------------------
 
 @blp.route("/audit")
-@blp.doc(parameters=[{"in": "query", "name": n, "schema": {"type": "string"}} for n in
-                     ("action", "object_type", "object", "actor", "from", "to", "cursor", "limit")], **DOC)
-@blp.alt_response(200, schema=AuditPageSchema, description="A page of the log, newest first.", success=True)
+@_doc(ok=(200, AuditPageSchema, "A page of the log, newest first."),
+      parameters=[*(query(n) for n in ("action", "object_type", "object", "actor")),
+                  query("from", description="a date or date-time"), query("to", description="a date or date-time"),
+                  query("cursor", description="the next_cursor given"),
+                  query("limit", {"type": "integer", "minimum": 1, "maximum": audit.PAGE_MAX,
+                                  "default": audit.PAGE_DEFAULT})],
+      e422="`validation_error`: an invalid filter, cursor or limit.")
 def audit_log():
     """The audit log, newest first: who changed what, when, before and after. Filters: `action` (exact, or a
     prefix ending in `.`), `object_type`, `object`, `actor`, `from`/`to` (dates or date-times); pages of

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import marshmallow as ma
 from flask import request
-from flask_smorest import Blueprint
 
 from ..extensions import db
-from ..schemas.common import ErrorSchema
 from ..services import auth
 from ..services.accounts import SESSION_ACCOUNT_SCHEMA, LoginSchema, SessionAccountSchema
-from .accounts import json_body, json_request_body
+from .accounts import json_body
+from .openapi import AUTH_ERRORS, Blueprint, documented
 
 blp = Blueprint("auth", __name__, url_prefix="/api/v1/auth", description="Officers: authentication")
 
@@ -27,13 +26,12 @@ class TokenSchema(ma.Schema):
 
 
 @blp.route("/token", methods=["POST"])
-@blp.doc(requestBody=json_request_body(LoginSchema))
 @blp.alt_response(201, schema=TokenSchema, description="Logged in: a bearer token.", success=True)
-@blp.alt_response(401, schema=ErrorSchema, description="`invalid_credentials`: wrong username or password, or "
-                                                       "a disabled account.")
-@blp.alt_response(422, schema=ErrorSchema, description="username or password missing.")
-@blp.alt_response(429, schema=ErrorSchema, description="`account_locked` after too many failed log-ins, or "
-                                                       "`too_many_requests` from this address (Retry-After).")
+@documented(blp, LoginSchema,
+            e401="`invalid_credentials`: wrong username or password, or a disabled account.",
+            e422="`validation_error`: username or password missing or too long.",
+            e429="`account_locked` after too many failed log-ins, or `too_many_requests` from this address "
+                 "(Retry-After).")
 def create_token():
     """Log in with a username and password: a bearer token valid TOKEN_HOURS."""
     data = json_body(LOGIN_SCHEMA)
@@ -44,9 +42,8 @@ def create_token():
 
 
 @blp.route("/token", methods=["DELETE"])
-@blp.doc(security=[{"bearer": []}])
 @blp.alt_response(204, description="The token is revoked.", success=True)
-@blp.alt_response(401, schema=ErrorSchema, description="No valid token.")
+@documented(blp, auth=True, e401=AUTH_ERRORS["e401"], e403=None)
 def revoke_token():
     """Log out: revoke the bearer token this request is made with."""
     _, token = auth.authenticate()

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from flask import request
-from flask_smorest import Blueprint
 
 from ..errors import ApiError
 from ..extensions import db
-from ..schemas.report import AgencyFeedSchema, OfficerEventSchema, OfficerReportSchema, ReportSchema
+from ..schemas.report import (AgencyFeedSchema, CommentSchema, OfficerEventSchema, OfficerReportSchema, ReportSchema,
+                              TransitionSchema)
 from ..services import auth, intake, reports, routing, workflow
 from . import int_arg, json_object
+from .openapi import Blueprint, documented, header, query
 
 blp = Blueprint("officers", __name__, url_prefix="/api/v1", description="Officers: queue and workflow")
 
@@ -40,8 +41,27 @@ def _officer_view(report_id: int, account, status: int = 200, acted: bool = Fals
     return body, status, {"ETag": f'"{report.version}"', "Cache-Control": "private, no-store"}
 
 
+NOT_FOUND = "`report_not_found`: no such report, or not one this account handles."
+OFFICER_VIEW = {"ETag": {"description": "the report's version, for If-Match", "schema": {"type": "string"}}}
+BODY_ERRORS = {"e400": "`malformed_body`: not valid JSON, or a cut or garbled multipart body.",
+               "e413": "`payload_too_large`: the body (or a photo) is too large."}
+
+
+def _body_doc(schema, multipart_photos: bool) -> dict:
+    """JSON described by `schema`, or the same fields as multipart/form-data (with `photos` if they count)."""
+    form: dict = {"allOf": [schema]}
+    if multipart_photos:
+        form = {"allOf": [schema, {"type": "object", "properties": {"photos": {
+            "type": "array", "items": {"type": "string", "format": "binary"},
+            "description": "resolve: 1 to 5 photos of the fix"}}}]}
+    return {"required": True, "content": {"application/json": {"schema": schema},
+                                          "multipart/form-data": {"schema": form}}}
+
+
 @blp.route("/agency/reports/<report_id>")
-@blp.doc(security=[{"bearer": []}])
+@blp.alt_response(200, schema=OfficerReportSchema, headers=OFFICER_VIEW, success=True,
+                  description="The officer view of the report.")
+@documented(blp, auth=True, e404=NOT_FOUND)
 def officer_report(report_id: str):
     """A report as its agency sees it: the version to send back, the actions allowed now, every event
     (internal comments too), the photos with their originals. Reporter contact: dispatcher and admins only."""
@@ -50,8 +70,19 @@ def officer_report(report_id: str):
 
 
 @blp.route("/reports/<report_id>/transitions", methods=["POST"])
-@blp.doc(security=[{"bearer": []}], parameters=[{"in": "header", "name": "If-Match", "schema": {"type": "string"},
-                                                   "description": "the report's version (or the `version` field)"}])
+@blp.alt_response(200, schema=OfficerReportSchema, headers=OFFICER_VIEW, success=True,
+                  description="The officer view of the report after the transition.")
+@documented(blp, _body_doc(TransitionSchema, multipart_photos=True), auth=True,
+            parameters=[header("If-Match", "the report's version, its ETag (or the `version` field)")],
+            **BODY_ERRORS, e404=NOT_FOUND,
+            e409="`invalid_transition`: the action is not allowed from the report's status for this account "
+                 "(the error lists what is allowed now).",
+            e412="`version_mismatch`: the report changed since the version sent.",
+            e415="`unsupported_media_type`: a photo that is not JPEG, PNG, WebP or HEIC.",
+            e422="`validation_error` (an unknown action, a missing note or reason, an unknown agency, photos "
+                 "with an action other than resolve), `photo_already_attached`, `invalid_image`, "
+                 "`image_too_large`.",
+            e428="`version_required`: neither If-Match nor `version`.")
 def transition(report_id: str):
     """Acknowledge, start, resolve, reject, transfer, close or reopen a report (`action`).
 
@@ -67,7 +98,9 @@ def transition(report_id: str):
 
 
 @blp.route("/reports/<report_id>/comments", methods=["POST"])
-@blp.doc(security=[{"bearer": []}])
+@blp.alt_response(201, schema=OfficerEventSchema, success=True, description="The comment, as an event.")
+@documented(blp, _body_doc(CommentSchema, multipart_photos=False), auth=True, **BODY_ERRORS, e404=NOT_FOUND,
+            e422="`validation_error`: no text, `public` not a boolean, or photos sent.")
 def comment(report_id: str):
     """A comment: `text`, and `public` (true: on the public timeline; false, the default: officers only)."""
     account = auth.current_account(roles=STAFF)
@@ -80,7 +113,9 @@ def comment(report_id: str):
 
 
 @blp.route("/reports/<report_id>/unlink", methods=["POST"])
-@blp.doc(security=[{"bearer": []}])
+@blp.alt_response(200, schema=ReportSchema, success=True, description="The report, unlinked and routed.")
+@documented(blp, auth=True, e403="`forbidden`: not a staff account, or a report of another agency.",
+            e404="`report_not_found`.", e409="`invalid_transition`: the report is not a duplicate.")
 def unlink_duplicate(report_id: str):
     """A duplicate is a problem of its own after all: unlink it from the report it was joined to and route it.
 
@@ -98,11 +133,10 @@ def unlink_duplicate(report_id: str):
 
 @blp.route("/agency/events")
 @blp.response(200, AgencyFeedSchema)
-@blp.doc(parameters=[
-    {"in": "query", "name": "since", "schema": {"type": "string"},
-     "description": "the `next_since` of the previous page (0 or absent: from the start)"},
-    {"in": "query", "name": "limit", "schema": {"type": "integer", "minimum": 1, "maximum": reports.FEED_MAX}}],
-    security=[{"bearer": []}])
+@documented(blp, auth=True, parameters=[
+    query("since", description="the `next_since` of the previous page (0 or absent: from the start)"),
+    query("limit", {"type": "integer", "minimum": 1, "maximum": reports.FEED_MAX, "default": 100})],
+    e403="`forbidden`: an account of no agency.", e422="`validation_error`: an invalid since or limit.")
 def agency_events():
     """What happened to the agency's reports after a cursor: to pull whatever a webhook missed."""
     account = auth.current_account()

@@ -13,16 +13,55 @@ import marshmallow as ma
 import redis
 from sqlalchemy import exc as sa_exc
 from flask import Response, current_app, request, url_for
-from flask_smorest import Blueprint
 from werkzeug.exceptions import HTTPException
 
 from ..errors import HTTP_ERRORS, ApiError
 from ..replica import replica_readable
+from ..schemas.open311 import (DiscoverySchema, Open311CreatedSchema, Open311ErrorSchema, Open311PostSchema,
+                               Open311RequestSchema, Open311ServiceDefinitionSchema, Open311ServiceSchema,
+                               Open311TokenSchema, array_of)
 from ..services import intake, outbox, reports
 from ..services import open311 as o311
 from ..services.open311 import Open311Error
+from .openapi import RETRY_AFTER, Blueprint, header, query
 
-blp = Blueprint("open311", __name__, url_prefix="/open311/v2", description="Open311 GeoReport v2")
+UNAVAILABLE = "OPEN311_UNAVAILABLE"  # its 503, in the spec's error list
+blp = Blueprint("open311", __name__, url_prefix="/open311/v2", description="Open311 GeoReport v2",
+                unavailable=UNAVAILABLE)
+XML = {"type": "string", "description": "the same document in the spec's XML"}
+ERRORS = array_of(Open311ErrorSchema)
+FMT = {"in": "path", "name": "fmt", "required": True, "schema": {"type": "string", "enum": list(o311.FORMATS)},
+       "description": "json or xml (anything else: 404)"}
+JURISDICTION = query("jurisdiction_id", description="optional; if given, this city's")
+
+
+def register_components(spec) -> None:
+    """Open311's 503: the spec's error list, in JSON or XML."""
+    if UNAVAILABLE not in spec.components.responses:
+        spec.components.response(UNAVAILABLE, {
+            "description": "An outage (the database or Redis), or no city loaded yet. Try again after Retry-After.",
+            "headers": {"Retry-After": RETRY_AFTER},
+            "content": {"application/json": {"schema": ERRORS}, "text/xml": {"schema": XML}}})
+
+
+def answers(schema, description: str, parameters: list | None = None, **errors: str):
+    """OpenAPI of an Open311 resource: 200 with `schema` (JSON) or XML, and each `eNNN` error in the spec's error
+    list (JSON or XML)."""
+    def decorate(view):
+        for key, text in sorted(errors.items(), reverse=True):
+            view = blp.alt_response(int(key[1:]), schema=XML, content_type="text/xml")(view)
+            view = blp.alt_response(int(key[1:]), schema=ERRORS, content_type="application/json",
+                                    description=text)(view)
+        view = blp.alt_response(200, schema=XML, content_type="text/xml", success=True)(view)
+        view = blp.alt_response(200, schema=schema, content_type="application/json", description=description,
+                                success=True)(view)
+        return blp.doc(parameters=[FMT, JURISDICTION, *(parameters or [])])(view)
+    return decorate
+
+
+E400_JURISDICTION = "Another jurisdiction_id."
+W3C = "a W3C (ISO 8601) date-time, e.g. 2026-11-21T15:04:05+07:00 (without an offset: the city's time; blank: none)"
+E404_FORMAT = "An extension other than .json or .xml."
 
 
 def _format(fmt: str | None = None) -> str:
@@ -74,7 +113,9 @@ def _backend_error(exc: Exception):
 
 
 @blp.errorhandler(HTTPException)
-def _http_error(exc: HTTPException):
+def http_error(exc: HTTPException):
+    """Flask's and Werkzeug's errors in the spec's error list (also for paths under /open311/v2/ no route
+    matched: web/pages.py's unrouted_error)."""
     status = exc.code or 500
     headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}
     return _error_answer(Open311Error(status, HTTP_ERRORS.get(status, ("", exc.description or "Error."))[1],
@@ -98,6 +139,7 @@ def _photo_url(photo) -> str:
 
 
 @blp.route("/discovery.<fmt>")
+@answers(DiscoverySchema, "This endpoint, its specification and formats.", e400=E400_JURISDICTION, e404=E404_FORMAT)
 @replica_readable
 def discovery(fmt: str):
     """Discovery: this endpoint, its specification and formats."""
@@ -107,6 +149,7 @@ def discovery(fmt: str):
 
 
 @blp.route("/services.<fmt>")
+@answers(array_of(Open311ServiceSchema), "The active categories.", e400=E400_JURISDICTION, e404=E404_FORMAT)
 @replica_readable
 def services(fmt: str):
     """Service list: the active categories."""
@@ -118,6 +161,8 @@ def services(fmt: str):
 
 
 @blp.route("/services/<service_code>.<fmt>")
+@answers(Open311ServiceDefinitionSchema, "The category's attributes.", e400=E400_JURISDICTION,
+         e404="An unknown or inactive service_code, or an extension other than .json or .xml.")
 @replica_readable
 def service_definition(service_code: str, fmt: str):
     """Service definition: a category's attributes."""
@@ -129,24 +174,48 @@ def service_definition(service_code: str, fmt: str):
                    headers={"Cache-Control": "public, max-age=300"})
 
 
-@blp.route("/requests.<fmt>", methods=["GET", "POST"])
+@blp.route("/requests.<fmt>", methods=["GET"])
+@answers(array_of(Open311RequestSchema), "Service requests, newest first, at most 1000.",
+         parameters=[query("service_request_id", description="comma-separated ids or codes (the other filters are "
+                                                              "then ignored)"),
+                     query("service_code", description="comma-separated"),
+                     query("start_date", description=W3C), query("end_date", description=W3C),
+                     query("status", description="open, closed, or both comma-separated")],
+         e400="A date that is not W3C, a span over 90 days, end before start, an unknown status, more than 200 ids, "
+              "another jurisdiction_id.", e404=E404_FORMAT)
 @replica_readable
 def service_requests(fmt: str):
-    """GET: service requests (filters: service_request_id, service_code, start_date, end_date, status).
-    POST: a new service request (api_key; lat/long, or an address_string naming the ward or commune; the photo
-    as the multipart file `media`)."""
-    if request.method == "POST":
-        # The api_key first: given in the query string it is checked before the body (and its photos) is
-        # even parsed; in the body (the spec's way) before anything is stored.
-        _format(fmt)
-        client = o311.check_api_key(request.args.get("api_key") or request.form.get("api_key"))
-        _city(fmt)
-        return _post_request(fmt, client)
+    """Service requests (filters: service_request_id, service_code, start_date, end_date, status)."""
     city = _city(fmt)
     tz = ZoneInfo(city.timezone)
     found = o311.query_requests(request.args, tz)
     return _answer(fmt, "service_requests", o311.service_requests(found, tz, _photo_url),
                    headers={"Cache-Control": "public, max-age=30"})
+
+
+@blp.route("/requests.<fmt>", methods=["POST"])
+@answers(array_of(Open311CreatedSchema), "The new service request (200, as the spec's examples).",
+         parameters=[query("api_key", description="the client application's key (or a form field)"),
+                     header("Idempotency-Key", "a retry with the same key and body replays the first answer")],
+         e400="A missing or unknown service_code, no usable location, an invalid attribute, a media_url that cannot "
+              "be fetched, a malformed body, another jurisdiction_id.",
+         e403="A missing or invalid api_key.", e404=E404_FORMAT,
+         e409="The first request with this Idempotency-Key is still being processed.",
+         e413="A photo or the request is too large.", e415="A photo that is not JPEG, PNG, WebP or HEIC.",
+         e422="Invalid fields or photo, or an Idempotency-Key reused with another body.",
+         e429="Too many requests from this client application (Retry-After).")
+@blp.doc(requestBody={"required": True, "content": {
+    "multipart/form-data": {"schema": Open311PostSchema},
+    "application/x-www-form-urlencoded": {"schema": Open311PostSchema}}})
+def post_service_request(fmt: str):
+    """A new service request (api_key; lat/long, or an address_string naming the ward or commune; the photo
+    as the multipart file `media`)."""
+    # The api_key first: given in the query string it is checked before the body (and its photos) is
+    # even parsed; in the body (the spec's way) before anything is stored.
+    _format(fmt)
+    client = o311.check_api_key(request.args.get("api_key") or request.form.get("api_key"))
+    _city(fmt)
+    return _post_request(fmt, client)
 
 
 def _post_request(fmt: str, client) -> Response:
@@ -188,6 +257,8 @@ def _submit(fmt: str, category, uploads: list, client) -> Response:
 
 
 @blp.route("/requests/<request_id>.<fmt>")
+@answers(array_of(Open311RequestSchema), "The service request (a list of one).", e400=E400_JURISDICTION,
+         e404="No such service_request_id, or an extension other than .json or .xml.")
 def service_request(request_id: str, fmt: str):
     """One service request, by our public code (or id)."""
     city = _city(fmt)
@@ -201,6 +272,8 @@ def service_request(request_id: str, fmt: str):
 
 
 @blp.route("/tokens/<token>.<fmt>")
+@answers(array_of(Open311TokenSchema), "The token's service_request_id.", e400=E400_JURISDICTION,
+         e404="An unknown token, or an extension other than .json or .xml.")
 def token(token: str, fmt: str):
     """The service_request_id of a token. We give the service_request_id at once, so our tokens are our
     public codes."""
@@ -212,6 +285,8 @@ def token(token: str, fmt: str):
 
 
 @blp.route("/<path:resource>", methods=["GET", "POST"])
+@blp.alt_response(404, schema=ERRORS, content_type="application/json", description="Not an Open311 resource.")
+@blp.alt_response(404, schema=XML, content_type="text/xml")
 def unknown(resource: str):
     """Anything else under /open311/v2/."""
     raise Open311Error(404, f"Not found: {resource}. Resources: discovery, services, services/<service_code>, "

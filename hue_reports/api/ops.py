@@ -2,24 +2,28 @@
 
 from __future__ import annotations
 
-from flask import current_app, make_response
-from flask_smorest import Blueprint
+from flask import current_app, make_response, render_template, url_for
 
 from .. import observability
 from ..errors import ApiError
+from ..schemas.common import STRING
+from ..schemas.ops import HealthSchema, ReadySchema
 from ..services import health
-from . import not_yet
+from .openapi import Blueprint, never_unavailable
 
 blp = Blueprint("ops", __name__, url_prefix="", description="Operations")
 
 
 @blp.route("/healthz")
+@blp.alt_response(200, schema=HealthSchema, success=True, description="Alive.")
+@never_unavailable
 def healthz():
     """The process is alive (checks nothing else)."""
     return {"status": "ok"}
 
 
 @blp.route("/readyz")
+@blp.alt_response(200, schema=ReadySchema, success=True, description="Ready.")
 def readyz():
     """The database (with PostGIS, schema at head) and Redis answer; 503 with the reason otherwise.
 
@@ -36,6 +40,9 @@ def readyz():
 
 
 @blp.route("/metrics")
+@blp.alt_response(200, schema=STRING, content_type="text/plain", success=True,
+                  description="The Prometheus text exposition format (version 0.0.4).")
+@never_unavailable
 def prometheus_metrics():
     """Prometheus metrics (text format): request counts and latency histograms by endpoint, method and
     status; queue depths, failed and scheduled jobs per queue, routing requeues, the outbox backlog, open and
@@ -48,6 +55,15 @@ def prometheus_metrics():
 
 
 @blp.route("/api/docs")
+@blp.alt_response(200, schema=STRING, content_type="text/html", success=True,
+                  description="Swagger UI (vendored, web/static/vendor/swagger-ui) on this document.")
+@never_unavailable
 def api_docs():
-    """Interactive API documentation."""
-    raise not_yet("interactive API documentation")
+    """Interactive API documentation: Swagger UI on GET /api/v1/openapi.json."""
+    from ..web.pages import CSP_NO_FRAMES
+
+    response = make_response(render_template("api_docs.html", spec_url=url_for("api-docs.openapi_json")))
+    response.headers["Content-Security-Policy"] = CSP_NO_FRAMES
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "same-origin"
+    return response

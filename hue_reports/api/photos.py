@@ -5,12 +5,12 @@ from __future__ import annotations
 import logging
 
 from flask import Response, redirect, request, send_file
-from flask_smorest import Blueprint
 
 from ..errors import ApiError
 from ..extensions import db
 from ..models import Photo
 from ..services.storage import get_storage
+from .openapi import SECURITY, Blueprint, documented, header
 
 log = logging.getLogger(__name__)
 
@@ -18,9 +18,31 @@ blp = Blueprint("photos", __name__, url_prefix="/api/v1/photos", description="Ph
 
 SIZES = ("display", "thumb")
 PUBLIC_CACHE = "public, max-age=31536000, immutable"
+BINARY = {"type": "string", "format": "binary"}
 
 
 @blp.route("/<int:photo_id>/<size>")
+@blp.doc(security=[{}, *SECURITY], parameters=[
+    {"in": "path", "name": "size", "required": True, "schema": {"type": "string",
+                                                                "enum": [*SIZES, "original"]}},
+    header("If-None-Match", "the ETag of an earlier answer: 304 if it has not changed")])
+@blp.alt_response(200, schema=BINARY, content_type="image/jpeg", success=True,
+                  description="`display` or `thumb`: an upright JPEG without metadata. `original` (a bearer token of "
+                              "the agency handling the report, the dispatcher or an admin): the file as sent, JPEG, "
+                              "PNG, WebP or HEIC.")
+@blp.alt_response(200, schema=BINARY, content_type="image/png", success=True)
+@blp.alt_response(200, schema=BINARY, content_type="image/webp", success=True)
+@blp.alt_response(200, schema=BINARY, content_type="image/heif", success=True)
+@blp.alt_response(302, description="`display` or `thumb` with S3_PRESIGN_SECONDS > 0: a redirect to a presigned URL "
+                                   "of the object store, valid that long.",
+                  headers={"Location": {"schema": {"type": "string"}, "description": "the presigned URL"}})
+@blp.alt_response(304, description="Not modified since the ETag sent in If-None-Match.")
+@documented(blp, e401="`original` only: no valid bearer token.", e403="`original` only: not a staff account.",
+            e404="`photo_not_found`; `photo_processing` (derivatives not made yet: Retry-After); `photo_failed`; "
+                 "`not_found` (an unknown size); `original` of a report the account does not handle; "
+                 "`original_missing` (the store lost it).",
+            e410="`original_deleted`: `original` only, erased when the report's retention period ended (the "
+                 "derivatives remain).")
 def photo(photo_id: int, size: str):
     """A photo's public derivative (`display`, 1600 px, or `thumb`, 320 px): upright JPEG without metadata.
 
@@ -33,7 +55,7 @@ def photo(photo_id: int, size: str):
         return send_original(photo_id, auth.current_account(roles=workflow.STAFF))
     if size not in SIZES:
         raise ApiError(404, "not_found", f"Sizes are {', '.join(SIZES)}.", message_vi="Không có kích thước này.")
-    item = db.session.get(Photo, photo_id) if photo_id < 2**63 else None  # (beyond bigint: no such photo)
+    item = _photo(photo_id)
     if item is None:
         raise _not_found()
     key = item.display_key if size == "display" else item.thumb_key
@@ -55,12 +77,17 @@ def photo(photo_id: int, size: str):
     return _send(storage, key, "image/jpeg", etag=etag, cache_control=PUBLIC_CACHE)
 
 
+def _photo(photo_id: int) -> Photo | None:
+    """The photo of an id, None if there is none (an id beyond the database's integers included)."""
+    return db.session.get(Photo, photo_id) if photo_id < 2**63 else None
+
+
 def send_original(photo_id: int, account):
     """The original, with its metadata, for the agency handling the report (and the dispatcher), for the
     API's bearer tokens and the officer console alike: never cached by anyone in between."""
     from ..services import workflow
 
-    item = db.session.get(Photo, photo_id) if photo_id < 2**63 else None  # (beyond bigint: no such photo)
+    item = _photo(photo_id)
     if item is None or not workflow.may_handle(account, item.report):
         raise _not_found()
     if item.original_deleted_at is not None:

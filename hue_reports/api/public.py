@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from flask import jsonify, make_response, request
-from flask_smorest import Blueprint
 from werkzeug.datastructures import MultiDict
 
 from ..replica import replica_readable
+from ..schemas.public import MAP_DATA, MetricsSchema
 from ..schemas.queue import load_query
-from ..schemas.report import EventSchema, ReportSchema
+from ..schemas.report import EventSchema, PublicReportSchema, ReportSchema
 from ..services import metrics, public, reports
 from . import int_arg
+from .openapi import Blueprint, documented, header, query
+from .queue import FILTER_PARAMETERS
 
 blp = Blueprint("public", __name__, url_prefix="", description="Public: map data and metrics")
 
@@ -31,15 +33,30 @@ def _cacheable(body: dict | str, max_age: int = 60):
     return response.make_conditional(request)
 
 
+IF_NONE_MATCH = header("If-None-Match", "the ETag of an earlier answer: 304 if it has not changed")
+NOT_MODIFIED = "Not modified since the ETag sent in If-None-Match."
+ETAG = {"ETag": {"description": "send it back as If-None-Match", "schema": {"type": "string"}}}
+MAP_PARAMETERS = [
+    query("bbox", description="minLon,minLat,maxLon,maxLat (WGS84); required with a zoom"),
+    query("zoom", {"type": "number", "minimum": 0, "maximum": 22},
+          "the map's zoom: below PUBLIC_CLUSTER_BELOW_ZOOM the answer is clusters; from it on too where the view "
+          "holds more than PUBLIC_MAP_POINTS_MAX reports (below PUBLIC_POINTS_ZOOM: `dense`)"),
+    query("cursor", {"type": "integer", "minimum": 0}, "the next_cursor of the previous page"),
+    query("limit", {"type": "integer", "minimum": 1, "maximum": public.FEATURES_MAX,
+                    "default": public.FEATURES_MAX}),
+    *({**p, "description": "an agency code"} if p["name"] == "agency" else p for p in FILTER_PARAMETERS),
+    IF_NONE_MATCH]
+FILTERS_422 = "`validation_error`: an invalid parameter, or an unknown code."
+
+
 @blp.route("/api/v1/public/reports")
-@blp.doc(parameters=[
-    {"in": "query", "name": "bbox", "schema": {"type": "string"}, "description": "minLon,minLat,maxLon,maxLat"},
-    {"in": "query", "name": "zoom", "schema": {"type": "integer", "minimum": 0, "maximum": 22},
-     "description": "the map's zoom: below PUBLIC_CLUSTER_BELOW_ZOOM the answer is clusters, and from it "
-                    "on too where the view holds more than PUBLIC_MAP_POINTS_MAX reports (below PUBLIC_POINTS_ZOOM)"},
-    {"in": "query", "name": "cursor", "schema": {"type": "string"}},
-    {"in": "query", "name": "limit", "schema": {"type": "integer", "minimum": 1, "maximum": public.FEATURES_MAX}},
-    *({"in": "query", "name": name, "schema": {"type": "string"}} for name in MAP_FILTERS)])
+@blp.alt_response(200, schema=MAP_DATA, headers=ETAG, success=True,
+                  description="Reports (a page of GeoJSON points), or clusters with a zoom below "
+                              "PUBLIC_CLUSTER_BELOW_ZOOM or a view too dense for points.")
+@blp.alt_response(304, description=NOT_MODIFIED)
+@documented(blp, parameters=MAP_PARAMETERS,
+            e422="`validation_error`: an invalid bbox, zoom, cursor, limit or filter, an unknown code, or a zoom "
+                 "without bbox.")
 @replica_readable
 def public_reports():
     """Reports as a GeoJSON FeatureCollection (points, at most 5,000 a page with a cursor), or clusters
@@ -55,6 +72,10 @@ def public_reports():
 
 
 @blp.route("/api/v1/public/reports/<report_id>")
+@blp.alt_response(200, schema=PublicReportSchema, headers=ETAG, success=True,
+                  description="The report's public view, photos and timeline.")
+@blp.alt_response(304, description=NOT_MODIFIED)
+@documented(blp, parameters=[IF_NONE_MATCH], e404="`report_not_found`: no report with this id or code.")
 @replica_readable
 def public_report(report_id: str):
     """One report's public page: its public view, its public timeline, and the resolution photos beside
@@ -74,6 +95,12 @@ def public_report_body(report) -> dict:
 
 
 @blp.route("/api/v1/public/tiles/<int:z>/<int:x>/<int:y>.mvt")
+@blp.alt_response(200, schema={"type": "string", "format": "binary"}, content_type="application/vnd.mapbox-vector-tile",
+                  headers=ETAG, success=True, description="The tile (Mapbox Vector Tile 2.1).")
+@blp.alt_response(204, description="An empty tile.")
+@blp.alt_response(304, description=NOT_MODIFIED)
+@documented(blp, parameters=[*FILTER_PARAMETERS, IF_NONE_MATCH],
+            e404="`tile_not_found`: zoom beyond 0-22, or x or y beyond the zoom's grid.", e422=FILTERS_422)
 @replica_readable
 def tile(z: int, x: int, y: int):
     """A Mapbox vector tile of the reports: points (layer `reports`) at high zoom, clusters (layer
@@ -92,13 +119,19 @@ def tile(z: int, x: int, y: int):
     return response.make_conditional(request)
 
 
+METRICS_PARAMETERS = [  # (empty is the same as absent)
+    query("group_by", {"type": "string", "enum": list(metrics.GROUP_BYS), "default": "agency"}, allowEmptyValue=True),
+    query("from", {"type": "string", "format": "date"}, "first day of submission included (the city's local date)",
+          allowEmptyValue=True),
+    query("to", {"type": "string", "format": "date"}, "last day of submission included", allowEmptyValue=True),
+    IF_NONE_MATCH]
+METRICS_422 = "`validation_error`: an unknown group_by, a date that is not YYYY-MM-DD or out of range, from after to."
+
+
 @blp.route("/api/v1/public/metrics")
-@blp.doc(parameters=[
-    {"in": "query", "name": "group_by", "schema": {"type": "string", "enum": list(metrics.GROUP_BYS)}},
-    {"in": "query", "name": "from", "schema": {"type": "string", "format": "date"},
-     "description": "first day of submission included (the city's local date)"},
-    {"in": "query", "name": "to", "schema": {"type": "string", "format": "date"},
-     "description": "last day of submission included"}])
+@blp.alt_response(200, schema=MetricsSchema, headers=ETAG, success=True, description="The figures.")
+@blp.alt_response(304, description=NOT_MODIFIED)
+@documented(blp, parameters=METRICS_PARAMETERS, e422=METRICS_422)
 @replica_readable
 def public_metrics():
     """Accountability figures per agency, category, ward or month of submission, and the city's total:
@@ -109,8 +142,10 @@ def public_metrics():
 
 
 @blp.route("/api/v1/public/metrics.csv")
-@blp.doc(parameters=[{"in": "query", "name": name, "schema": {"type": "string"}}
-                     for name in ("group_by", "from", "to")])
+@blp.alt_response(200, schema={"type": "string"}, content_type="text/csv", headers=ETAG, success=True,
+                  description="The figures as CSV: `key`, `name_vi`, `name_en`, then the figures.")
+@blp.alt_response(304, description=NOT_MODIFIED)
+@documented(blp, parameters=METRICS_PARAMETERS, e422=METRICS_422)
 @replica_readable
 def public_metrics_csv():
     """The same figures as CSV (UTF-8 with a byte order mark, for spreadsheets): a row per group, the city's

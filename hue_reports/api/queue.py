@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 from flask import request
-from flask_smorest import Blueprint
 
 from ..models.report import ALL_STATUSES
 from ..schemas.queue import LIMIT_DEFAULT, LIMIT_MAX, SORTS, QueuePageSchema, load_query
 from ..services import auth, queue
+from .openapi import Blueprint, documented
 
 blp = Blueprint("queue", __name__, url_prefix="/api/v1", description="Officers: the queue")
 
-_PARAMETERS = [
-    {"in": "query", "name": "status", "schema": {"type": "array", "items": {"type": "string", "enum":
-                                                                             list(ALL_STATUSES)}},
-     "style": "form", "explode": True, "description": "repeatable, or comma-separated"},
-    {"in": "query", "name": "overdue", "schema": {"type": "boolean"},
+_ONE = "(?:" + "|".join(ALL_STATUSES) + ")"
+_STATUSES = rf"^\s*$|^[\s,]*{_ONE}(?:\s*,[\s,]*{_ONE})*[\s,]*$"  # (statuses, comma-separated, or blank)
+PARAMETERS = [
+    {"in": "query", "name": "status", "schema": {"type": "array", "items": {"type": "string", "pattern": _STATUSES}},
+     "style": "form", "explode": True,
+     "description": f"repeatable, or comma-separated (blank: no filter): {', '.join(ALL_STATUSES)}"},
+    {"in": "query", "name": "overdue", "schema": {"type": "string", "enum": ["true", "false", "1", "0"]},
      "description": "true: open and past its deadline; false: every other report"},
     {"in": "query", "name": "category", "schema": {"type": "string"}, "description": "a service code"},
     {"in": "query", "name": "ward", "schema": {"type": "string"}, "description": "a ward or commune code"},
@@ -36,9 +38,22 @@ _PARAMETERS = [
 ]
 
 
+# A blank parameter (`q=`, `q=%20`) is no filter (schemas.queue drops it).
+BLANK = {"type": "string", "pattern": r"^\s*$", "description": "blank: no filter"}
+for _parameter in PARAMETERS:
+    if _parameter["schema"].get("type") != "array":
+        _parameter["schema"] = {"anyOf": [_parameter["schema"], BLANK]}
+
+# The filters the public map data shares with the queue (schemas.queue.QueueQueryArgs reads them).
+FILTER_PARAMETERS = [p for p in PARAMETERS if p["name"] in ("status", "overdue", "category", "ward", "agency",
+                                                            "from", "to")]
+
+
 @blp.route("/agency/reports")
 @blp.response(200, QueuePageSchema)
-@blp.doc(parameters=_PARAMETERS, security=[{"bearer": []}])
+@documented(blp, auth=True, parameters=PARAMETERS,
+            e403="`forbidden`: not a staff account, or an officer asking for another agency (`agency`).",
+            e422="`validation_error`: an invalid parameter, an unknown code, or a parameter given twice.")
 def agency_queue():
     """The agency's reports, sorted by deadline: officers and agency admins see their agency's; the
     dispatcher and admins every agency's, and the reports not routed yet or that could not be routed.

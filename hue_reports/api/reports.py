@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from flask import request, url_for
-from flask_smorest import Blueprint
 
 from ..errors import ApiError
 from ..schemas.category import ServiceListSchema
-from ..schemas.common import ErrorSchema
 from ..schemas.report import (
     EventListSchema,
+    FeedbackSchema,
     PrivateReportSchema,
     ReportCreatedSchema,
     ReportSchema,
@@ -17,6 +16,7 @@ from ..schemas.report import (
 )
 from ..services import catalog, intake, reports, workflow
 from . import json_object
+from .openapi import Blueprint, documented, header, json_request_body
 
 blp = Blueprint("reports", __name__, url_prefix="/api/v1", description="Residents: reports and services")
 
@@ -29,15 +29,29 @@ def list_services():
     return {"services": services, "count": len(services)}, 200, {"Cache-Control": "public, max-age=300"}
 
 
+TRACKING_TOKEN = "X-Tracking-Token"
+NOT_FOUND = "`report_not_found`: no report with this id or code."
+HEADER_DOC = {"schema": {"type": "string"}}
+
+
 @blp.route("/reports", methods=["POST"])
-@blp.doc(requestBody=multipart_request_body(), parameters=[{
-    "in": "header", "name": "Idempotency-Key", "required": False, "schema": {"type": "string", "maxLength": 200},
-    "description": "a retry with the same key and body replays the first answer"}])
-@blp.alt_response(201, schema=ReportCreatedSchema, description="The report, filed.", success=True)
-@blp.alt_response(413, schema=ErrorSchema, description="A photo or the request is too large.")
-@blp.alt_response(415, schema=ErrorSchema, description="Not multipart, or a photo of another format.")
-@blp.alt_response(422, schema=ErrorSchema, description="Invalid fields, location or photo.")
-@blp.alt_response(429, schema=ErrorSchema, description="Too many reports from this client.")
+@blp.alt_response(201, schema=ReportCreatedSchema, success=True,
+                  description="The report, filed (or, for a retry with the same Idempotency-Key and body, the "
+                              "first answer again, with `Idempotent-Replayed: true`).",
+                  headers={"Location": {"description": "the report's URL", **HEADER_DOC},
+                           "Idempotent-Replayed": {"description": "`true` on a replayed answer", **HEADER_DOC}})
+@documented(
+    blp, multipart_request_body(), parameters=[header(
+        "Idempotency-Key", "a retry with the same key and body replays the first answer instead of filing the "
+        "report again", schema={"type": "string", "minLength": 1, "maxLength": 200})],
+    e400="`malformed_body`: a cut or garbled multipart body (send it again); `invalid_idempotency_key`.",
+    e409="`idempotency_conflict`: the first request with this Idempotency-Key is still being processed.",
+    e413="`photo_too_large` (MAX_PHOTO_MB), `payload_too_large` (MAX_REQUEST_MB).",
+    e415="`unsupported_media_type`: not multipart/form-data, or a photo that is not JPEG, PNG, WebP or HEIC.",
+    e422="`validation_error` (fields), `location_required`, `outside_service_area`, `address_not_found`, "
+         "`address_ambiguous`, `invalid_image`, `image_too_large`, `idempotency_key_reused` (the same key with "
+         "another body).",
+    e429="`too_many_requests`: too many reports from this address or device (Retry-After).")
 def submit_report():
     """Submit a report with 1 to 5 photos, as multipart/form-data, in one request.
 
@@ -65,6 +79,11 @@ def submit_from_request(channel: str, fields: dict | None = None):
 
 
 @blp.route("/reports/<report_id>")
+@blp.alt_response(200, schema=PrivateReportSchema, success=True,
+                  description="The report's public view; with the reporter's X-Tracking-Token, also `reporter` and "
+                              "the GPS and time of the reporter's own photos.")
+@documented(blp, parameters=[header(TRACKING_TOKEN, "the tracking token given when the report was filed")],
+            e403="`invalid_tracking_token`: the token sent is not this report's.", e404=NOT_FOUND)
 def get_report(report_id: str):
     """A report's public view; with the header X-Tracking-Token (the reporter), the private fields too."""
     report = reports.find(report_id)
@@ -78,6 +97,8 @@ def get_report(report_id: str):
 
 
 @blp.route("/reports/<report_id>/events")
+@blp.alt_response(200, schema=EventListSchema, success=True, description="The public timeline, oldest first.")
+@documented(blp, e404=NOT_FOUND)
 def get_report_events(report_id: str):
     """A report's public timeline, with Vietnamese and English labels."""
     report = reports.find(report_id)
@@ -86,7 +107,17 @@ def get_report_events(report_id: str):
 
 
 @blp.route("/reports/<report_id>/feedback", methods=["POST"])
-@blp.doc(parameters=[{"in": "header", "name": "X-Tracking-Token", "required": True, "schema": {"type": "string"}}])
+@blp.alt_response(201, schema=PrivateReportSchema, success=True,
+                  description="The report after the rating (closed, or reopened by a 1 or 2), as its reporter sees it.")
+@documented(blp, json_request_body(FeedbackSchema),
+            parameters=[header(TRACKING_TOKEN, "the report's tracking token", required=True)],
+            e400="`malformed_body`: the body is not valid JSON.",
+            e401="`tracking_token_required`: no X-Tracking-Token.",
+            e403="`invalid_tracking_token`: the token is not this report's.", e404=NOT_FOUND,
+            e409="`feedback_exists` (rated already), `not_resolved`, `feedback_closed` (more than FEEDBACK_DAYS "
+                 "after the fix).",
+            e413="`payload_too_large`: the body is larger than 64 kB.",
+            e422="`validation_error`: rating not an integer from 1 to 5, an invalid comment, or not a JSON object.")
 def post_feedback(report_id: str):
     """The reporter rates the fix, once, within FEEDBACK_DAYS of it: JSON `rating` (1-5) and `comment`.
     A 1 or 2 reopens the report to the same agency; 3 to 5 closes it."""

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 import marshmallow as ma
 
 from ..models.agency import AGENCY_KINDS
+from .common import BOOLEAN, STRING, computed
 from .report import Text
 
 AGENCY_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -94,11 +95,12 @@ class AgencySchema(ma.Schema):
     name = ma.fields.String()
     name_en = ma.fields.String()
     kind = ma.fields.String()
-    area = ma.fields.Function(lambda a: a.area.code if a.area is not None else None)
-    contact_email = ma.fields.String()
-    contact_phone = ma.fields.String()
-    webhook_url = ma.fields.String()
-    webhook_secret_set = ma.fields.Function(lambda a: bool(a.webhook_secret))
+    area = computed(lambda a: a.area.code if a.area is not None else None, STRING, nullable=True,
+                    description="the code of the area it serves")
+    contact_email = ma.fields.String(allow_none=True)
+    contact_phone = ma.fields.String(allow_none=True)
+    webhook_url = ma.fields.String(allow_none=True)
+    webhook_secret_set = computed(lambda a: bool(a.webhook_secret), BOOLEAN)
     active = ma.fields.Boolean()
     created_at = ma.fields.DateTime()
     updated_at = ma.fields.DateTime()
@@ -165,7 +167,9 @@ class SlaHours(ma.fields.Decimal):
 def _sla(**kwargs) -> SlaHours:
     return SlaHours(places=2, validate=ma.validate.Range(
         min=0, min_inclusive=False, max=99999, error="More than 0 and at most 99,999 working hours."), metadata={
-        "description": "the deadline in working hours on the city's calendar (new reports only)"}, **kwargs)
+        "description": "the deadline in working hours on the city's calendar (new reports only)",
+        # (OpenAPI: numbers, not the Decimals of the validator, which would be rendered as strings)
+        "minimum": 0, "exclusiveMinimum": True, "maximum": 99999}, **kwargs)
 
 
 class CategoryUpdateSchema(ma.Schema):
@@ -198,7 +202,7 @@ class CategoryCreateSchema(CategoryUpdateSchema):
 
 class CategorySchema(ma.Schema):
     code = ma.fields.String()
-    group = ma.fields.Function(lambda c: c.group.code)
+    group = computed(lambda c: c.group.code, STRING, description="the group's code")
     name = ma.fields.String()
     name_en = ma.fields.String()
     description = ma.fields.String()
@@ -258,12 +262,16 @@ class RuleCreateSchema(RuleUpdateSchema):
 
 class RuleSchema(ma.Schema):
     id = ma.fields.Integer()
-    category = ma.fields.Function(lambda r: r.category.code)
-    area = ma.fields.Function(lambda r: {"code": r.area.code, "name": r.area.name, "name_en": r.area.name_en,
-                                         "tier": r.area.tier, "valid_from": r.area.valid_from.isoformat(),
-                                         "valid_to": r.area.valid_to and r.area.valid_to.isoformat()})
-    agency = ma.fields.Function(lambda r: r.agency.code)
-    agency_active = ma.fields.Function(lambda r: r.agency.active)
+    category = computed(lambda r: r.category.code, STRING)
+    area = computed(lambda r: {"code": r.area.code, "name": r.area.name, "name_en": r.area.name_en,
+                               "tier": r.area.tier, "valid_from": r.area.valid_from.isoformat(),
+                               "valid_to": r.area.valid_to and r.area.valid_to.isoformat()},
+                    {"type": "object", "properties": {
+                        "code": STRING, "name": STRING, "name_en": STRING, "tier": {"type": "integer"},
+                        "valid_from": {"type": "string", "format": "date"},
+                        "valid_to": {"type": "string", "format": "date", "nullable": True}}})
+    agency = computed(lambda r: r.agency.code, STRING)
+    agency_active = computed(lambda r: r.agency.active, BOOLEAN)
     priority = ma.fields.Integer()
     active = ma.fields.Boolean()
     created_at = ma.fields.DateTime()
@@ -319,9 +327,9 @@ class AreaSchema(ma.Schema):
     name_en = ma.fields.String()
     level = ma.fields.String()
     tier = ma.fields.Integer()
-    parent = ma.fields.Function(lambda a: a.parent.code if a.parent is not None else None)
+    parent = computed(lambda a: a.parent.code if a.parent is not None else None, STRING, nullable=True)
     valid_from = ma.fields.Date()
-    valid_to = ma.fields.Date()
+    valid_to = ma.fields.Date(allow_none=True)
 
 
 # -- Open311 api_keys and the audit log -----------------------------------------------------------------
@@ -335,7 +343,7 @@ class KeySchema(ma.Schema):
     id = ma.fields.Integer()
     name = ma.fields.String()
     created_at = ma.fields.DateTime()
-    revoked_at = ma.fields.DateTime()
+    revoked_at = ma.fields.DateTime(allow_none=True)
 
 
 class NewKeySchema(KeySchema):
@@ -350,8 +358,8 @@ class AuditEntrySchema(ma.Schema):
     action = ma.fields.String()
     object_type = ma.fields.String()
     object_key = ma.fields.String()
-    before = ma.fields.Raw()
-    after = ma.fields.Raw()
+    before = ma.fields.Raw(allow_none=True, metadata={"type": "object"})
+    after = ma.fields.Raw(allow_none=True, metadata={"type": "object"})
 
 
 class AuditPageSchema(ma.Schema):

@@ -12,7 +12,9 @@ class CategoryGroupSchema(ma.Schema):
     name = label("name", "name_en")
 
 
-class CategorySchema(ma.Schema):
+class ServiceSchema(ma.Schema):
+    """A category of problems (an Open311 service), as residents' apps list them."""
+
     code = ma.fields.String(metadata={"description": "service code to submit reports with"})
     name = label("name", "name_en")
     description = label("description", "description_en")
@@ -24,5 +26,5 @@ class CategorySchema(ma.Schema):
 
 
 class ServiceListSchema(ma.Schema):
-    services = ma.fields.List(ma.fields.Nested(CategorySchema))
+    services = ma.fields.List(ma.fields.Nested(ServiceSchema))
     count = ma.fields.Integer()

@@ -14,7 +14,8 @@ from geoalchemy2.shape import to_shape
 
 from ..models import STATUS_LABELS
 from ..models.report import ALL_STATUSES
-from .report import Text
+from .common import BOOLEAN, LABELS, POINT, STRING, computed
+from .report import STATUS, AgencyRefSchema, CategoryRefSchema, Text, WardRefSchema
 
 SORTS = ("due", "submitted", "-submitted")
 LIMIT_DEFAULT = 50
@@ -160,30 +161,28 @@ def _thumbnail(entry) -> str | None:
 class QueueItemSchema(ma.Schema):
     """One report in the queue: what an officer needs to pick it; never the reporter's contact."""
 
-    id = ma.fields.Function(lambda e: e.report.id)
-    code = ma.fields.Function(lambda e: e.report.public_code)
-    status = ma.fields.Function(lambda e: e.report.status)
-    status_label = ma.fields.Function(lambda e: STATUS_LABELS[e.report.status],
-                                      metadata={"description": "Vietnamese and English"})
+    id = computed(lambda e: e.report.id, {"type": "integer"})
+    code = computed(lambda e: e.report.public_code, STRING)
+    status = computed(lambda e: e.report.status, STATUS)
+    status_label = computed(lambda e: STATUS_LABELS[e.report.status], LABELS)
     overdue = ma.fields.Boolean(metadata={"description": "open and past its deadline"})
-    category = ma.fields.Function(lambda e: {"code": e.report.category.code,
-                                             "name": {"vi": e.report.category.name, "en": e.report.category.name_en}})
-    ward = ma.fields.Function(lambda e: e.report.ward and {
-        "code": e.report.ward.code, "name": e.report.ward.name, "name_en": e.report.ward.name_en})
-    agency = ma.fields.Function(lambda e: e.report.agency and {
-        "code": e.report.agency.code, "name": {"vi": e.report.agency.name, "en": e.report.agency.name_en}})
+    category = ma.fields.Nested(CategoryRefSchema, attribute="report.category")
+    ward = ma.fields.Nested(WardRefSchema, attribute="report.ward", allow_none=True)
+    agency = ma.fields.Nested(AgencyRefSchema, attribute="report.agency", allow_none=True)
     submitted_at = ma.fields.DateTime(attribute="report.submitted_at")
-    routed_at = ma.fields.DateTime(attribute="report.routed_at")
-    acknowledged_at = ma.fields.DateTime(attribute="report.acknowledged_at")
-    due_at = ma.fields.DateTime(attribute="report.due_at")
-    description = ma.fields.Function(_description, metadata={"description": f"cut at {DESCRIPTION_MAX} characters"})
-    description_truncated = ma.fields.Function(lambda e: len(e.report.description) > DESCRIPTION_MAX)
-    address = ma.fields.String(attribute="report.address")
-    location = ma.fields.Function(lambda e: _point(e.report.location))
+    routed_at = ma.fields.DateTime(attribute="report.routed_at", allow_none=True)
+    acknowledged_at = ma.fields.DateTime(attribute="report.acknowledged_at", allow_none=True)
+    due_at = ma.fields.DateTime(attribute="report.due_at", allow_none=True)
+    description = computed(_description, STRING, description=f"cut at {DESCRIPTION_MAX} characters")
+    description_truncated = computed(lambda e: len(e.report.description) > DESCRIPTION_MAX, BOOLEAN)
+    address = ma.fields.String(attribute="report.address", allow_none=True)
+    location = computed(lambda e: _point(e.report.location), POINT, nullable=True)
     supporters = ma.fields.Integer(attribute="report.supporters")
-    duplicate_of = ma.fields.Raw(metadata={"description": "the original report's id, code and status"})
-    thumbnail_url = ma.fields.Function(_thumbnail, metadata={
-        "description": "the first photo's thumbnail once it is ready, else null"})
+    duplicate_of = ma.fields.Raw(allow_none=True, metadata={
+        "type": "object", "properties": {"id": {"type": "integer"}, "code": STRING, "status": STATUS},
+        "description": "the original report's id, code and status"})
+    thumbnail_url = computed(_thumbnail, STRING, nullable=True,
+                             description="the first photo's thumbnail once it is ready, else null")
     version = ma.fields.Integer(attribute="report.version")
 
 

@@ -11,6 +11,7 @@ from flask import url_for
 from geoalchemy2.shape import to_shape
 
 from ..models import EVENT_LABELS, OPEN_STATUSES, STATUS_LABELS
+from .common import BOOLEAN, LABELS, POINT, STRING, computed, label
 
 # C0 control characters other than tab, newline and carriage return (NUL cannot even be stored).
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -96,17 +97,20 @@ class PhotoSchema(ma.Schema):
     """A photo as the public sees it: derivatives only, no metadata."""
 
     id = ma.fields.Integer()
-    kind = ma.fields.String()
-    state = ma.fields.String(metadata={"description": "processing, ready or failed"})
-    urls = ma.fields.Function(lambda p: {size: url_for("photos.photo", photo_id=p.id, size=size)
-                                         for size in ("display", "thumb")})
+    kind = ma.fields.String(metadata={"enum": ["evidence", "resolution"],
+                                      "description": "evidence (the resident's) or resolution (the fix)"})
+    state = ma.fields.String(metadata={"enum": ["processing", "ready", "failed"]})
+    urls = computed(lambda p: {size: url_for("photos.photo", photo_id=p.id, size=size)
+                               for size in ("display", "thumb")},
+                    {"type": "object", "properties": {"display": STRING, "thumb": STRING}},
+                    description="the public derivatives (404 `photo_processing` until state is ready)")
 
 
 class PrivatePhotoSchema(PhotoSchema):
     """The reporter's own view adds what the camera recorded."""
 
-    gps = ma.fields.Function(lambda p: _point(p.gps))
-    taken_at = ma.fields.DateTime()
+    gps = computed(lambda p: _point(p.gps), POINT, nullable=True, description="the photo's EXIF GPS")
+    taken_at = ma.fields.DateTime(allow_none=True)
 
 
 def _overdue(report) -> bool:
@@ -114,57 +118,85 @@ def _overdue(report) -> bool:
             and report.due_at < datetime.now(timezone.utc))
 
 
+STATUS = {"type": "string", "enum": list(STATUS_LABELS)}
+
+
+class CategoryRefSchema(ma.Schema):
+    code = ma.fields.String()
+    name = label("name", "name_en")
+
+
+class WardRefSchema(ma.Schema):
+    code = ma.fields.String()
+    name = ma.fields.String()
+    name_en = ma.fields.String()
+
+
+class AgencyRefSchema(ma.Schema):
+    code = ma.fields.String()
+    name = label("name", "name_en")
+
+
+class DuplicateOfSchema(ma.Schema):
+    """The report a duplicate was joined to (its reporter follows that one)."""
+
+    id = ma.fields.Integer()
+    code = ma.fields.String(attribute="public_code")
+    status = ma.fields.String(metadata=STATUS)
+    status_label = computed(lambda r: STATUS_LABELS[r.status], LABELS)
+    overdue = computed(_overdue, BOOLEAN)
+
+
 class ReportSchema(ma.Schema):
     """A report as anyone may see it: no reporter fields, no original photos."""
 
     id = ma.fields.Integer()
     code = ma.fields.String(attribute="public_code")
-    status = ma.fields.String()
-    status_label = ma.fields.Function(lambda r: STATUS_LABELS[r.status])
-    overdue = ma.fields.Function(_overdue)
-    category = ma.fields.Function(lambda r: {"code": r.category.code,
-                                             "name": {"vi": r.category.name, "en": r.category.name_en}})
+    status = ma.fields.String(metadata=STATUS)
+    status_label = computed(lambda r: STATUS_LABELS[r.status], LABELS)
+    overdue = computed(_overdue, BOOLEAN, description="open and past due_at")
+    category = ma.fields.Nested(CategoryRefSchema)
     description = ma.fields.String()
-    location = ma.fields.Function(lambda r: _point(r.location))
-    location_source = ma.fields.String(metadata={"description": "client (the phone's position), exif (a photo's "
-                                                                "GPS) or address (approximate: the representative "
-                                                                "point of the ward the address names)"})
-    accuracy_m = ma.fields.Float(attribute="location_accuracy_m",
+    location = computed(lambda r: _point(r.location), POINT, nullable=True)
+    location_source = ma.fields.String(allow_none=True, metadata={
+        "enum": ["client", "exif", "address", None],
+        "description": "client (the phone's position), exif (a photo's GPS) or address (approximate: the "
+                       "representative point of the ward the address names)"})
+    accuracy_m = ma.fields.Float(attribute="location_accuracy_m", allow_none=True,
                                  metadata={"description": "metres; for address, the farthest point of the ward"})
-    address = ma.fields.String()
-    ward = ma.fields.Function(lambda r: r.ward and {"code": r.ward.code, "name": r.ward.name,
-                                                    "name_en": r.ward.name_en})
-    agency = ma.fields.Function(lambda r: r.agency and {"code": r.agency.code,
-                                                        "name": {"vi": r.agency.name, "en": r.agency.name_en}})
-    channel = ma.fields.String()
+    address = ma.fields.String(allow_none=True)
+    ward = ma.fields.Nested(WardRefSchema, allow_none=True)
+    agency = ma.fields.Nested(AgencyRefSchema, allow_none=True)
+    channel = ma.fields.String(metadata={"description": "app, web or open311"})
     created_at = ma.fields.DateTime(attribute="submitted_at")
-    routed_at = ma.fields.DateTime()
-    acknowledged_at = ma.fields.DateTime()
-    resolved_at = ma.fields.DateTime()
-    closed_at = ma.fields.DateTime()
-    due_at = ma.fields.DateTime()
+    routed_at = ma.fields.DateTime(allow_none=True)
+    acknowledged_at = ma.fields.DateTime(allow_none=True)
+    resolved_at = ma.fields.DateTime(allow_none=True)
+    closed_at = ma.fields.DateTime(allow_none=True)
+    due_at = ma.fields.DateTime(allow_none=True)
     supporters = ma.fields.Integer()
     # A duplicate's reporter follows the original report: its code and status are here.
-    duplicate_of = ma.fields.Function(lambda r: r.duplicate_of and {
-        "id": r.duplicate_of.id, "code": r.duplicate_of.public_code, "status": r.duplicate_of.status,
-        "status_label": STATUS_LABELS[r.duplicate_of.status], "overdue": _overdue(r.duplicate_of)})
+    duplicate_of = ma.fields.Nested(DuplicateOfSchema, allow_none=True)
     photos = ma.fields.List(ma.fields.Nested(PhotoSchema))
 
 
 class ReporterSchema(ma.Schema):
-    name = ma.fields.String()
-    phone = ma.fields.String()
-    email = ma.fields.String()
-    device_id = ma.fields.String()
-    erased_at = ma.fields.DateTime(metadata={"description": "when the retention job erased the contact"})
+    name = ma.fields.String(allow_none=True)
+    phone = ma.fields.String(allow_none=True)
+    email = ma.fields.String(allow_none=True)
+    device_id = ma.fields.String(allow_none=True)
+    erased_at = ma.fields.DateTime(allow_none=True,
+                                   metadata={"description": "when the retention job erased the contact"})
 
 
 class PrivateReportSchema(ReportSchema):
     """What the reporter sees with their tracking token: their own photos with what the camera recorded
-    (an officer's photos of the fix as anyone sees them)."""
+    (an officer's photos of the fix as anyone sees them). The public view has neither `reporter` nor the
+    photos' `gps` and `taken_at`."""
 
     reporter = ma.fields.Nested(ReporterSchema, attribute="contact", allow_none=True)
-    photos = ma.fields.Method("_photos")
+    photos = ma.fields.Method("_photos", metadata={
+        "type": "array", "items": {"$ref": "#/components/schemas/PrivatePhoto"}})
 
     def _photos(self, report):
         return [(PrivatePhotoSchema if p.kind == "evidence" else PhotoSchema)().dump(p) for p in report.photos]
@@ -175,20 +207,20 @@ class EventSchema(ma.Schema):
 
     id = ma.fields.Integer()
     type = ma.fields.String()
-    label = ma.fields.Function(lambda e: EVENT_LABELS.get(e.type, {"vi": e.type, "en": e.type}))
+    label = computed(lambda e: EVENT_LABELS.get(e.type, {"vi": e.type, "en": e.type}), LABELS)
     at = ma.fields.DateTime(attribute="created_at")
-    from_status = ma.fields.String()
-    to_status = ma.fields.String()
-    status_label = ma.fields.Function(lambda e: e.to_status and STATUS_LABELS.get(e.to_status))
-    note = ma.fields.String()
+    from_status = ma.fields.String(allow_none=True, metadata={**STATUS, "enum": [*STATUS["enum"], None]})
+    to_status = ma.fields.String(allow_none=True, metadata={**STATUS, "enum": [*STATUS["enum"], None]})
+    status_label = computed(lambda e: e.to_status and STATUS_LABELS.get(e.to_status), LABELS, nullable=True)
+    note = ma.fields.String(allow_none=True)
 
 
 class OfficerEventSchema(EventSchema):
     """An event as officers see it: internal ones too, with who acted."""
 
     public = ma.fields.Boolean()
-    actor = ma.fields.Function(lambda e: e.actor_kind)
-    actor_account = ma.fields.Function(lambda e: e.actor_account_id)
+    actor = computed(lambda e: e.actor_kind, STRING, description="resident, officer, dispatcher, admin or system")
+    actor_account = computed(lambda e: e.actor_account_id, {"type": "integer"}, nullable=True)
     data = ma.fields.Dict()
 
 
@@ -196,11 +228,13 @@ class OfficerPhotoSchema(PrivatePhotoSchema):
     """Officers of the report's agency may fetch the original (with their token), until the retention job
     deletes it (`original_deleted_at`; then `urls` has no `original`)."""
 
-    urls = ma.fields.Function(lambda p: {size: url_for("photos.photo", photo_id=p.id, size=size)
-                                         for size in ("display", "thumb", "original")
-                                         if size != "original" or p.original_deleted_at is None})
-    original_deleted_at = ma.fields.DateTime()
-    event = ma.fields.Integer(attribute="event_id")
+    urls = computed(lambda p: {size: url_for("photos.photo", photo_id=p.id, size=size)
+                               for size in ("display", "thumb", "original")
+                               if size != "original" or p.original_deleted_at is None},
+                    {"type": "object", "properties": {"display": STRING, "thumb": STRING, "original": STRING}})
+    original_deleted_at = ma.fields.DateTime(allow_none=True, metadata={
+        "description": "when the retention job deleted the original (its `original` URL is gone)"})
+    event = ma.fields.Integer(attribute="event_id", allow_none=True)
 
 
 class OfficerReportSchema(ReportSchema):
@@ -211,11 +245,13 @@ class OfficerReportSchema(ReportSchema):
         super().__init__(*args, **kwargs)
         self.account = context_account
 
-    version = ma.fields.Integer()
+    version = ma.fields.Integer(metadata={"description": "send it back as If-Match (or `version`)"})
     photos = ma.fields.List(ma.fields.Nested(OfficerPhotoSchema))
     events = ma.fields.List(ma.fields.Nested(OfficerEventSchema))
-    allowed_actions = ma.fields.Method("_allowed")
-    reporter = ma.fields.Method("_reporter")
+    allowed_actions = ma.fields.Method("_allowed", metadata={"type": "array", "items": STRING})
+    reporter = ma.fields.Method("_reporter", metadata={
+        "anyOf": [{"$ref": "#/components/schemas/Reporter"}, {"type": "object", "nullable": True}],
+        "description": "the dispatcher and admins only; else null"})
 
     def _allowed(self, report):
         from ..services.workflow import allowed_actions
@@ -228,14 +264,19 @@ class OfficerReportSchema(ReportSchema):
         return ReporterSchema().dump(report.contact)
 
 
+class ReportBriefSchema(ma.Schema):
+    id = ma.fields.Integer()
+    code = ma.fields.String(attribute="public_code")
+    status = ma.fields.String(metadata=STATUS)
+
+
 class AgencyEventSchema(EventSchema):
     """An event in an agency's feed: with its report, and internal events too."""
 
     public = ma.fields.Boolean()
-    agency = ma.fields.Function(lambda e: e.agency_id)
+    agency = computed(lambda e: e.agency_id, {"type": "integer"}, nullable=True, description="the agency's id")
     data = ma.fields.Dict()
-    report = ma.fields.Function(lambda e: {"id": e.report.id, "code": e.report.public_code,
-                                           "status": e.report.status})
+    report = ma.fields.Nested(ReportBriefSchema)
 
 
 class AgencyFeedSchema(ma.Schema):
@@ -245,7 +286,7 @@ class AgencyFeedSchema(ma.Schema):
 
 
 class EventListSchema(ma.Schema):
-    report = ma.fields.String()
+    report = ma.fields.String(metadata={"description": "the report's public code"})
     events = ma.fields.List(ma.fields.Nested(EventSchema))
 
 
@@ -254,6 +295,44 @@ class ReportCreatedSchema(ReportSchema):
 
     tracking_token = ma.fields.String(metadata={"description": "shown only in this answer; send it as "
                                                               "X-Tracking-Token to see the private view"})
+
+
+class PublicReportSchema(ReportSchema):
+    """A report's public page (GET /api/v1/public/reports/<id>): the public view with the resident's photos
+    and the photos of the fix apart, and the public timeline."""
+
+    resolution_photos = ma.fields.List(ma.fields.Nested(PhotoSchema))
+    events = ma.fields.List(ma.fields.Nested(EventSchema))
+
+
+# Request bodies the views read by hand (services/workflow.py validates them): documented here.
+
+class FeedbackSchema(ma.Schema):
+    """POST /api/v1/reports/<id>/feedback."""
+
+    rating = ma.fields.Integer(required=True, validate=ma.validate.Range(1, 5),
+                               metadata={"description": "1 or 2 reopens the report; 3 to 5 closes it"})
+    comment = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=2000))
+
+
+class CommentSchema(ma.Schema):
+    """POST /api/v1/reports/<id>/comments."""
+
+    text = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=2000))
+    public = ma.fields.Boolean(load_default=False, metadata={
+        "description": "true: on the public timeline; false: officers only"})
+
+
+class TransitionSchema(ma.Schema):
+    """POST /api/v1/reports/<id>/transitions (JSON, or multipart/form-data with `photos` for resolve)."""
+
+    action = ma.fields.String(required=True, metadata={
+        "enum": ["acknowledge", "start", "resolve", "reject", "transfer", "close", "reopen"]})
+    version = ma.fields.Integer(metadata={"description": "the version seen (or the If-Match header)"})
+    note = ma.fields.String(validate=ma.validate.Length(max=2000), metadata={"description": "resolve: required"})
+    reason = ma.fields.String(validate=ma.validate.Length(max=2000),
+                              metadata={"description": "reject, transfer, reopen: required"})
+    agency = ma.fields.String(metadata={"description": "transfer: the agency's code, or `dispatcher`"})
 
 
 def multipart_request_body() -> dict:

@@ -26,6 +26,7 @@ from ..errors import ApiError
 from ..extensions import db
 from ..models import ROLES, Account, Agency
 from ..models.account import AGENCY_ROLES
+from ..schemas.common import STRING, computed
 from ..schemas.report import Text
 from . import audit, auth
 from .passwords import hash_password
@@ -51,19 +52,20 @@ class SessionAccountSchema(ma.Schema):
 
     username = ma.fields.String()
     display_name = ma.fields.String()
-    role = ma.fields.String(metadata={"description": "officer, agency_admin, dispatcher or admin"})
-    agency = ma.fields.Function(lambda a: a.agency.code if a.agency is not None else None,
-                                metadata={"description": "the agency's code, or null"})
+    role = ma.fields.String(metadata={"enum": list(ROLES),
+                                      "description": "officer, agency_admin, dispatcher or admin"})
+    agency = computed(lambda a: a.agency.code if a.agency is not None else None, STRING, nullable=True,
+                      description="the agency's code, or null")
 
 
 class AccountSchema(SessionAccountSchema):
     """An account as its managers see it: never its password hash."""
 
-    email = ma.fields.String()
+    email = ma.fields.String(allow_none=True)
     active = ma.fields.Boolean()
-    locked_until = ma.fields.Function(_locked_until,
-                                      metadata={"description": "set while failed log-ins lock the account"})
-    last_login_at = ma.fields.DateTime()
+    locked_until = computed(_locked_until, {"type": "string", "format": "date-time"}, nullable=True,
+                            description="set while failed log-ins lock the account")
+    last_login_at = ma.fields.DateTime(allow_none=True)
     created_at = ma.fields.DateTime()
 
 
@@ -141,6 +143,8 @@ class PasswordSchema(ma.Schema):
 # -- the accounts -------------------------------------------------------------------------------------
 
 def find(username: str) -> Account | None:
+    if "\x00" in username:  # (no name has one: PostgreSQL cannot even compare it)
+        return None
     return db.session.scalars(select(Account).options(joinedload(Account.agency))
                               .where(Account.username == username.strip().lower())).first()
 

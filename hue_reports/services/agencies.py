@@ -51,7 +51,7 @@ def find(code: str, *, lock: bool = False) -> Agency:
     stmt = select(Agency).options(joinedload(Agency.area)).where(Agency.code == code)
     if lock:
         stmt = stmt.with_for_update(of=Agency, key_share=True).execution_options(populate_existing=True)
-    agency = db.session.scalars(stmt).first()
+    agency = db.session.scalars(stmt).first() if "\x00" not in code else None  # (NUL: no code has one)
     if agency is None:
         raise ApiError(404, "agency_not_found", f"No agency {code!r}.", message_vi=f"Không có đơn vị {code!r}.")
     return agency

@@ -58,7 +58,8 @@ def _not_found(kind: str, code: str) -> ApiError:
 
 def find_category(code: str, *, lock: bool = False) -> Category:
     stmt = select(Category).options(joinedload(Category.group)).where(Category.code == code)
-    category = db.session.scalars(stmt.with_for_update(of=Category) if lock else stmt).first()
+    category = None if "\x00" in code else (  # (NUL: no code has one, PostgreSQL cannot compare it)
+        db.session.scalars(stmt.with_for_update(of=Category) if lock else stmt).first())
     if category is None:
         raise _not_found("category", code)
     return category
@@ -66,7 +67,7 @@ def find_category(code: str, *, lock: bool = False) -> Category:
 
 def find_group(code: str, *, lock: bool = False) -> CategoryGroup:
     stmt = select(CategoryGroup).where(CategoryGroup.code == code)
-    group = db.session.scalars(stmt.with_for_update() if lock else stmt).first()
+    group = None if "\x00" in code else db.session.scalars(stmt.with_for_update() if lock else stmt).first()
     if group is None:
         raise _not_found("group", code)
     return group

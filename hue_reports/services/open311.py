@@ -192,7 +192,7 @@ def service(category: Category) -> dict[str, Any]:
 
 
 def active_category(code: str | None) -> Category | None:
-    if not code:
+    if not code or "\x00" in code:  # (NUL: no code has one, PostgreSQL cannot compare it)
         return None
     return db.session.scalars(select(Category).where(Category.code == code, Category.active)
                               .options(selectinload(Category.group))).first()
@@ -304,6 +304,8 @@ def query_requests(args: Mapping[str, str], tz: ZoneInfo) -> list[Report]:
     """GET requests: service_request_id (comma-separated; overrides the other parameters), service_code,
     start_date, end_date (at most 90 days apart; by default the last 90 days), status (open, closed).
     Newest first, at most 1000."""
+    if any("\x00" in value for value in args.values()):  # (PostgreSQL cannot compare it)
+        raise Open311Error(400, "Parameters may not contain NUL characters.")
     ids = _split(args.get("service_request_id"))
     if len(ids) > MAX_IDS:
         raise Open311Error(400, f"Ask for at most {MAX_IDS} service_request_id at once.")
@@ -342,7 +344,7 @@ def query_requests(args: Mapping[str, str], tz: ZoneInfo) -> list[Report]:
 
 def by_token(token: str) -> Report | None:
     """Our tokens are our public codes: the service_request_id is given at once."""
-    if not token or len(token) > 32:
+    if not token or len(token) > 32 or "\x00" in token:
         return None
     return db.session.scalars(select(Report).where(Report.public_code == token.upper())).first()
 

@@ -188,9 +188,13 @@ def _page_path(path: str) -> str | None:
 
 def unrouted_error(exc: HTTPException):
     """A 404 or 405 that no view saw (an unknown address, a wrong method): a page under the pages'
-    addresses, the API's JSON anywhere else."""
+    addresses, Open311's error list under its own (even where its catch-all cannot match, e.g. a path with a
+    newline), the API's JSON anywhere else."""
+    from ..api import open311
     from ..errors import handle_http_exception
 
+    if request.path.startswith(open311.blp.url_prefix + "/"):
+        return open311.http_error(exc)
     template = _page_path(request.path)
     if template is None:
         return handle_http_exception(exc)

@@ -41,11 +41,6 @@ def test_an_oversized_declared_length_is_refused_before_the_body_is_read(client)
     _assert_error(response, 413, "payload_too_large")
 
 
-def test_planned_routes_answer_501_until_their_issue(client):
-    for method, path in [("get", "/api/docs")]:
-        _assert_error(getattr(client, method)(path), 501, "not_implemented")
-
-
 @pytest.fixture
 def probe_app(make_app):
     """An app with probe routes that fail in the ways real handlers can."""

@@ -297,6 +297,14 @@ def test_only_json_and_xml_exist(client, db_session):
     assert_errors(client.get("/open311/v2/services/bad%01<code>.xml"), 404, "xml")  # still well-formed XML
 
 
+def test_addresses_no_route_matches_answer_the_spec_error_list_too(client, db_session):
+    """A path the catch-all cannot match (a newline in it: found by schemathesis) and a wrong method are
+    still answered in Open311's error list, not in the app's JSON error shape."""
+    assert_errors(client.get("/open311/v2/a%0Ab"), 404)
+    assert_errors(client.get("/open311/v2/a%0Ab.xml"), 404, "xml")
+    assert_errors(client.put("/open311/v2/services.json"), 405)
+
+
 # --- submissions --------------------------------------------------------------------------------------------
 
 def test_a_request_goes_through_intake_and_is_routed(client, db_session, api_key):
