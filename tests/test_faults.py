@@ -170,6 +170,7 @@ def test_a_worker_killed_during_a_derivatives_job_makes_them_later_exactly_once(
     row, which the test holds, then is SIGKILLed). The job stays `started` in Redis; the photo sweep takes it
     for lost after twice the job's timeout, queues it again, and a new worker records the files already made."""
     from hue_reports.jobs.photos import sweep_photos
+    from hue_reports.services import photos as photo_service
     from hue_reports.services.storage import derivative_key, get_storage
 
     body = post_report(app.test_client(), photos=[(small_jpeg(900_006, size=800), "k.jpg")]).get_json()
@@ -199,7 +200,8 @@ def test_a_worker_killed_during_a_derivatives_job_makes_them_later_exactly_once(
         photo = db.session.get(Photo, photo_id)
         assert photo.derivatives_ready_at is None  # the killed job recorded nothing...
         storage = get_storage()
-        keys = [derivative_key(photo.sha256, size) for size in ("display", "thumb")]
+        name = photo_service.derivative_name(photo.sha256)
+        keys = [derivative_key(name, size) for size in ("display", "thumb")]
         assert all(storage.exists(k) for k in keys)  # ...after writing its files
         db.session.remove()
     from rq.job import Job
