@@ -41,10 +41,27 @@ def tile_source(tile_url: str) -> str | None:
     return f"{parts.scheme}://{host}"
 
 
+def photo_source() -> str | None:
+    """The CSP source of the photos when they are redirects to presigned URLs of an object store (STORAGE_BACKEND
+    s3 with S3_PRESIGN_SECONDS): the origin such a URL has (signed locally, once per app); else None."""
+    config = current_app.config
+    if config.get("STORAGE_BACKEND") != "s3" or not config.get("S3_PRESIGN_SECONDS"):
+        return None
+    if "hue_photo_source" not in current_app.extensions:
+        from .services.storage import StorageError, get_storage
+
+        try:
+            parts = urlsplit(get_storage().presigned_url("probes/csp") or "")
+        except StorageError:
+            return None  # (no credentials to sign with: no redirects either)
+        current_app.extensions["hue_photo_source"] = f"{parts.scheme}://{parts.netloc}" if parts.netloc else None
+    return current_app.extensions["hue_photo_source"]
+
+
 def policy(frame_ancestors: str = "'self'") -> str:
     """The pages' Content-Security-Policy (`frame_ancestors`: who may frame them)."""
-    tiles = tile_source(current_app.config["MAP_TILE_URL"])
-    images = "'self' data: blob:" + (f" {tiles}" if tiles else "")
+    sources = [s for s in (tile_source(current_app.config["MAP_TILE_URL"]), photo_source()) if s]
+    images = " ".join(["'self' data: blob:", *sources])
     return (f"default-src 'self'; script-src 'self'; style-src 'self'; img-src {images}; connect-src 'self'; "
             f"font-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; "
             f"frame-ancestors {frame_ancestors}")

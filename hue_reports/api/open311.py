@@ -23,6 +23,7 @@ from ..schemas.open311 import (DiscoverySchema, Open311CreatedSchema, Open311Err
 from ..services import intake, outbox, reports
 from ..services import open311 as o311
 from ..services.open311 import Open311Error
+from ..services.storage import StorageError
 from .openapi import RETRY_AFTER, Blueprint, header, query
 
 UNAVAILABLE = "OPEN311_UNAVAILABLE"  # its 503, in the spec's error list
@@ -101,12 +102,15 @@ def _validation_error(exc: ma.ValidationError):
 
 @blp.errorhandler(sa_exc.SQLAlchemyError)
 @blp.errorhandler(redis.RedisError)
+@blp.errorhandler(StorageError)
 def _backend_error(exc: Exception):
-    """Database and queue errors in the spec's error list, with the status the app's handlers choose
-    (a value PostgreSQL refuses: 422; an outage: 503 with Retry-After; anything else: 500, logged)."""
-    from ..errors import handle_database_unavailable, handle_redis_unavailable
+    """Database, queue and photo storage errors in the spec's error list, with the status the app's handlers
+    choose (a value PostgreSQL refuses: 422; an outage: 503 with Retry-After; anything else: 500, logged)."""
+    from ..errors import handle_database_unavailable, handle_redis_unavailable, handle_storage_unavailable
 
-    answer = (handle_redis_unavailable if isinstance(exc, redis.RedisError) else handle_database_unavailable)(exc)
+    handler = (handle_redis_unavailable if isinstance(exc, redis.RedisError) else
+               handle_storage_unavailable if isinstance(exc, StorageError) else handle_database_unavailable)
+    answer = handler(exc)
     description = (answer.get_json() or {}).get("error", {}).get("message", "Error.")
     headers = {k: v for k, v in answer.headers.items() if k == "Retry-After"}
     return _error_answer(Open311Error(answer.status_code, description, headers=headers))

@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import delete, or_, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import SQLAlchemyError
 from zoneinfo import ZoneInfo
 
 from ..errors import ApiError
@@ -773,10 +774,15 @@ def published_json(period: Period) -> str:
     row = db.session.execute(stored, {"k": period.key}).first()  # (from the replica, when the view uses one)
     if row is not None:
         if row.requested_at < datetime.now(timezone.utc) - timedelta(hours=1):
-            with primary():
-                db.session.execute(text("UPDATE metric_results SET requested_at = now() WHERE key = :k"),
-                                   {"k": period.key})
-                db.session.commit()
+            # Best effort (it keeps the period refreshed): with the primary down, the replica still answers.
+            try:
+                with primary():
+                    db.session.execute(text("UPDATE metric_results SET requested_at = now() WHERE key = :k"),
+                                       {"k": period.key})
+                    db.session.commit()
+            except SQLAlchemyError:
+                db.session.rollback()
+                log.warning("metrics: could not note that %s was asked for (the primary is down?)", period.key)
         return row[0]
     with primary():
         # A period nobody asked for yet: computed here, one at a time; while one is being computed, others

@@ -199,10 +199,17 @@ class LocalStorage:
             if not first.is_dir(follow_symlinks=False):
                 continue
             for second in os.scandir(first.path):
-                if not second.is_dir(follow_symlinks=False) or second.stat().st_mtime < now - younger_than_s:
-                    continue  # nothing added to this directory in the window
-                for entry in os.scandir(second.path):
-                    mtime = entry.stat().st_mtime
+                try:
+                    if not second.is_dir(follow_symlinks=False) or second.stat().st_mtime < now - younger_than_s:
+                        continue  # nothing added to this directory in the window
+                    entries = list(os.scandir(second.path))
+                except FileNotFoundError:  # (removed meanwhile)
+                    continue
+                for entry in entries:
+                    try:
+                        mtime = entry.stat().st_mtime
+                    except FileNotFoundError:  # (deleted between the listing and now)
+                        continue
                     if entry.is_file() and not entry.name.startswith(".") and \
                             now - younger_than_s <= mtime <= now - older_than_s:
                         keys.append(f"{prefix.rstrip('/')}/{first.name}/{second.name}/{entry.name}")
@@ -369,6 +376,21 @@ class S3Storage:
             return self.client.generate_presigned_url(
                 "get_object", Params={"Bucket": self.bucket, "Key": check_key(key)}, ExpiresIn=self.presign_seconds)
 
+    def versioned(self) -> bool:
+        """Does the bucket keep old versions of what is deleted (versioning enabled, or suspended with versions
+        kept)? Unless a lifecycle rule expires them, a deleted original would live on as a noncurrent version."""
+        with self._translated(f"cannot read bucket {self.bucket}'s versioning"):
+            status = self.client.get_bucket_versioning(Bucket=self.bucket).get("Status")
+        if status not in ("Enabled", "Suspended"):
+            return False
+        from botocore.exceptions import ClientError
+
+        try:
+            rules = self.client.get_bucket_lifecycle_configuration(Bucket=self.bucket).get("Rules", [])
+        except ClientError:  # (no lifecycle configuration)
+            rules = []
+        return not any(r.get("Status") == "Enabled" and "NoncurrentVersionExpiration" in r for r in rules)
+
     def readable_by_anyone(self, key: str) -> bool:
         """Can a request without credentials read this object? (It must not: a public bucket would publish
         the originals.)"""
@@ -457,6 +479,10 @@ def check_storage(storage: Storage) -> list[str]:
         if isinstance(storage, S3Storage) and storage.readable_by_anyone(key):
             problems.append(f"bucket {storage.bucket} is readable without credentials: make it private "
                             "(originals hold the reporters' photos with their GPS)")
+        if isinstance(storage, S3Storage) and storage.versioned():
+            problems.append(f"bucket {storage.bucket} keeps old versions: a deleted original (the retention "
+                            "job's) would stay as one; turn versioning off, or expire noncurrent versions under "
+                            "originals/ by a lifecycle rule within days")
     except (StorageError, OSError) as exc:
         problems.append(str(exc))
     finally:
@@ -480,7 +506,11 @@ def remove_stale_spools(storage: Storage, older_than_s: float) -> int:
         return 0  # (an object store's spools are anonymous temporary files: they go with their process)
     removed = 0
     for path in incoming.iterdir():
-        if path.stat().st_mtime < time.time() - older_than_s:
+        try:
+            stale = path.stat().st_mtime < time.time() - older_than_s
+        except FileNotFoundError:  # (its upload finished or was discarded meanwhile)
+            continue
+        if stale:
             path.unlink(missing_ok=True)
             removed += 1
     return removed

@@ -61,6 +61,20 @@ def test_the_tile_servers_origin_in_the_policy(make_app):
     assert "img-src 'self' data: blob: https://*.maps.hue.gov.vn;" in policy
 
 
+def test_photos_redirected_to_presigned_urls_are_allowed_images(make_app):
+    """With S3 presigned URLs a photo is a redirect to the object store: the pages must let images load
+    from its origin (browsers check the policy again after a redirect), and only then."""
+    s3 = {"STORAGE_BACKEND": "s3", "S3_BUCKET": "photos", "S3_ENDPOINT_URL": "https://s3.example.vn:9000",
+          "S3_ACCESS_KEY_ID": "test-key", "S3_SECRET_ACCESS_KEY": "test-secret", "S3_REGION": "us-east-1",
+          "S3_ADDRESSING_STYLE": "path"}
+    for presign, allowed in ((600, True), (0, False)):
+        app = make_app(**s3, S3_PRESIGN_SECONDS=presign, MAP_TILE_URL="/tiles/{z}/{x}/{y}.png")
+        with app.app_context():
+            policy = app.test_client().get("/stats").headers["Content-Security-Policy"]
+        expected = "img-src 'self' data: blob:" + (" https://s3.example.vn:9000;" if allowed else ";")
+        assert expected in policy, policy
+
+
 def test_without_configured_origins_the_api_allows_no_other_site(client, db_session):
     response = client.get("/api/v1/services", headers={"Origin": "https://app.example.vn"})
     assert response.status_code == 200 and "Access-Control-Allow-Origin" not in response.headers

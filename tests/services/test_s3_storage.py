@@ -359,3 +359,22 @@ def test_the_check_finds_a_bucket_anyone_can_read(s3_server, s3_settings):
     finally:
         storage.close()
     assert len(problems) == 1 and "readable without credentials" in problems[0]
+
+
+def test_the_check_finds_a_bucket_that_keeps_deleted_originals(s3_server, s3_settings):
+    """Versioning without a rule expiring old versions: the retention job's deletions would keep every original."""
+    from hue_reports.services.storage import check_storage, make_storage
+
+    bucket = f"hue-versioned-{os.urandom(4).hex()}"
+    s3_server.client().create_bucket(Bucket=bucket)
+    s3_server.client().put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    storage = make_storage({**s3_settings, "MEDIA_ROOT": "unused", "S3_BUCKET": bucket})
+    try:
+        problems = check_storage(storage)
+        assert len(problems) == 1 and "keeps old versions" in problems[0]
+        s3_server.client().put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": [
+            {"ID": "expire", "Status": "Enabled", "Filter": {"Prefix": "originals/"},
+             "NoncurrentVersionExpiration": {"NoncurrentDays": 1}}]})
+        assert check_storage(storage) == []
+    finally:
+        storage.close()
