@@ -31,10 +31,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import generate as generator  # noqa: E402
 from common import bench_stack, peak_rss_mb, percentile, record  # noqa: E402
 
-def metrics_build(app) -> list[tuple[str, float]]:
+def metrics_build(app, replay: bool = True) -> list[tuple[str, float]]:
     """The rollups' costs: the first full replay of every report's events, an incremental refresh after a
     few new events, and each grouping's answer computed from the facts (what the scheduler redoes every
-    METRICS_REFRESH_SECONDS)."""
+    METRICS_REFRESH_SECONDS); without `replay`, only the map's rollup (the metrics stored before)."""
     from sqlalchemy import text
 
     from hue_reports.extensions import db
@@ -42,21 +42,22 @@ def metrics_build(app) -> list[tuple[str, float]]:
 
     out = []
     with app.app_context():
-        started = time.perf_counter()
-        stats = metrics.refresh(full=True)
-        out.append((f"full replay of {stats.reports:,} reports", time.perf_counter() - started))
-        db.session.execute(text("ANALYZE metric_reports; ANALYZE metric_custodies"))
-        db.session.execute(text("""
-            INSERT INTO report_events (report_id, type, actor_kind, agency_id, public, note)
-            SELECT id, 'comment', 'officer', agency_id, true, 'bench' FROM reports ORDER BY id DESC LIMIT 1000"""))
-        db.session.commit()
-        started = time.perf_counter()
-        stats = metrics.refresh()
-        out.append((f"incremental refresh, {stats.reports:,} reports", time.perf_counter() - started))
-        for group_by in metrics.GROUP_BYS:
+        if replay:
             started = time.perf_counter()
-            metrics.published(metrics.Period(group_by, None, None))
-            out.append((f"compute group_by={group_by}", time.perf_counter() - started))
+            stats = metrics.refresh(full=True)
+            out.append((f"full replay of {stats.reports:,} reports", time.perf_counter() - started))
+            db.session.execute(text("ANALYZE metric_reports; ANALYZE metric_custodies"))
+            db.session.execute(text("""
+                INSERT INTO report_events (report_id, type, actor_kind, agency_id, public, note)
+                SELECT id, 'comment', 'officer', agency_id, true, 'bench' FROM reports ORDER BY id DESC LIMIT 1000"""))
+            db.session.commit()
+            started = time.perf_counter()
+            stats = metrics.refresh()
+            out.append((f"incremental refresh, {stats.reports:,} reports", time.perf_counter() - started))
+            for group_by in metrics.GROUP_BYS:
+                started = time.perf_counter()
+                metrics.published(metrics.Period(group_by, None, None))
+                out.append((f"compute group_by={group_by}", time.perf_counter() - started))
         from hue_reports.services import mapgrid
 
         for label in ("map rollup, first refresh", "map rollup, refresh with nothing new"):
@@ -152,7 +153,7 @@ def _run(n: int, repeat: int) -> dict:
         return _measure_all(n, made, repeat, env["DATABASE_URL"])
 
 
-def existing(url: str, repeat: int) -> dict:
+def existing(url: str, repeat: int, replay: bool = True) -> dict:
     """Everything measured on a database generated before (bench/generate.py --database-url URL): nothing is
     generated, and nothing dropped after (the metrics' full replay and rollups are rebuilt in it)."""
     import psycopg
@@ -171,18 +172,18 @@ def existing(url: str, repeat: int) -> dict:
     try:
         os.environ.update({"DATABASE_URL": url, "HUE_ENV": "development", "LOG_LEVEL": "WARNING",
                            "RATE_LIMIT_PER_MINUTE": "0", "RATE_LIMIT_PER_DAY": "0"})
-        return _measure_all(reports, made, repeat, url)
+        return _measure_all(reports, made, repeat, url, replay)
     finally:
         os.environ.clear()
         os.environ.update(saved)
 
 
-def _measure_all(n: int, made, repeat: int, url: str) -> dict:
+def _measure_all(n: int, made, repeat: int, url: str, replay: bool = True) -> dict:
     from hue_reports import create_app
     from hue_reports.extensions import db
 
     app = create_app()
-    built = metrics_build(app)
+    built = metrics_build(app, replay)
     rows = []
     for label, path in cases():
         times, floor, size = measure(app, path, repeat, url)
@@ -199,9 +200,11 @@ def main() -> int:
     parser.add_argument("--database-url", action="append", default=[],
                         help="measure this database, generated before by bench/generate.py --database-url "
                              "(repeatable; instead of --n; it needs REDIS_URL's Redis)")
+    parser.add_argument("--no-replay", action="store_true",
+                        help="with --database-url: keep the metrics as stored (no full replay, no answers computed)")
     args = parser.parse_args()
     if args.database_url:
-        runs = [existing(url, args.repeat) for url in args.database_url]
+        runs = [existing(url, args.repeat, not args.no_replay) for url in args.database_url]
     else:
         runs = [run(int(x.replace("_", "")), args.repeat) for x in args.n.split(",")]
     counts = ", ".join(f"{r['n']:,}" for r in runs)
