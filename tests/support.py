@@ -365,3 +365,20 @@ class S3Server:
     def keys(self, bucket: str) -> set[str]:
         paginator = self.client().get_paginator("list_objects_v2")
         return {item["Key"] for page in paginator.paginate(Bucket=bucket) for item in page.get("Contents", [])}
+
+
+def kill_when_waiting_on_a_lock(worker: subprocess.Popen, watcher, query_like: str, log_path: Path) -> None:
+    """SIGKILL a worker process as soon as a statement like `query_like` (SQL LIKE) waits on a lock the test
+    holds (seen by `watcher`, a psycopg connection): the job is killed in the middle. Fails after 30 s."""
+    import signal
+    import time
+
+    deadline = time.monotonic() + 30
+    waiting = 0
+    while not waiting and time.monotonic() < deadline:
+        waiting = watcher.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                                  "AND query LIKE %s", (query_like,)).fetchone()[0]
+        time.sleep(0.1)
+    assert waiting, log_path.read_text()
+    worker.send_signal(signal.SIGKILL)
+    worker.wait(10)

@@ -20,7 +20,7 @@ from sqlalchemy.engine import make_url
 from hue_reports.extensions import db
 from hue_reports.models import IdempotencyKey, Photo, Report, ReportEvent
 from tests.stack import BIN, Gunicorn, TcpProxy, redis_server, request, small_jpeg
-from tests.support import ROOT, multipart, post_report, report_form
+from tests.support import ROOT, kill_when_waiting_on_a_lock, multipart, post_report, report_form
 
 
 def _routed_events(report_id: int) -> int:
@@ -182,15 +182,7 @@ def test_a_worker_killed_during_a_derivatives_job_makes_them_later_exactly_once(
                               cwd=ROOT, env=process_env, stdout=log, stderr=subprocess.STDOUT)
     watcher = psycopg.connect(database_url, autocommit=True)
     try:
-        deadline = time.monotonic() + 30
-        waiting = 0
-        while not waiting and time.monotonic() < deadline:
-            waiting = watcher.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                                      "AND query LIKE 'UPDATE photos%%'").fetchone()[0]
-            time.sleep(0.1)
-        assert waiting, (tmp_path / "worker.log").read_text()
-        worker.send_signal(signal.SIGKILL)
-        worker.wait(10)
+        kill_when_waiting_on_a_lock(worker, watcher, "UPDATE photos%", tmp_path / "worker.log")
     finally:
         holder.rollback()
         holder.close()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import http.server
 import json
-import signal
 import subprocess
 import sys
 import threading
@@ -21,7 +20,7 @@ from hue_reports.extensions import db
 from hue_reports.models import Agency, OutboxMessage, Report, ReportEvent
 from hue_reports.services import outbox
 from hue_reports.devstack import free_port
-from tests.support import ROOT, flask_cli, post_report
+from tests.support import ROOT, flask_cli, kill_when_waiting_on_a_lock, post_report
 
 SECRET = "agency-webhook-secret-" + "x" * 16
 # A reporter's personal data, sent with every test submission: it must never leave in a webhook.
@@ -85,16 +84,7 @@ def test_a_worker_killed_in_the_middle_of_a_job_still_routes_the_report_once(app
                                "--queues", "routing"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     watcher = psycopg.connect(database_url, autocommit=True)  # (a transaction sees a frozen pg_stat_activity)
     try:
-        deadline = time.monotonic() + 30
-        waiting = 0
-        while time.monotonic() < deadline and not waiting:
-            waiting = watcher.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE %s",
-                ("%FOR UPDATE OF r%",)).fetchone()[0]
-            time.sleep(0.1)
-        assert waiting, (tmp_path / "worker.log").read_text()
-        worker.send_signal(signal.SIGKILL)
-        worker.wait(10)
+        kill_when_waiting_on_a_lock(worker, watcher, "%FOR UPDATE OF r%", tmp_path / "worker.log")
     finally:
         holder.rollback()
         holder.close()
