@@ -145,6 +145,10 @@ SETTINGS: tuple[Setting, ...] = (
             "relative links can be followed."),
     Setting("ROUTING_JOB_TIMEOUT_SECONDS", "60",
             "A routing job running longer is stopped (and retried); one `started` twice as long ago is lost.", int),
+    Setting("ROUTING_BATCH", "50",
+            "A routing job also takes up to this many more routing jobs waiting in its queue and routes their "
+            "reports in the same run (one transaction each), which spares the queue's own cost per job under a "
+            "backlog; 0 routes one report per job.", int),
     Setting("NOTIFY_URL_PREFIXES", None,
             "Comma-separated URL prefixes a report's `notify_url` may start with (the city's push gateways); "
             "empty refuses every notify_url.", _list),
@@ -242,7 +246,7 @@ def load_config(environ: Mapping[str, str] | None = None,
                  "DUPLICATE_DAYS"):
         if config[name] < 1:
             raise ConfigError(f"{name} must be at least 1")
-    for name in ("DUPLICATE_RADIUS_M", "ROUTING_SWEEP_SECONDS", "PHOTO_SWEEP_SECONDS"):
+    for name in ("DUPLICATE_RADIUS_M", "ROUTING_SWEEP_SECONDS", "PHOTO_SWEEP_SECONDS", "ROUTING_BATCH"):
         if config[name] < 0:
             raise ConfigError(f"{name} must not be negative")
     for name in ("TOKEN_HOURS", "LOGIN_LOCKOUT_MINUTES", "LOGIN_IP_WINDOW_MINUTES", "PERSONAL_DATA_RETENTION_MONTHS"):

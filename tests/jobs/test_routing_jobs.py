@@ -414,3 +414,124 @@ def test_a_receiver_that_misbehaves_is_a_failed_attempt_retried_later(app, commi
             db.session.execute(Agency.__table__.update().where(Agency.code == "SXD").values(
                 webhook_url=None, webhook_secret=None))
             db.session.commit()
+
+
+# --- a backlog: one routing job routes the reports of the jobs waiting behind it (ROUTING_BATCH) ----------
+
+def _work_routing(app, redis_conn):
+    """Drain the routing queue with a real SimpleWorker in this process; returns how many jobs RQ itself ran."""
+    from rq import SimpleWorker
+
+    with app.app_context():
+        worker = SimpleWorker(["routing"], connection=redis_conn)
+        worker.work(burst=True)
+        worker.refresh()
+        return worker.successful_job_count
+
+
+def _statuses(redis_conn, ids) -> dict[int, str]:
+    from rq.job import Job
+
+    return {i: Job.fetch(f"route-{i}", connection=redis_conn).get_status() for i in ids}
+
+
+def test_a_backlog_is_routed_by_the_first_job_each_report_once_each_job_finished(app, committed, redis_conn):
+    ids = submit(app, 5)
+    assert _work_routing(app, redis_conn) == 1  # RQ ran one job; it took the four waiting behind it
+    with app.app_context():
+        assert routed_events(ids) == {i: 1 for i in ids}
+        assert all(db.session.get(Report, i).status == "routed" for i in ids)
+    assert _statuses(redis_conn, ids) == {i: "finished" for i in ids}
+    from rq.job import Job
+
+    claimed = Job.fetch(f"route-{ids[3]}", connection=redis_conn)
+    assert claimed.return_value() == "routed" and claimed.started_at and claimed.ended_at
+    assert redis_conn.llen("rq:queue:routing") == 0
+
+
+def test_with_routing_batch_0_each_job_routes_its_own_report(make_app, committed, redis_conn):
+    single = make_app(ROUTING_BATCH=0)
+    ids = submit(single, 3)
+    assert _work_routing(single, redis_conn) == 3
+    with single.app_context():
+        assert routed_events(ids) == {i: 1 for i in ids}
+
+
+def test_a_claimed_job_that_fails_goes_back_to_rq_with_its_own_retries(app, committed, redis_conn, monkeypatch):
+    ids = submit(app, 4)
+    from hue_reports.services import routing
+
+    real_route = routing.route
+
+    def route(report_id, **kwargs):
+        if report_id == ids[2]:
+            raise RuntimeError("injected: this report cannot be routed now")
+        return real_route(report_id, **kwargs)
+
+    monkeypatch.setattr(routing, "route", route)
+    # The first job takes the other three; the failing one goes back to the queue, where RQ runs it as its
+    # own job, which fails and is scheduled for its retry (not the last try: the report stays submitted).
+    assert _work_routing(app, redis_conn) == 1
+    with app.app_context():
+        assert routed_events(ids) == {i: 1 for i in ids if i != ids[2]}
+        assert db.session.get(Report, ids[2]).status == "submitted"
+    from rq.job import Job
+
+    failing = Job.fetch(f"route-{ids[2]}", connection=redis_conn)
+    assert failing.get_status() == "scheduled" and failing.retries_left == app.config["ROUTING_ATTEMPTS"] - 2
+    assert _statuses(redis_conn, [i for i in ids if i != ids[2]]) == {i: "finished" for i in ids if i != ids[2]}
+
+
+def test_claimed_jobs_not_started_before_the_batch_budget_go_back_to_the_head_of_the_queue(
+        make_app, committed, redis_conn, monkeypatch):
+    # A batch stops a quarter of the job's timeout after it began (1 s here): the second report takes longer,
+    # so the first job stops after it and puts the two it claimed and did not start back in front.
+    slow = make_app(ROUTING_JOB_TIMEOUT_SECONDS=4)
+    ids = submit(slow, 4)
+    from hue_reports.services import routing
+
+    real_route = routing.route
+
+    def route(report_id, **kwargs):
+        if report_id == ids[1]:
+            time.sleep(1.2)
+        return real_route(report_id, **kwargs)
+
+    monkeypatch.setattr(routing, "route", route)
+    from hue_reports.extensions import get_queue
+
+    with slow.app_context():
+        from rq.job import Job
+
+        first = Job.fetch(f"route-{ids[0]}", connection=redis_conn)
+        get_queue("routing").remove(first.id)  # as a worker pops it
+        assert first.perform() == "routed"
+        assert [j.decode() for j in redis_conn.lrange("rq:queue:routing", 0, -1)] == \
+            [f"route-{ids[2]}", f"route-{ids[3]}"]
+        assert _statuses(redis_conn, ids[2:]) == {i: "queued" for i in ids[2:]}
+        assert routed_events(ids) == {ids[0]: 1, ids[1]: 1}
+    assert _work_routing(slow, redis_conn) == 1
+    with slow.app_context():
+        assert routed_events(ids) == {i: 1 for i in ids}
+
+
+def test_jobs_claimed_by_a_worker_that_died_are_queued_again_by_the_sweep(make_app, app, committed, redis_conn):
+    ids = submit(app, 3)
+    from hue_reports.extensions import get_queue
+    from hue_reports.jobs.routing import claim_waiting, sweep_unrouted
+
+    with app.app_context():
+        assert claim_waiting(get_queue("routing"), 10) == [f"route-{i}" for i in ids]
+        assert claim_waiting(get_queue("routing"), 10) == []  # each job is claimed once
+    # ... and the worker that claimed them is killed: they stay `started`, as RQ leaves a killed worker's job.
+    assert _statuses(redis_conn, ids) == {i: "started" for i in ids}
+    sweeping = make_app(ROUTING_SWEEP_SECONDS=0, ROUTING_JOB_TIMEOUT_SECONDS=1)
+    with sweeping.app_context():
+        assert sweep_unrouted() == 0  # being routed, for all the sweep knows
+    time.sleep(2.1)  # twice the timeout: lost
+    with sweeping.app_context():
+        assert sweep_unrouted() == 3
+        assert sweep_unrouted() == 0
+    assert _work_routing(app, redis_conn) == 1
+    with app.app_context():
+        assert routed_events(ids) == {i: 1 for i in ids}
