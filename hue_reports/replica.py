@@ -263,8 +263,9 @@ def replica_readable(view: Callable) -> Callable:
 
 def _on_error(app: Flask, context) -> None:
     """An error on the replica's engine: the request in progress answers from the primary; a failed or lost
-    connection makes the replica `down` for REPLICA_RETRY_SECONDS. (A failed pre-ping is not one: the pool
-    reconnects, and that attempt's own failure comes here.)"""
+    connection makes the replica `down` for REPLICA_RETRY_SECONDS. (A pooled connection found dead at checkout
+    is not one, extensions.watch_connections: the pool reconnects, and that attempt's own failure comes here;
+    nor a pre-ping's, should an engine use pool_pre_ping.)"""
     if context.is_pre_ping:
         return
     if has_app_context():
