@@ -1,5 +1,6 @@
 """The public reads' fixed cost without its risks (real engines, not the tests' shared connection): a read-only
-view's statements run in autocommit (no BEGIN and ROLLBACK) and leave the pool's connections transactional; its
+view's statements run in autocommit (no BEGIN and ROLLBACK), unprepared as before, and leave the pool's
+connections transactional; its
 writes (`with primary():`) run in a transaction; a pooled connection whose server session ended while it was
 idle is replaced without a ping per checkout, and the request does not see it."""
 
@@ -16,12 +17,13 @@ from hue_reports.replica import primary, replica_readable
 MAP = "/api/v1/public/reports?bbox=107.55,16.44,107.62,16.49&zoom=10"
 
 
-def _autocommit_spy(app) -> list[bool]:
-    """Whether each statement the app's primary engine runs is in autocommit (psycopg's own flag)."""
-    seen: list[bool] = []
+def _autocommit_spy(app) -> list[tuple[bool, int | None]]:
+    """For each statement the app's primary engine runs: in autocommit? (psycopg's own flag) and after how many
+    runs psycopg would prepare it (None: never)."""
+    seen: list[tuple[bool, int | None]] = []
     with app.app_context():
-        event.listen(db.engine, "before_cursor_execute",
-                     lambda conn, cursor, *_: seen.append(cursor.connection.autocommit))
+        event.listen(db.engine, "before_cursor_execute", lambda conn, cursor, *_: seen.append(
+            (cursor.connection.autocommit, cursor.connection.prepare_threshold)))
     return seen
 
 
@@ -30,13 +32,14 @@ def test_a_public_read_runs_in_autocommit_and_the_pool_gets_its_connection_back_
     seen = _autocommit_spy(app)
     response = app.test_client().get(MAP)
     assert response.status_code == 200, response.get_json()
-    assert seen and all(seen)  # every statement of the view, without BEGIN and ROLLBACK
+    # every statement of the view without BEGIN and ROLLBACK, and never prepared (planned as it always was)
+    assert seen and all(seen_ == (True, None) for seen_ in seen)
     seen.clear()
     with app.app_context():
         db.session.execute(text("SELECT 1"))  # the same pooled connection, for anything else
         assert db.session.connection().connection.dbapi_connection.autocommit is False
         db.session.rollback()
-    assert seen == [False]
+    assert seen == [(False, 5)]  # (psycopg's default threshold again)
 
 
 def test_writes_of_a_read_only_view_run_in_a_transaction(app, make_app, database_url):
