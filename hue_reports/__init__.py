@@ -17,7 +17,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from . import api, cli, errors, observability, replica, security, web
     from .config import load_config
     from .extensions import api as smorest_api
-    from .extensions import db, init_redis, migrate
+    from .extensions import db, init_redis, migrate, watch_connections
 
     from .uploads import UploadRequest
 
@@ -34,6 +34,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     observability.init_app(app)  # (first: the request id and the timing wrap every other hook)
     security.init_app(app)  # CORS preflights; the headers of every answer
     db.init_app(app)
+    with app.app_context():
+        for engine in db.engines.values():
+            watch_connections(engine)  # (the pool's liveness check)
     replica.init_app(app)  # (the replica's engine, when DATABASE_REPLICA_URL is set)
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR))
     init_redis(app)

@@ -281,7 +281,7 @@ def load_config(environ: Mapping[str, str] | None = None,
         raise ConfigError(f"WORKER_CLASS must be `simple` or `fork`, not {config['WORKER_CLASS']!r}")
 
     engine_options = {
-        "pool_pre_ping": True,
+        # (no pool_pre_ping: a cheaper liveness check on each checkout, extensions.watch_connections)
         "hide_parameters": True,  # errors and logs never show the values (reporters' personal data)
         "pool_size": config["DATABASE_POOL_SIZE"],
         # JIT off: PostGIS functions are costed high, so small map queries looked big enough to be

@@ -29,6 +29,7 @@ import logging
 import math
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -44,20 +45,65 @@ log = logging.getLogger(__name__)
 
 BIND = "replica"  # the SQLALCHEMY_BINDS key of the replica's engine
 ROUTE = "hue_read_from"  # session.info key: the session reads from the replica while it is set
+AUTOCOMMIT = "hue_autocommit"  # session.info key: the session's reads run outside a transaction while it is set
 HEADER = "X-Database"
 SAMPLES_KEPT = 256
 
 
 class RoutingSession(flask_sqlalchemy.session.Session):
     """Flask-SQLAlchemy's session, sending every statement to the replica while the session is routed there
-    (by `replica_readable`), to the primary otherwise."""
+    (by `replica_readable`), to the primary otherwise; in autocommit (no BEGIN and ROLLBACK around the reads)
+    while `replica_readable` says the view only reads."""
 
     def get_bind(self, mapper=None, clause=None, bind=None, **kwargs):
         if bind is None and self.info.get(ROUTE) == BIND:
             engine = self._db.engines.get(BIND)
             if engine is not None:
-                return engine
-        return super().get_bind(mapper=mapper, clause=clause, bind=bind, **kwargs)
+                return _autocommit(engine) if self.info.get(AUTOCOMMIT) else engine
+        engine = super().get_bind(mapper=mapper, clause=clause, bind=bind, **kwargs)
+        if bind is None and self.info.get(AUTOCOMMIT) and isinstance(engine, Engine):
+            return _autocommit(engine)
+        return engine  # (a test's Connection as it is)
+
+
+_autocommit_engines: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _autocommit(engine: Engine) -> Engine:
+    """The engine's autocommit twin (the same pool; a connection it hands out is in autocommit until it goes back
+    to the pool): a read-only view's statements each run on their own, without the two round trips of BEGIN and
+    ROLLBACK. In READ COMMITTED each statement sees its own snapshot anyway, so reads see what they saw.
+
+    Nor are they planned differently: psycopg prepares a statement run 5 times on a connection, and forgets
+    them all at a ROLLBACK, so the reads, one transaction each, were never prepared; without the ROLLBACK they
+    would be, and PostgreSQL may then keep one generic plan for every tile and view (seen 4x faster for a
+    dense z15 tile at 100k, but chosen from the first requests' parameters: a decision of its own, not taken
+    here). The twin's connections do not prepare until they go back to the pool."""
+    twin = _autocommit_engines.get(engine)
+    if twin is None:
+        twin = engine.execution_options(isolation_level="AUTOCOMMIT")
+        event.listen(twin, "engine_connect", _no_prepare)
+        event.listen(engine.pool, "checkin", _prepare_again)
+        _autocommit_engines[engine] = twin
+    return twin
+
+
+_PREPARE_THRESHOLD = "hue_prepare_threshold"  # connection record's info: psycopg's threshold before the twin's
+
+
+def _no_prepare(connection) -> None:
+    dbapi_connection = connection.connection.dbapi_connection
+    record = connection.connection._connection_record
+    if record is not None and _PREPARE_THRESHOLD not in record.info:
+        record.info[_PREPARE_THRESHOLD] = dbapi_connection.prepare_threshold
+    dbapi_connection.prepare_threshold = None
+
+
+def _prepare_again(dbapi_connection, record) -> None:
+    if _PREPARE_THRESHOLD in record.info:
+        threshold = record.info.pop(_PREPARE_THRESHOLD)
+        if dbapi_connection is not None:
+            dbapi_connection.prepare_threshold = threshold
 
 
 def _db():
@@ -69,14 +115,17 @@ def _db():
 @contextmanager
 def primary() -> Iterator[None]:
     """Statements in this block go to the primary, even in a replica-read view (its writes, and the reads
-    that must see them)."""
+    that must see them), in a transaction (never in a read-only view's autocommit)."""
     info = _db().session.info
     previous = info.pop(ROUTE, None)
+    autocommit = info.pop(AUTOCOMMIT, None)
     try:
         yield
     finally:
         if previous is not None:
             info[ROUTE] = previous
+        if autocommit is not None:
+            info[AUTOCOMMIT] = autocommit
 
 
 def lsn(value: str) -> int:
@@ -195,14 +244,25 @@ def _fall_back(why: str) -> None:
 
 def replica_readable(view: Callable) -> Callable:
     """Mark a view whose GET may read from the replica (public data, where a few seconds' lag is within what
-    its Cache-Control already allows). Its writes must be inside `with primary():`."""
+    its Cache-Control already allows). Its writes must be inside `with primary():`: outside it, its statements
+    run in autocommit, each on its own (reads without BEGIN and ROLLBACK), on the replica or the primary."""
 
     @functools.wraps(view)
+    def read_only(*args, **kwargs):
+        if request.method not in ("GET", "HEAD"):
+            return view(*args, **kwargs)
+        info = _db().session.info
+        info[AUTOCOMMIT] = True
+        try:
+            return routed(*args, **kwargs)
+        finally:
+            info.pop(AUTOCOMMIT, None)
+
     def routed(*args, **kwargs):
         from .errors import ApiError
 
         watch = monitor()
-        if watch is None or request.method not in ("GET", "HEAD"):
+        if watch is None:
             return view(*args, **kwargs)
         session = _db().session
         if not watch.choose().use:
@@ -225,13 +285,14 @@ def replica_readable(view: Callable) -> Callable:
             session.info.pop(ROUTE, None)
         return view(*args, **kwargs)
 
-    return routed
+    return read_only
 
 
 def _on_error(app: Flask, context) -> None:
     """An error on the replica's engine: the request in progress answers from the primary; a failed or lost
-    connection makes the replica `down` for REPLICA_RETRY_SECONDS. (A failed pre-ping is not one: the pool
-    reconnects, and that attempt's own failure comes here.)"""
+    connection makes the replica `down` for REPLICA_RETRY_SECONDS. (A pooled connection found dead at checkout
+    is not one, extensions.watch_connections: the pool reconnects, and that attempt's own failure comes here;
+    nor a pre-ping's, should an engine use pool_pre_ping.)"""
     if context.is_pre_ping:
         return
     if has_app_context():

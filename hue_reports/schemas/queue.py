@@ -6,6 +6,7 @@ The answer never carries the reporter's contact (report_contacts): officers do n
 from __future__ import annotations
 
 import re
+import threading
 from datetime import date, datetime
 
 import marshmallow as ma
@@ -111,11 +112,23 @@ class QueueQueryArgs(ma.Schema):
         return {k: v for k, v in data.items() if not (isinstance(v, str) and v.strip() == "")}
 
 
+_schemas = threading.local()
+
+
+def _query_schema() -> tuple[QueueQueryArgs, frozenset[str]]:
+    """This thread's QueueQueryArgs and the parameter names it knows (made once: a schema's construction, a deep
+    copy of its fields, cost more than loading a query)."""
+    made = getattr(_schemas, "query", None)
+    if made is None:
+        schema = QueueQueryArgs()
+        made = _schemas.query = (schema, frozenset(field.data_key or name for name, field in schema.fields.items()))
+    return made
+
+
 def load_query(args) -> dict:
     """The queue's arguments from a request's query string (a MultiDict); 422 `validation_error` with
     `fields` for anything wrong. `status` may be repeated; any other parameter comes once."""
-    schema = QueueQueryArgs()
-    known = {field.data_key or name for name, field in schema.fields.items()}
+    schema, known = _query_schema()
     data, errors = {}, {}
     for key in args.keys():
         if key not in known:

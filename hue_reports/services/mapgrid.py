@@ -25,11 +25,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from flask import current_app
-from sqlalchemy import Float, Integer, bindparam, func, literal_column, select, text
+from sqlalchemy import Float, Integer, bindparam, event, func, literal_column, select, text
+from sqlalchemy.orm import Session
 from sqlalchemy.sql import Select
 
 from ..extensions import db, try_xact_lock
 from ..models import ALL_CATEGORIES, OPEN_STATUSES, SRID, MapCell, MapState, Report
+from ..replica import ROUTE
 from . import queue
 
 WEB_MERCATOR = 3857
@@ -146,52 +148,147 @@ def rollup_usable(args: dict, level: int) -> datetime | None:
     """The rollup's instant if it can answer these filters at this level; None to count live."""
     if any(args.get(name) for name in LIVE_FILTERS):
         return None
-    state = db.session.get(MapState, 1)
-    if state is None or level > state.finest_level or level < COARSEST_LEVEL:
+    state = _state()
+    return _usable(args, level, state)
+
+
+def _usable(args: dict, level: int, state: tuple[int, datetime] | None) -> datetime | None:
+    if state is None or level > state[0] or level < COARSEST_LEVEL:
         return None
-    if args.get("category") and level > min(category_finest_level(), state.finest_level - CATEGORY_LEVELS_BELOW):
+    finest, as_of = state
+    if args.get("category") and level > min(category_finest_level(), finest - CATEGORY_LEVELS_BELOW):
         return None
     max_age = timedelta(seconds=current_app.config["MAP_ROLLUP_MAX_AGE_SECONDS"])
-    if state.as_of < datetime.now(timezone.utc) - max_age:
+    if as_of < datetime.now(timezone.utc) - max_age:
         return None
-    return state.as_of
+    return as_of
 
 
-def _rollup_where(args: dict, cells: CellRange) -> list:
-    codes = queue.resolve_codes(args)
-    where = [MapCell.level == cells.level, MapCell.category_id == (codes.category_id or ALL_CATEGORIES),
-             MapCell.mx.between(cells.mx0, cells.mx1), MapCell.my.between(cells.my0, cells.my1),
-             status_condition(MapCell.status, args)]
-    if args.get("overdue") is not None:
-        where.append(MapCell.overdue == args["overdue"])
+_STATE = text("SELECT finest_level, as_of FROM map_state WHERE id = 1")
+_STATE_READ = "hue_map_state"  # session.info: (transaction, database, state) of the last read
+
+
+_UNKNOWN = object()
+
+
+def _state() -> tuple[int, datetime] | None:
+    """The rollup's (finest level, instant): read once per transaction and database (a request asks for it up
+    to twice; as the ORM's identity map did). A plain statement: the ORM's get() cost 0.3 ms more CPU."""
+    state = _known_state()
+    if state is _UNKNOWN:
+        row = db.session.execute(_STATE).first()
+        state = _remember_state(None if row is None else (row[0], row[1]))
+    return state  # type: ignore[return-value]
+
+
+def _known_state():
+    """The state this transaction read already from the database it reads, or _UNKNOWN."""
+    session = db.session()  # (the request's Session, not its scoped proxy)
+    read = session.info.get(_STATE_READ)
+    transaction = session.get_transaction()
+    if read is not None and transaction is not None and read[0] is transaction and read[1] == session.info.get(ROUTE):
+        return read[2]
+    return _UNKNOWN
+
+
+def _remember_state(state: tuple[int, datetime] | None) -> tuple[int, datetime] | None:
+    session = db.session()
+    session.info[_STATE_READ] = (session.get_transaction(), session.info.get(ROUTE), state)
+    return state
+
+
+@event.listens_for(Session, "after_flush")
+def _forget_state(session, _context) -> None:
+    """What the session wrote may be the state (the ORM's get() saw its own changes too)."""
+    session.info.pop(_STATE_READ, None)
+
+
+# The statements are built once per shape (which filters, which statuses) with the cells, the category and the
+# instant as bound parameters: building and keying a statement cost more CPU than running it (0.3-1 ms a
+# request); SQLAlchemy then finds its compiled form at once, and the SQL is the same for every request.
+STATEMENTS_KEPT = 256
+_CELLS = MapCell.__table__  # (Core statements: no ORM step at execution)
+_STATE_TABLE = MapState.__table__
+_statements: dict[tuple, object] = {}
+
+
+def statement(key: tuple, build):
+    """The statement `build()` makes for this shape `key`, built once per process (at most STATEMENTS_KEPT)."""
+    stmt = _statements.get(key)
+    if stmt is None:
+        if len(_statements) >= STATEMENTS_KEPT:  # (shapes are few; a flood of odd filters only rebuilds)
+            _statements.clear()
+        stmt = _statements[key] = build()
+    return stmt
+
+
+def _rollup_shape(args: dict) -> tuple:
+    """What the rollup's conditions look like for these filters (the statuses and overdue flag asked for)."""
+    return tuple(args.get("status") or ()), args.get("overdue")
+
+
+def _rollup_where(statuses: tuple, overdue: bool | None) -> list:
+    """The rollup's rows of the cells in range (bound: level, cell_category, mx0, mx1, my0, my1)."""
+    c = _CELLS.c
+    where = [c.level == bindparam("level", type_=Integer),
+             c.category_id == bindparam("cell_category", type_=Integer),
+             c.mx.between(bindparam("mx0", type_=Integer), bindparam("mx1", type_=Integer)),
+             c.my.between(bindparam("my0", type_=Integer), bindparam("my1", type_=Integer)),
+             status_condition(c.status, {"status": list(statuses)})]
+    if overdue is not None:
+        where.append(c.overdue == overdue)
     return where
 
 
-def rollup_count(args: dict, cells: CellRange) -> int | None:
+def _rollup_params(codes, cells: CellRange) -> dict:
+    return {"level": cells.level, "cell_category": codes.category_id or ALL_CATEGORIES,
+            "mx0": cells.mx0, "mx1": cells.mx1, "my0": cells.my0, "my1": cells.my1}
+
+
+def rollup_count(args: dict, cells: CellRange, codes=None) -> int | None:
     """The reports under the map's filters in `cells` by the rollup (as of its last refresh), or None when
-    it cannot answer (filters it does not hold, too fine a level, stale)."""
-    if rollup_usable(args, cells.level) is None:
+    it cannot answer (filters it does not hold, too fine a level, stale). `codes`: queue.resolve_codes(args)."""
+    if any(args.get(name) for name in LIVE_FILTERS):
         return None
-    return db.session.scalar(select(func.coalesce(func.sum(MapCell.n), 0)).where(*_rollup_where(args, cells)))
+    shape = _rollup_shape(args)
+    params = _rollup_params(codes or queue.resolve_codes(args), cells)
+    count = select(func.coalesce(func.sum(_CELLS.c.n), 0)).where(*_rollup_where(*shape))
+    state = _known_state()
+    if state is not _UNKNOWN:
+        if _usable(args, cells.level, state) is None:  # type: ignore[arg-type]
+            return None
+        return db.session.scalar(statement(("rollup count", shape), lambda: count), params)
+    # The state and the count in one statement (the count is not used when the rollup cannot answer: no rows at a
+    # level it does not hold).
+    row = db.session.execute(statement(("rollup count and state", shape), lambda: select(
+        _STATE_TABLE.c.finest_level, _STATE_TABLE.c.as_of, count.scalar_subquery()).where(_STATE_TABLE.c.id == 1)),
+        params).first()
+    state = _remember_state(None if row is None else (row[0], row[1]))
+    return None if _usable(args, cells.level, state) is None else row[2]
 
 
-def cell_rows(args: dict, cells: CellRange, now: datetime, live_where: list) -> tuple[Select, datetime | None]:
+def cell_rows(args: dict, cells: CellRange, now: datetime, live_where, codes=None
+              ) -> tuple[Select, dict, datetime | None, tuple | None]:
     """A query of (mx, my, status, overdue, n, sum_lon, sum_lat) for the cells in `cells` under the map's
-    filters `args` (`live_where`: the same filters as conditions on reports), and the rollup's instant (None
-    when counted live)."""
+    filters `args` (`live_where()`: the same filters as conditions on reports), its parameters, the rollup's
+    instant (None when counted live), and the query's shape when it is the same for other requests (the
+    rollup's: a caller may keep what it builds around it under that key; None: counted live)."""
     as_of = rollup_usable(args, cells.level)
     if as_of is not None:
-        return (select(MapCell.mx, MapCell.my, MapCell.status, MapCell.overdue, MapCell.n, MapCell.sum_lon,
-                       MapCell.sum_lat).where(*_rollup_where(args, cells)), as_of)
+        shape = ("rollup rows", _rollup_shape(args))
+        c = _CELLS.c
+        stmt = statement(shape, lambda: select(c.mx, c.my, c.status, c.overdue, c.n, c.sum_lon, c.sum_lat).where(
+            *_rollup_where(*shape[1])))
+        return stmt, _rollup_params(codes or queue.resolve_codes(args), cells), as_of, shape
     mx, my = _cell_columns(cells.level)
     overdue = queue.overdue_condition(now)
     stmt = (select(mx.label("mx"), my.label("my"), Report.status.label("status"), overdue.label("overdue"),
                    func.count().label("n"), func.sum(func.ST_X(Report.location, type_=Float)).label("sum_lon"),
                    func.sum(func.ST_Y(Report.location, type_=Float)).label("sum_lat"))
-            .where(*live_where, Report.location.op("&&")(cells.envelope()),
+            .where(*live_where(), Report.location.op("&&")(cells.envelope()),
                    mx.between(cells.mx0, cells.mx1), my.between(cells.my0, cells.my1))
             .group_by(text("1, 2, 3, 4")))
-    return stmt, None
+    return stmt, {}, None, None
 
 
 # --- the rollup ------------------------------------------------------------------------------------------------

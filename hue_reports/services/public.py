@@ -10,8 +10,8 @@ import functools
 from datetime import datetime, timezone
 
 from flask import current_app, url_for
-from sqlalchemy import (DateTime, Float, Integer, Numeric, Select, String, Text, bindparam, case, cast, func, literal,
-                        literal_column, select, text)
+from sqlalchemy import (Boolean, DateTime, Float, Integer, Numeric, Select, String, Text, bindparam, case, cast, func,
+                        literal, literal_column, select, text)
 from sqlalchemy.dialects.postgresql import JSONB, aggregate_order_by
 from sqlalchemy.orm import aliased
 
@@ -62,8 +62,9 @@ def parse_zoom(raw: str | None) -> int | None:
     return int(value)
 
 
-def _where(args: dict, bbox, now: datetime) -> list:
-    codes = queue.resolve_codes(args)
+def _where(args: dict, bbox, now: datetime, codes=None) -> list:
+    """The map's filters as conditions on reports (`codes`: queue.resolve_codes(args), resolved if not given)."""
+    codes = codes if codes is not None else queue.resolve_codes(args)
     conditions = [Report.location.is_not(None)]
     if codes.agency_id is not None:
         conditions.append(Report.agency_id == codes.agency_id)
@@ -125,13 +126,13 @@ def _feature_query(urls: tuple[str, str, str, str]) -> Select:
             .outerjoin(ward, ward.id == Report.ward_id))
 
 
-def features(args: dict, bbox, cursor: int, limit: int, now: datetime | None = None) -> str:
+def features(args: dict, bbox, cursor: int, limit: int, now: datetime | None = None, codes=None) -> str:
     """A GeoJSON FeatureCollection of the reports, by id after `cursor`, at most `limit`, as JSON text:
     PostgreSQL selects and renders the page in one statement (as fast as the query alone)."""
     now = now or datetime.now(timezone.utc)
     urls = (*_url_parts("photos.photo", 987654321, photo_id=987654321, size="thumb"),
             *_url_parts("public.public_report", "__code__", report_id="__code__"))
-    page = (_feature_query(urls).where(*_where(args, bbox, now), Report.id > cursor)
+    page = (_feature_query(urls).where(*_where(args, bbox, now, codes), Report.id > cursor)
             .order_by(Report.id).limit(limit + 1)).subquery()
     numbered = select(page.c.id, page.c.feature, func.row_number().over(order_by=page.c.id).label("rn")).subquery()
     page = numbered
@@ -146,10 +147,40 @@ def features(args: dict, bbox, cursor: int, limit: int, now: datetime | None = N
     return db.session.scalar(select(cast(body, Text)), {"now": now})
 
 
-def more_than(where: list, limit: int) -> bool:
+def more_than(where: list, limit: int, params: dict | None = None) -> bool:
     """Whether more than `limit` reports meet `where` (reads at most limit + 1 of them)."""
     some = select(literal(1)).select_from(Report).where(*where).limit(limit + 1).subquery()
-    return db.session.scalar(select(func.count()).select_from(some)) > limit
+    return db.session.scalar(select(func.count()).select_from(some), params or {}) > limit
+
+
+# The map's filters with the codes' ids and the instant bound at execution: statements built once per shape
+# (mapgrid.statement) whatever the tile, cells, codes or time.
+_NOW = bindparam("now", type_=DateTime(timezone=True))
+
+
+def _filter_shape(args: dict, codes) -> tuple:
+    """What the map's filter conditions look like for these arguments (the ids of codes are parameters)."""
+    return (tuple(args.get("status") or ()), args.get("overdue"), codes.category_id is not None,
+            bool(args.get("ward")), codes.agency_id is not None, args.get("from_"), args.get("to"))
+
+
+def _bound_where(args: dict, codes) -> list:
+    """_where without a bbox, the codes' ids and `now` as parameters (_bound_params)."""
+    bound = queue._Codes(bindparam("category_id", type_=Integer) if codes.category_id is not None else None,
+                         bindparam("ward_ids", expanding=True) if args.get("ward") else (),
+                         bindparam("agency_id", type_=Integer) if codes.agency_id is not None else None)
+    return _where(args, None, _NOW, bound)
+
+
+def _bound_params(args: dict, codes, now: datetime) -> dict:
+    params = {"now": now}
+    if codes.category_id is not None:
+        params["category_id"] = codes.category_id
+    if args.get("ward"):
+        params["ward_ids"] = list(codes.ward_ids)
+    if codes.agency_id is not None:
+        params["agency_id"] = codes.agency_id
+    return params
 
 
 def map_data(args: dict, bbox, zoom: int | None, cursor: int, limit: int, now: datetime | None = None) -> str:
@@ -158,31 +189,43 @@ def map_data(args: dict, bbox, zoom: int | None, cursor: int, limit: int, now: d
     level): then clusters of finer cells (`dense: true`). Without a zoom, points (a page of `limit`)."""
     now = now or datetime.now(timezone.utc)
     config = current_app.config
-    if zoom is None:
-        return features(args, bbox, cursor, limit, now)
-    if bbox is None:
+    if zoom is not None and bbox is None:
         raise _invalid("bbox", "A map view (zoom) needs its bbox.", "Cần bbox của vùng bản đồ.")
+    codes = queue.resolve_codes(args)  # (once: one round trip when codes are given)
+    if zoom is None:
+        return features(args, bbox, cursor, limit, now, codes)
     if zoom < config["PUBLIC_CLUSTER_BELOW_ZOOM"]:
-        return clusters(args, bbox, zoom, now)
+        return clusters(args, bbox, zoom, now, codes=codes)
     if zoom < config["PUBLIC_POINTS_ZOOM"]:
         # How many: the rollup's finest cells whose centre is in the view, else counted live (up to one over).
         cap = config["PUBLIC_MAP_POINTS_MAX"]
-        counted = mapgrid.rollup_count(args, mapgrid.range_of_centres(bbox, mapgrid.finest_level()))
-        if counted > cap if counted is not None else more_than(_where(args, bbox, now), cap):
+        counted = mapgrid.rollup_count(args, mapgrid.range_of_centres(bbox, mapgrid.finest_level()), codes)
+        if counted > cap if counted is not None else more_than(_where(args, bbox, now, codes), cap):
             level = min(zoom + mapgrid.GEOJSON_LEVELS_UP, mapgrid.finest_level())
-            return clusters(args, bbox, zoom, now, level=level)
-    return features(args, bbox, cursor, limit, now)
+            return clusters(args, bbox, zoom, now, level=level, codes=codes)
+    return features(args, bbox, cursor, limit, now, codes)
 
 
-def clusters(args: dict, bbox, zoom: int, now: datetime | None = None, level: int | None = None) -> str:
+def clusters(args: dict, bbox, zoom: int, now: datetime | None = None, level: int | None = None,
+             codes=None) -> str:
     """Counts by status per grid cell (a quarter of a map tile's side at `zoom`, or the cells of `level`;
     every cell touching the box, whole), from the rollup when it can answer, else counted live in PostGIS
     (services/mapgrid.py); a GeoJSON FeatureCollection rendered by PostgreSQL, as JSON text. `dense` says
     the clusters stand for points too many to show at this zoom."""
     now = now or datetime.now(timezone.utc)
+    codes = codes if codes is not None else queue.resolve_codes(args)
     dense = level is not None
     cells = mapgrid.range_of_bbox(bbox, level if dense else zoom + mapgrid.GEOJSON_LEVELS_UP)
-    rows, as_of = mapgrid.cell_rows(args, cells, now, _where(args, None, now))
+    rows, params, as_of, shape = mapgrid.cell_rows(args, cells, now, lambda: _where(args, None, now, codes), codes)
+    params = {**params, "zoom": zoom, "dense": dense, "cell_level": cells.level,
+              "counted_at": as_of.isoformat() if as_of else None}
+    stmt = (mapgrid.statement(("clusters", shape), lambda: _clusters(rows)) if shape is not None
+            else _clusters(rows))
+    return db.session.scalar(stmt, params)
+
+
+def _clusters(rows: Select) -> Select:
+    """The GeoJSON clusters of cell_rows' `rows` (parameters zoom, dense, cell_level, counted_at)."""
     sub = rows.subquery()
     by_status = (select(sub.c.mx, sub.c.my, sub.c.status, func.sum(sub.c.n).label("n"),
                         func.sum(sub.c.sum_lon).label("sum_lon"), func.sum(sub.c.sum_lat).label("sum_lat"))
@@ -195,17 +238,19 @@ def clusters(args: dict, bbox, zoom: int, now: datetime | None = None, level: in
                 "properties", func.json_build_object(
                     "cluster", True, "count", n,
                     "by_status", func.json_object_agg(by_status.c.status, by_status.c.n),
-                    "cell", func.json_build_array(by_status.c.mx, by_status.c.my), "cell_level", cells.level)
+                    "cell", func.json_build_array(by_status.c.mx, by_status.c.my),
+                    "cell_level", bindparam("cell_level", type_=Integer))
             ).label("feature"))
             .group_by(by_status.c.mx, by_status.c.my)).subquery()
     body = func.json_build_object(
         "type", "FeatureCollection",
         "features", func.coalesce(func.json_agg(aggregate_order_by(cell.c.feature, cell.c.mx, cell.c.my)),
                                   text("'[]'::json")),
-        "count", func.count(), "clustered", True, "dense", dense, "zoom", zoom,
+        "count", func.count(), "clustered", True, "dense", bindparam("dense", type_=Boolean),
+        "zoom", bindparam("zoom", type_=Integer),
         "total", func.coalesce(func.sum(cell.c.n), 0),
-        "counted_at", as_of.isoformat() if as_of else None)
-    return db.session.scalar(select(cast(body, Text)))
+        "counted_at", bindparam("counted_at", type_=String))
+    return select(cast(body, Text))
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -247,33 +292,64 @@ def tile(z: int, x: int, y: int, args: dict, now: datetime | None = None) -> byt
     answers that at once)."""
     now = now or datetime.now(timezone.utc)
     config = current_app.config
-    envelope = func.ST_TileEnvelope(z, x, y)
-    # Points within the tile's buffer too (ST_AsMVTGeom keeps 256/4096 of it), so markers are not cut at
-    # seams. (Clipped to the world first: past ±20037508 m a transform to degrees wraps to the other side.)
-    buffered = func.ST_ClipByBox2D(func.ST_TileEnvelope(z, x, y, literal_column("margin => 0.0625")),
-                                   func.Box2D(func.ST_TileEnvelope(0, 0, 0)))
-    where = [*_where(args, None, now), Report.location.op("&&")(func.ST_Transform(buffered, SRID))]
+    codes = queue.resolve_codes(args)
+    shape = _filter_shape(args, codes)
+    params = {"z": z, "x": x, "y": y, **_bound_params(args, codes, now)}
     level = None  # the clusters' cells: z + 4 below PUBLIC_CLUSTER_BELOW_ZOOM, finer for a dense tile
     if z >= config["PUBLIC_CLUSTER_BELOW_ZOOM"]:
-        projected = func.ST_Transform(Report.location, mapgrid.WEB_MERCATOR)
-        overdue = queue.overdue_condition(now)
-        points = (select(func.ST_AsMVTGeom(projected, envelope, TILE_EXTENT).label("geom"),
-                         Report.public_code.label("code"), Report.status.label("status"),
-                         Category.code.label("category"), overdue.label("overdue"),
-                         Report.location_source.label("location_source"))
-                  .join(Category, Category.id == Report.category_id).where(*where))
         if z >= config["PUBLIC_POINTS_ZOOM"]:
             # Points however dense; over the cap, the open reports and the newest are kept.
-            open_ = Report.status.in_(OPEN_STATUSES)
-            return _mvt(points.order_by(open_.desc(), Report.id.desc()).limit(TILE_FEATURES_MAX), "reports")
+            return _mvt(mapgrid.statement(("tile points, open first", shape),
+                                          lambda: _tile_points(args, codes, open_first=True)), params)
         # Few enough for points? The rollup's count of the tile's cells, else counted live (up to one over).
         cap = config["PUBLIC_TILE_POINTS_MAX"]
         level = min(z + mapgrid.TILE_LEVELS_UP, mapgrid.finest_level())
-        counted = mapgrid.rollup_count(args, mapgrid.range_of_tile(z, x, y, level))
-        if not (counted > cap if counted is not None else more_than(where, cap)):
-            return _mvt(points.order_by(Report.id).limit(TILE_FEATURES_MAX), "reports")
+        counted = mapgrid.rollup_count(args, mapgrid.range_of_tile(z, x, y, level), codes)
+        if not (counted > cap if counted is not None else more_than(_tile_where(args, codes), cap, params)):
+            return _mvt(mapgrid.statement(("tile points", shape),
+                                          lambda: _tile_points(args, codes, open_first=False)), params)
     # Clusters: counts per cell (from the rollup when it can answer).
-    cells, _ = mapgrid.cell_rows(args, mapgrid.range_of_tile(z, x, y, level), now, _where(args, None, now))
+    rows, cell_params, _, cells_shape = mapgrid.cell_rows(args, mapgrid.range_of_tile(z, x, y, level), now,
+                                                          lambda: _where(args, None, now, codes), codes)
+    stmt = (mapgrid.statement(("tile clusters", cells_shape), lambda: _tile_clusters(rows))
+            if cells_shape is not None else _tile_clusters(rows))
+    return _mvt(stmt, {**params, **cell_params})
+
+
+# The tile z/x/y as parameters.
+_ENVELOPE = func.ST_TileEnvelope(bindparam("z", type_=Integer), bindparam("x", type_=Integer),
+                                 bindparam("y", type_=Integer))
+
+
+def _tile_where(args: dict, codes) -> list:
+    """The map's filters (bound: _bound_params) and the tile's buffer."""
+    # Points within the tile's buffer too (ST_AsMVTGeom keeps 256/4096 of it), so markers are not cut at
+    # seams. (Clipped to the world first: past ±20037508 m a transform to degrees wraps to the other side.)
+    buffered = func.ST_ClipByBox2D(
+        func.ST_TileEnvelope(bindparam("z", type_=Integer), bindparam("x", type_=Integer),
+                             bindparam("y", type_=Integer), literal_column("margin => 0.0625")),
+        func.Box2D(func.ST_TileEnvelope(0, 0, 0)))
+    return [*_bound_where(args, codes), Report.location.op("&&")(func.ST_Transform(buffered, SRID))]
+
+
+def _tile_points(args: dict, codes, open_first: bool) -> Select:
+    """A tile's layer of points (parameters z, x, y, now and the codes' ids)."""
+    projected = func.ST_Transform(Report.location, mapgrid.WEB_MERCATOR)
+    overdue = queue.overdue_condition(_NOW)
+    points = (select(func.ST_AsMVTGeom(projected, _ENVELOPE, TILE_EXTENT).label("geom"),
+                     Report.public_code.label("code"), Report.status.label("status"),
+                     Category.code.label("category"), overdue.label("overdue"),
+                     Report.location_source.label("location_source"))
+              .join(Category, Category.id == Report.category_id).where(*_tile_where(args, codes)))
+    if open_first:
+        points = points.order_by(Report.status.in_(OPEN_STATUSES).desc(), Report.id.desc())
+    else:
+        points = points.order_by(Report.id)
+    return _mvt_of(points.limit(TILE_FEATURES_MAX), "reports")
+
+
+def _tile_clusters(cells: Select) -> Select:
+    """A tile's layer of clusters from cell_rows' `cells` (parameters z, x, y and the cells')."""
     c = cells.subquery()
     n = func.sum(c.c.n)
     grouped = (select(c.c.mx, c.c.my, n.label("count"),
@@ -283,11 +359,11 @@ def tile(z: int, x: int, y: int, args: dict, now: datetime | None = None) -> byt
                .group_by(c.c.mx, c.c.my).subquery())
     centre = func.ST_Transform(func.ST_SetSRID(func.ST_MakePoint(grouped.c.lon, grouped.c.lat), SRID),
                                mapgrid.WEB_MERCATOR)
-    rows = (select(func.ST_AsMVTGeom(centre, envelope, TILE_EXTENT).label("geom"),
+    rows = (select(func.ST_AsMVTGeom(centre, _ENVELOPE, TILE_EXTENT).label("geom"),
                    cast(grouped.c.count, Integer).label("count"), cast(grouped.c.open, Integer).label("open"),
                    cast(grouped.c.overdue, Integer).label("overdue"))
             .order_by(grouped.c.mx, grouped.c.my))
-    return _mvt(rows, "clusters")
+    return _mvt_of(rows, "clusters")
 
 
 def _st_asmvt(t, layer: str):
@@ -296,9 +372,14 @@ def _st_asmvt(t, layer: str):
     return func.ST_AsMVT(literal_column(t.name), layer, TILE_EXTENT, "geom")
 
 
-def _mvt(rows: Select, layer: str) -> bytes:
+def _mvt_of(rows: Select, layer: str) -> Select:
+    """The statement making a tile's layer `layer` of `rows`."""
     t = rows.subquery("t")
-    return bytes(db.session.scalar(select(_st_asmvt(t, layer)).select_from(t)) or b"")
+    return select(_st_asmvt(t, layer)).select_from(t)
+
+
+def _mvt(stmt: Select, params: dict) -> bytes:
+    return bytes(db.session.scalar(stmt, params) or b"")
 
 
 def check_tile(z: int, x: int, y: int) -> None:
