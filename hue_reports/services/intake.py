@@ -31,6 +31,7 @@ from datetime import datetime, timezone
 from typing import Any, BinaryIO
 from zoneinfo import ZoneInfo
 
+import redis
 from flask import current_app
 from geoalchemy2 import WKTElement
 from sqlalchemy import Float, Integer, String, bindparam, exists, func, select, text
@@ -107,8 +108,10 @@ def submit(sub: Submission) -> Outcome:
     lat, lon = where.lat, where.lon
     # One round trip: the service area, the category and the ward (an address's ward is the ward it names,
     # not a lookup of its point).
-    place = _sql(_place_statement(), {"lon": lon, "lat": lat, "city_area_id": city.area_id,
-                                      "ward_id": where.ward_id, "category": data["category"]}).first()
+    connection = db.session.connection()  # (the session's, in its transaction: fetched once)
+    place = connection.execute(_place_statement(), {
+        "lon": lon, "lat": lat, "city_area_id": city.area_id, "ward_id": where.ward_id,
+        "category": data["category"]}).first()
     if place is None:
         raise _error(422, "validation_error", "Unknown service code.", "Không có lĩnh vực này.", "category")
     if not place.inside:
@@ -118,8 +121,8 @@ def submit(sub: Submission) -> Outcome:
     shas = {info.sha256 for info in infos}
     if key:
         # One round trip: claim the key, then (if claimed) lock the photos' content hashes.
-        claimed = _sql(CLAIM_AND_LOCK_SQL, {"scope": scope, "key": key, "hash": fingerprint,
-                                            "shas": sorted(shas)}).scalar()
+        claimed = connection.execute(CLAIM_AND_LOCK_SQL, {"scope": scope, "key": key, "hash": fingerprint,
+                                                          "shas": sorted(shas)}).scalar()
         if not claimed:
             return _replay(scope, key, fingerprint)
     else:
@@ -134,8 +137,8 @@ def submit(sub: Submission) -> Outcome:
         # One round trip: the public code's number (its counter row is locked until commit, so it is taken
         # after the files are stored) and the ids of the rows, so that the answer is made before the insert.
         year = submitted_at.astimezone(tz).year
-        numbers = _sql(NUMBERS_SQL, {"prefix": city.report_code_prefix, "year": year,
-                                     "photos": len(unique)}).one()
+        numbers = connection.execute(NUMBERS_SQL, {"prefix": city.report_code_prefix, "year": year,
+                                                   "photos": len(unique)}).one()
         code = f"{city.report_code_prefix}-{year}-{numbers.number:06d}"
         token = tracking_token(code, scope, key)
         location = WKTElement(f"POINT({lon!r} {lat!r})", srid=SRID)
@@ -157,7 +160,7 @@ def submit(sub: Submission) -> Outcome:
             photos=[Photo(id=photo_id, kind="evidence") for photo_id in numbers.photo_ids])
         body = PUBLIC_SCHEMA.dump(report)
         # One round trip: the report, its contact, photos and `submitted` event, and the key's answer.
-        _sql(FILE_SQL, {
+        connection.execute(FILE_SQL, {
             "report_id": numbers.report_id, "code": code, "category_id": place.category_id,
             "description": data["description"], "channel": sub.channel, "lon": lon, "lat": lat,
             "location_source": where.source, "accuracy_m": where.accuracy_m, "address": data.get("address"),
@@ -176,10 +179,24 @@ def submit(sub: Submission) -> Outcome:
         discard(created)
         raise
     report_id = numbers.report_id
-    routing_jobs.enqueue_route(report_id)
-    for photo_id in numbers.photo_ids:
-        photo_jobs.enqueue_derivatives(photo_id)
+    enqueue_jobs(report_id, numbers.photo_ids)
     return Outcome(body={**body, "tracking_token": token}, report_id=report_id, replayed=False)
+
+
+def enqueue_jobs(report_id: int, photo_ids: list[int]) -> None:
+    """Queue a committed report's routing and its photos' derivatives, in one round trip to Redis. A Redis
+    outage is logged, not raised: the report is safe in the database, and the sweeps queue them later."""
+    pipeline = get_redis().pipeline()
+    try:
+        if not routing_jobs.enqueue_route(report_id, pipeline=pipeline):
+            return
+        for photo_id in photo_ids:
+            photo_jobs.enqueue_derivatives(photo_id, pipeline=pipeline)
+        pipeline.execute()
+    except redis.RedisError as exc:
+        log.warning("report %s: jobs not queued (%s); the sweeps will queue them", report_id, exc)
+    finally:
+        pipeline.reset()
 
 
 def _sql(statement, params: dict[str, Any]):
