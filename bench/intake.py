@@ -106,29 +106,53 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def cpu_seconds(match) -> float:
-    """user+system CPU seconds of the live processes whose command line satisfies `match`."""
+    """user+system CPU seconds of the live processes whose command line (and pid, parent's pid) satisfy
+    `match`."""
     total = 0
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
         try:
             cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            if match(cmdline, int(proc.name)):
-                fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+            if match(cmdline, int(proc.name), int(fields[1])):
                 total += int(fields[11]) + int(fields[12])  # utime, stime
         except OSError:
             continue
     return total / CLOCK_TICKS
 
 
-def cpu_by_component(api_pid: int, floor_pid: int) -> dict[str, float]:
+def server_pids(env: dict[str, str]) -> tuple[int | None, str | None]:
+    """The benchmark's own PostgreSQL postmaster (by the port it was started with) and the Redis server's
+    `host:port`, so that other PostgreSQL clusters and Redis servers on the machine are not counted; None
+    when they cannot be told apart (external servers: then every postgres and redis-server is counted)."""
+    from urllib.parse import urlsplit
+
+    pg_port, redis_port = urlsplit(env["DATABASE_URL"]).port, urlsplit(env["REDIS_URL"]).port
+    postmaster = None
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv and argv[0].endswith(b"/postgres") and b"-p" in argv and str(pg_port).encode() in argv:
+            postmaster = int(proc.name)
+    return postmaster, f":{redis_port}" if redis_port else None
+
+
+def cpu_by_component(api_pid: int, floor_pid: int, servers: tuple[int | None, str | None]) -> dict[str, float]:
     me = os.getpid()
+    postmaster, redis_port = servers
     return {
-        "API workers": cpu_seconds(lambda cmd, pid: "wsgi:app" in cmd and "gunicorn" in cmd and pid != api_pid),
-        "floor workers": cpu_seconds(lambda cmd, pid: "floor_app:app" in cmd and pid != floor_pid),
-        "PostgreSQL": cpu_seconds(lambda cmd, pid: cmd.startswith("postgres")),
-        "Redis": cpu_seconds(lambda cmd, pid: cmd.startswith("redis-server")),
-        "load generator": cpu_seconds(lambda cmd, pid: pid == me),
+        "API workers": cpu_seconds(lambda cmd, pid, ppid: "wsgi:app" in cmd and "gunicorn" in cmd and pid != api_pid),
+        "floor workers": cpu_seconds(lambda cmd, pid, ppid: "floor_app:app" in cmd and pid != floor_pid),
+        "PostgreSQL": cpu_seconds(lambda cmd, pid, ppid: postmaster in (pid, ppid) if postmaster
+                                  else cmd.startswith("postgres")),
+        "Redis": cpu_seconds(lambda cmd, pid, ppid: "redis-server" in cmd
+                             and (redis_port is None or redis_port in cmd)),
+        "load generator": cpu_seconds(lambda cmd, pid, ppid: pid == me),
     }
 
 
@@ -212,11 +236,12 @@ def measure(args, env: dict[str, str], photo: bytes, procs: list[subprocess.Pope
     for _, port, _ in targets:
         load(port, warmup, args.concurrency, photo)  # warm up: connections, caches
     rounds: dict[str, list[dict]] = {"floor": [], "intake": []}
+    servers = server_pids(env)
     for _ in range(args.rounds):  # alternate, so that both see the same machine
         for name, port, _ in targets:
-            cpu_before = cpu_by_component(procs[0].pid, procs[1].pid)
+            cpu_before = cpu_by_component(procs[0].pid, procs[1].pid, servers)
             wall, latencies, errors = load(port, args.requests, args.concurrency, photo)
-            cpu_after = cpu_by_component(procs[0].pid, procs[1].pid)
+            cpu_after = cpu_by_component(procs[0].pid, procs[1].pid, servers)
             rounds[name].append({
                 "rate": len(latencies) / wall, "p50": percentile(latencies, 50) * 1000,
                 "p95": percentile(latencies, 95) * 1000, "errors": errors,

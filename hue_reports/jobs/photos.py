@@ -34,15 +34,18 @@ def make_derivatives(photo_id: int) -> str:
     return photos.make_derivatives(photo_id)
 
 
-def enqueue_derivatives(photo_id: int, *, unique: bool = False) -> bool:
+def enqueue_derivatives(photo_id: int, *, unique: bool = False,
+                        pipeline: redis.client.Pipeline | None = None) -> bool:
     """Queue the derivatives of a committed photo. A Redis outage is logged, not raised: the
     report is safe in the database and the sweep will queue the photo later. `unique` refuses a
-    job already queued (the sweep's case; a photo just committed cannot be queued yet)."""
+    job already queued (the sweep's case; a photo just committed cannot be queued yet). With a
+    `pipeline` (not with `unique`), the job is written when the caller executes it (and the caller
+    handles its errors)."""
     try:
         get_queue(QUEUE).enqueue(make_derivatives, photo_id, job_id=f"derivatives-{photo_id}", unique=unique,
                                  job_timeout=current_app.config["PHOTO_JOB_TIMEOUT_SECONDS"],
                                  retry=Retry(max=3, interval=[10, 60, 300]),
-                                 result_ttl=3600, failure_ttl=7 * 86400)
+                                 result_ttl=3600, failure_ttl=7 * 86400, pipeline=pipeline)
     except DuplicateJobError:
         return False  # already queued or running
     except redis.RedisError as exc:

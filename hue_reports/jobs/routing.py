@@ -182,16 +182,17 @@ def _record_finished(finished: list[tuple[str, datetime, str]], current: Job) ->
         log.warning("routing: could not record %s claimed jobs as finished (%s)", len(finished), exc)
 
 
-def enqueue_route(report_id: int) -> bool:
+def enqueue_route(report_id: int, pipeline: redis.client.Pipeline | None = None) -> bool:
     """Queue the routing of a committed report. A Redis outage is logged, not raised: the report is
-    safe in the database and the sweep queues it once Redis is back."""
+    safe in the database and the sweep queues it once Redis is back. With a `pipeline`, the job is
+    written when the caller executes it (and the caller handles its errors)."""
     attempts = current_app.config["ROUTING_ATTEMPTS"]
     try:
         get_queue(QUEUE).enqueue(
             route_report, report_id, job_id=job_id(report_id),
             job_timeout=current_app.config["ROUTING_JOB_TIMEOUT_SECONDS"],
             retry=Retry(max=attempts - 1, interval=RETRY_INTERVALS[:attempts - 1]) if attempts > 1 else None,
-            result_ttl=3600, failure_ttl=7 * 86400)
+            result_ttl=3600, failure_ttl=7 * 86400, pipeline=pipeline)
     except redis.RedisError as exc:
         log.warning("report %s: routing not queued (%s); the sweep will queue it", report_id, exc)
         return False

@@ -77,8 +77,12 @@ def _ward_query(p):
 def location_columns(city: CityInfo, lon: float, lat: float):
     """Two scalar subqueries for a point: inside the city's outline (boolean), and its ward's id.
     (Callers select them together with what else they need, in one round trip.)"""
-    p = point(lon, lat)
-    inside = select(func.ST_Covers(AdminArea.geom, p)).where(AdminArea.id == city.area_id).scalar_subquery()
+    return place_columns(city.area_id, point(lon, lat))
+
+
+def place_columns(city_area_id, p):
+    """location_columns for a point expression `p` and the city's area (values or bound parameters)."""
+    inside = select(func.ST_Covers(AdminArea.geom, p)).where(AdminArea.id == city_area_id).scalar_subquery()
     return inside, _ward_query(p).scalar_subquery()
 
 

@@ -31,17 +31,16 @@ from datetime import datetime, timezone
 from typing import Any, BinaryIO
 from zoneinfo import ZoneInfo
 
+import redis
 from flask import current_app
 from geoalchemy2 import WKTElement
-from sqlalchemy import exists, literal, select, text
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import Float, Integer, String, bindparam, exists, func, select, text
 
 from ..errors import ApiError
 from ..extensions import db, get_redis
 from ..jobs import photos as photo_jobs
 from ..jobs import routing as routing_jobs
-from ..models import (SRID, AdminArea, Category, IdempotencyKey, Photo, Report, ReportCodeCounter, ReportContact,
-                      ReportEvent)
+from ..models import SRID, AdminArea, Category, IdempotencyKey, Photo, Report
 from ..schemas.report import ReportCreateSchema, ReportSchema
 from . import areas, geocode, ratelimit
 from .photos import PhotoInfo, inspect_upload
@@ -93,8 +92,8 @@ def submit(sub: Submission) -> Outcome:
     key = _check_idempotency_key(sub.idempotency_key)
     base = f"{sub.channel}:{sub.client}" if sub.client else sub.channel
     scope = f"{base}:device:{data['device_id']}" if data.get("device_id") else f"{base}:anonymous"
-    first = db.session.get(IdempotencyKey, (scope, key)) if key else None
-    if first is None:  # (a retry is not a new submission)
+    first = bool(_sql(KEY_EXISTS_SQL, {"scope": scope, "key": key}).scalar()) if key else False
+    if not first:  # (a retry is not a new submission)
         _enforce_rate_limit(sub, data.get("device_id"))
 
     if not 1 <= len(sub.uploads) <= config["MAX_PHOTOS"]:
@@ -103,32 +102,27 @@ def submit(sub: Submission) -> Outcome:
     tz = ZoneInfo(city.timezone)
     infos = inspect_uploads(sub.uploads, tz)
     fingerprint = _fingerprint(sub.channel, data, infos)
-    if first is not None:  # a retry: answer as the first time, whatever changed since
+    if first:  # a retry: answer as the first time, whatever changed since
         return _replay(scope, key, fingerprint)
     where = _location(data, infos, city)
     lat, lon = where.lat, where.lon
-    # One round trip: the service area, the category and the ward (both loaded for the answer).
-    inside_col, ward_col = areas.location_columns(city, lon, lat)
-    if where.ward_id is not None:  # (an address's ward is the ward it names, not a lookup of its point)
-        ward_col = literal(where.ward_id)
-    row = db.session.execute(
-        select(inside_col, Category, AdminArea).select_from(Category)
-        .outerjoin(AdminArea, AdminArea.id == ward_col)
-        .where(Category.code == data["category"], Category.active)).first()
-    if row is None:
+    # One round trip: the service area, the category and the ward (an address's ward is the ward it names,
+    # not a lookup of its point).
+    connection = db.session.connection()  # (the session's, in its transaction: fetched once)
+    place = connection.execute(_place_statement(), {
+        "lon": lon, "lat": lat, "city_area_id": city.area_id, "ward_id": where.ward_id,
+        "category": data["category"]}).first()
+    if place is None:
         raise _error(422, "validation_error", "Unknown service code.", "Không có lĩnh vực này.", "category")
-    inside, category, ward = row
-    if not inside:
+    if not place.inside:
         raise ApiError(422, "outside_service_area", f"The location is outside {city.name_en}.",
                        message_vi=f"Vị trí nằm ngoài {city.name}.", fields={"location": [f"({lat:.6f}, {lon:.6f})"]})
 
     shas = {info.sha256 for info in infos}
     if key:
         # One round trip: claim the key, then (if claimed) lock the photos' content hashes.
-        claimed = db.session.execute(text(f"""
-            WITH claim AS ({CLAIM_SQL})
-            SELECT EXISTS (SELECT 1 FROM claim) AND ({LOCK_SQL}) IS NOT NULL
-        """), {"scope": scope, "key": key, "hash": fingerprint, "shas": sorted(shas)}).scalar()
+        claimed = connection.execute(CLAIM_AND_LOCK_SQL, {"scope": scope, "key": key, "hash": fingerprint,
+                                                          "shas": sorted(shas)}).scalar()
         if not claimed:
             return _replay(scope, key, fingerprint)
     else:
@@ -139,42 +133,146 @@ def submit(sub: Submission) -> Outcome:
         # The application's clock (NTP-synchronised): the answer needs the time before the insert.
         submitted_at = datetime.now(timezone.utc)
         store_originals(sub.uploads, infos, created)
-        code = _next_code(city.report_code_prefix, submitted_at.astimezone(tz).year)
+        unique = _unique_photos(infos)
+        # One round trip: the public code's number (its counter row is locked until commit, so it is taken
+        # after the files are stored) and the ids of the rows, so that the answer is made before the insert.
+        year = submitted_at.astimezone(tz).year
+        numbers = connection.execute(NUMBERS_SQL, {"prefix": city.report_code_prefix, "year": year,
+                                                   "photos": len(unique)}).one()
+        code = f"{city.report_code_prefix}-{year}-{numbers.number:06d}"
         token = tracking_token(code, scope, key)
-        report = Report(
-            public_code=code, category=category, description=data["description"], channel=sub.channel,
-            status="submitted", supporters=0, location=WKTElement(f"POINT({lon!r} {lat!r})", srid=SRID),
-            location_source=where.source, location_accuracy_m=where.accuracy_m,
-            address=data.get("address"), ward=ward, submitted_at=submitted_at,
-            tracking_token_hash=token_hash(token))
+        location = WKTElement(f"POINT({lon!r} {lat!r})", srid=SRID)
         contact = {f: data.get(f"reporter_{f}") for f in ("name", "phone", "email")} | {
             "device_id": data.get("device_id"), "notify_url": data.get("notify_url")}
-        if any(contact.values()):
-            report.contact = ReportContact(**contact)
-        report.photos.extend(photo_rows(infos, "evidence"))
-        event_data = {"photos": len(report.photos)}
+        event_data = {"photos": len(unique)}
         if where.exif_distance_m is not None:
             event_data["exif_distance_m"] = round(where.exif_distance_m)
-        report.events.append(ReportEvent(type="submitted", actor_kind="resident", to_status="submitted",
-                                         public=True, data=event_data, created_at=submitted_at))
-        db.session.add(report)
-        db.session.flush()
+        # The answer, from the rows as they will be (never added to the session: the statement below
+        # writes them).
+        report = Report(
+            id=numbers.report_id, public_code=code, description=data["description"], channel=sub.channel,
+            status="submitted", supporters=0, location=location, location_source=where.source,
+            location_accuracy_m=where.accuracy_m, address=data.get("address"), submitted_at=submitted_at,
+            category=Category(id=place.category_id, code=data["category"], name=place.category_name,
+                              name_en=place.category_name_en),
+            ward=None if place.ward_id is None else AdminArea(
+                id=place.ward_id, code=place.ward_code, name=place.ward_name, name_en=place.ward_name_en),
+            photos=[Photo(id=photo_id, kind="evidence") for photo_id in numbers.photo_ids])
         body = PUBLIC_SCHEMA.dump(report)
-        report_id, photo_ids = report.id, [photo.id for photo in report.photos]  # nothing to read after commit
-        if key:
-            db.session.execute(
-                IdempotencyKey.__table__.update()
-                .where(IdempotencyKey.scope == scope, IdempotencyKey.key == key)
-                .values(report_id=report_id, response=body))
+        # One round trip: the report, its contact, photos and `submitted` event, and the key's answer.
+        connection.execute(FILE_SQL, {
+            "report_id": numbers.report_id, "code": code, "category_id": place.category_id,
+            "description": data["description"], "channel": sub.channel, "lon": lon, "lat": lat,
+            "location_source": where.source, "accuracy_m": where.accuracy_m, "address": data.get("address"),
+            "ward_id": place.ward_id, "submitted_at": submitted_at, "token_hash": token_hash(token),
+            "with_contact": any(contact.values()), **{f"contact_{f}": v for f, v in contact.items()},
+            "photo_ids": numbers.photo_ids, "storage_keys": [original_key(i.sha256) for i in unique],
+            "sha256s": [i.sha256 for i in unique], "content_types": [i.content_type for i in unique],
+            "sizes": [i.size_bytes for i in unique], "widths": [i.width for i in unique],
+            "heights": [i.height for i in unique], "gps_lons": [i.gps[1] if i.gps else None for i in unique],
+            "gps_lats": [i.gps[0] if i.gps else None for i in unique],
+            "taken_ats": [i.taken_at for i in unique], "event_data": json.dumps(event_data),
+            "scope": scope, "key": key, "response": json.dumps(body, ensure_ascii=False)})
         db.session.commit()
     except BaseException:
         db.session.rollback()
         discard(created)
         raise
-    routing_jobs.enqueue_route(report_id)
-    for photo_id in photo_ids:
-        photo_jobs.enqueue_derivatives(photo_id)
+    report_id = numbers.report_id
+    enqueue_jobs(report_id, numbers.photo_ids)
     return Outcome(body={**body, "tracking_token": token}, report_id=report_id, replayed=False)
+
+
+def enqueue_jobs(report_id: int, photo_ids: list[int]) -> None:
+    """Queue a committed report's routing and its photos' derivatives, in one round trip to Redis. A Redis
+    outage is logged, not raised: the report is safe in the database, and the sweeps queue them later."""
+    pipeline = get_redis().pipeline()
+    try:
+        if not routing_jobs.enqueue_route(report_id, pipeline=pipeline):
+            return
+        for photo_id in photo_ids:
+            photo_jobs.enqueue_derivatives(photo_id, pipeline=pipeline)
+        pipeline.execute()
+    except redis.RedisError as exc:
+        log.warning("report %s: jobs not queued (%s); the sweeps will queue them", report_id, exc)
+    finally:
+        pipeline.reset()
+
+
+def _sql(statement, params: dict[str, Any]):
+    """A Core statement on the session's connection (inside its transaction), without the ORM's work."""
+    return db.session.connection().execute(statement, params)
+
+
+KEY_EXISTS_SQL = text("SELECT EXISTS (SELECT 1 FROM idempotency_keys WHERE scope = :scope AND key = :key)")
+
+_PLACE: list = []
+
+
+def _place_statement():
+    """Is the point inside the city, the active category by its code, and the ward: the one given
+    (:ward_id) or else the one covering the point. Built once; its parameters are bound per request."""
+    if not _PLACE:
+        p = areas.point(bindparam("lon", type_=Float), bindparam("lat", type_=Float))
+        inside, ward = areas.place_columns(bindparam("city_area_id", type_=Integer), p)
+        _PLACE.append(
+            select(inside.label("inside"), Category.id.label("category_id"), Category.name.label("category_name"),
+                   Category.name_en.label("category_name_en"), AdminArea.id.label("ward_id"),
+                   AdminArea.code.label("ward_code"), AdminArea.name.label("ward_name"),
+                   AdminArea.name_en.label("ward_name_en"))
+            .select_from(Category)
+            .outerjoin(AdminArea, AdminArea.id == func.coalesce(bindparam("ward_id", type_=Integer), ward))
+            .where(Category.code == bindparam("category", type_=String), Category.active))
+    return _PLACE[0]
+
+
+NUMBERS_SQL = text("""
+    WITH counter AS (
+        INSERT INTO report_code_counters AS c (prefix, year, last_value) VALUES (:prefix, :year, 1)
+        ON CONFLICT (prefix, year) DO UPDATE SET last_value = c.last_value + 1
+        RETURNING last_value)
+    SELECT (SELECT last_value FROM counter) AS number,
+           nextval(pg_get_serial_sequence('reports', 'id')) AS report_id,
+           ARRAY(SELECT nextval(pg_get_serial_sequence('photos', 'id'))
+                 FROM generate_series(1, CAST(:photos AS integer))) AS photo_ids
+""")
+
+# (Rows written by one statement: the foreign keys are checked at its end, when the report exists.)
+FILE_SQL = text(f"""
+    WITH report AS (
+        INSERT INTO reports (id, public_code, category_id, description, channel, status, supporters, location,
+                             location_source, location_accuracy_m, address, ward_id, submitted_at,
+                             tracking_token_hash)
+        VALUES (:report_id, :code, :category_id, :description, :channel, 'submitted', 0,
+                ST_SetSRID(ST_MakePoint(:lon, :lat), {SRID}), :location_source, :accuracy_m, :address, :ward_id,
+                :submitted_at, :token_hash)
+        RETURNING id
+    ), contact AS (
+        INSERT INTO report_contacts (report_id, name, phone, email, device_id, notify_url)
+        SELECT id, :contact_name, :contact_phone, :contact_email, :contact_device_id, :contact_notify_url
+        FROM report WHERE CAST(:with_contact AS boolean)
+    ), photo AS (
+        INSERT INTO photos (id, report_id, kind, storage_key, sha256, content_type, size_bytes, width, height, gps,
+                            taken_at)
+        SELECT p.id, report.id, 'evidence', p.storage_key, p.sha256, p.content_type, p.size_bytes, p.width,
+               p.height, CASE WHEN p.lon IS NOT NULL THEN ST_SetSRID(ST_MakePoint(p.lon, p.lat), {SRID}) END,
+               p.taken_at
+        FROM report, unnest(CAST(:photo_ids AS bigint[]), CAST(:storage_keys AS text[]),
+                            CAST(:sha256s AS text[]), CAST(:content_types AS text[]), CAST(:sizes AS bigint[]),
+                            CAST(:widths AS integer[]), CAST(:heights AS integer[]),
+                            CAST(:gps_lons AS double precision[]), CAST(:gps_lats AS double precision[]),
+                            CAST(:taken_ats AS timestamptz[]))
+             AS p(id, storage_key, sha256, content_type, size_bytes, width, height, lon, lat, taken_at)
+    ), event AS (
+        INSERT INTO report_events (report_id, created_at, type, actor_kind, to_status, public, data)
+        SELECT id, :submitted_at, 'submitted', 'resident', 'submitted', true, CAST(:event_data AS jsonb)
+        FROM report
+    ), answer AS (
+        UPDATE idempotency_keys SET report_id = (SELECT id FROM report), response = CAST(:response AS jsonb)
+        WHERE scope = :scope AND key = :key
+    )
+    SELECT id FROM report
+""")
 
 
 def inspect_uploads(uploads: list[Upload], tz: ZoneInfo) -> list[PhotoInfo]:
@@ -203,13 +301,18 @@ def store_originals(uploads: list[Upload], infos: list[PhotoInfo], created: list
             raise
 
 
+def _unique_photos(infos: list[PhotoInfo]) -> list[PhotoInfo]:
+    """The same photo twice is kept once."""
+    first: dict[str, PhotoInfo] = {}
+    for info in infos:
+        first.setdefault(info.sha256, info)
+    return list(first.values())
+
+
 def photo_rows(infos: list[PhotoInfo], kind: str) -> list[Photo]:
     """Photo rows for stored originals; the same photo twice is kept once."""
-    rows, seen = [], set()
-    for info in infos:
-        if info.sha256 in seen:
-            continue
-        seen.add(info.sha256)
+    rows = []
+    for info in _unique_photos(infos):
         rows.append(Photo(
             kind=kind, storage_key=original_key(info.sha256), sha256=info.sha256, content_type=info.content_type,
             size_bytes=info.size_bytes, width=info.width, height=info.height,
@@ -340,25 +443,22 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _next_code(prefix: str, year: int) -> str:
-    """The next public code of the year, e.g. HUE-2026-000123 (the counter row is locked until commit)."""
-    stmt = (pg_insert(ReportCodeCounter).values(prefix=prefix, year=year, last_value=1)
-            .on_conflict_do_update(index_elements=["prefix", "year"],
-                                   set_={"last_value": ReportCodeCounter.last_value + 1})
-            .returning(ReportCodeCounter.last_value))
-    return f"{prefix}-{year}-{db.session.execute(stmt).scalar_one():06d}"
-
-
 CLAIM_SQL = """INSERT INTO idempotency_keys (scope, key, request_hash) VALUES (:scope, :key, :hash)
                 ON CONFLICT DO NOTHING RETURNING key"""
 # Serialises storing and removing these content hashes until the end of the transaction, in a fixed
 # order, so that two requests never wait for each other in a circle.
 LOCK_SQL = """SELECT count(pg_advisory_xact_lock(hashtextextended(sha, 0)))
                FROM (SELECT sha FROM unnest(CAST(:shas AS text[])) AS sha ORDER BY sha) AS ordered"""
+LOCK_CONTENT_SQL = text(LOCK_SQL)
+# Claim the key, then (if claimed) lock the photos' content hashes.
+CLAIM_AND_LOCK_SQL = text(f"""
+    WITH claim AS ({CLAIM_SQL})
+    SELECT EXISTS (SELECT 1 FROM claim) AND ({LOCK_SQL}) IS NOT NULL
+""")
 
 
 def lock_content(*sha256s: str) -> None:
-    db.session.execute(text(LOCK_SQL), {"shas": sorted(sha256s)})
+    _sql(LOCK_CONTENT_SQL, {"shas": sorted(sha256s)})
 
 
 def discard(keys: list[str]) -> None:

@@ -14,7 +14,7 @@ from sqlalchemy import func, select, text
 from hue_reports.models import Photo, Report, ReportContact, ReportEvent
 from hue_reports.services import photos
 from hue_reports.services.storage import original_key
-from tests.support import CITADEL, NOKIA, PHOTOS, haversine_m, photo_with_gps, post_report
+from tests.support import CITADEL, NOKIA, PHOTOS, dms, haversine_m, photo_with_gps, post_report
 
 
 def _error(response, status, code):
@@ -67,6 +67,32 @@ def test_a_phone_photo_report_is_stored_with_its_photo_contact_and_event(client,
     events = db_session.scalars(select(ReportEvent).where(ReportEvent.report_id == report.id)).all()
     assert [(e.type, e.to_status, e.public) for e in events] == [("submitted", "submitted", True)]
     assert redis_conn.exists(f"rq:job:derivatives-{photo.id}")
+
+
+def test_the_answer_is_the_report_as_stored_and_each_photo_keeps_its_own_metadata(client, db_session, redis_conn):
+    """The 201 answer is made before the rows are written: it must be what GET then shows; and each photo's
+    EXIF point and capture time are stored with it (a photo without them has none)."""
+    exif = Image.Exif()
+    exif[0x8825] = {1: "N", 2: dms(16.4637), 3: "E", 4: dms(107.5909)}
+    exif[0x8769] = {0x9003: "2026:03:14 09:26:53", 0x9011: "+07:00"}
+    out = io.BytesIO()
+    with Image.open(PHOTOS / "jpg/orientation/landscape_1.jpg") as im:
+        im.convert("RGB").save(out, "JPEG", exif=exif.tobytes())
+    response = post_report(client, photos=[(out.getvalue(), "geo.jpg"), (_encoded("JPEG"), "plain.jpg")],
+                           reporter_name="Lê Văn Cường", address="12 Lê Lợi")
+    assert response.status_code == 201, response.get_json()
+    created = response.get_json()
+    token = created.pop("tracking_token")
+    public = client.get(f"/api/v1/reports/{created['id']}").get_json()
+    for body in (created, public):
+        body["created_at"] = datetime.fromisoformat(body["created_at"])
+    assert created == public
+    private = client.get(f"/api/v1/reports/{created['id']}", headers={"X-Tracking-Token": token}).get_json()
+    assert private["reporter"]["name"] == "Lê Văn Cường"
+    geo, plain = private["photos"]
+    assert geo["gps"] == pytest.approx({"lat": 16.4637, "lon": 107.5909}, abs=1e-5)
+    assert datetime.fromisoformat(geo["taken_at"]) == datetime.fromisoformat("2026-03-14T09:26:53+07:00")
+    assert plain["gps"] is None and plain["taken_at"] is None
 
 
 def test_codes_count_up_within_the_year(client, db_session, redis_conn):
