@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +29,7 @@ def bench_stack(redis_db: int = 14) -> Iterator[dict[str, str]]:
     temporary MEDIA_ROOT: yields the environment for the application's processes; removes it all after."""
     import psycopg
     from redis import Redis
+    from redis.exceptions import BusyLoadingError
 
     stack = Stack()
     services = stack.up(need_database=False, any_port=True)
@@ -41,7 +43,12 @@ def bench_stack(redis_db: int = 14) -> Iterator[dict[str, str]]:
            "REDIS_URL": services["REDIS_URL"].rsplit("/", 1)[0] + f"/{redis_db}", "MEDIA_ROOT": media,
            "RATE_LIMIT_PER_MINUTE": "0", "RATE_LIMIT_PER_DAY": "0", "LOG_LEVEL": "WARNING"}
     try:
-        Redis.from_url(env["REDIS_URL"]).flushdb()
+        for _ in range(300):  # a Redis just started answers LOADING while it reads its dump
+            try:
+                Redis.from_url(env["REDIS_URL"]).flushdb()
+                break
+            except BusyLoadingError:
+                time.sleep(0.1)
         run_flask(["db", "upgrade"], env)
         run_flask(["seed"], env)
         yield env
