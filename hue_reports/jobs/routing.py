@@ -28,7 +28,16 @@ RETRY_INTERVALS = [5, 30, 120, 600]
 def job_id(report_id: int) -> str:
     """Deterministic, so the sweep can tell a queued job from a lost one. (RQ 2 allows only letters,
     digits, `-` and `_` in ids, hence `route-<id>`, not `route:<id>`.)"""
-    return f"route-{report_id}"
+    return f"{JOB_PREFIX}{report_id}"
+
+
+JOB_PREFIX = "route-"
+
+
+def report_id_of(routing_job_id: str) -> int | None:
+    """The report a routing job id names (None if the id is not a routing job's)."""
+    number = routing_job_id.removeprefix(JOB_PREFIX)
+    return int(number) if number != routing_job_id and number.isdigit() else None
 
 
 @job
@@ -90,20 +99,20 @@ def route_waiting(current: Job) -> bool:
             finished: list[tuple[str, datetime, str]] = []
             try:
                 while claimed and time.monotonic() < stop_at:
-                    job_id = claimed.pop(0)
+                    claimed_id = claimed.pop(0)
                     started = datetime.now(UTC)
                     try:
-                        outcome = _route(int(job_id.removeprefix("route-")), last_try=False, due_soon=False)
+                        outcome = _route(report_id_of(claimed_id), last_try=False, due_soon=False)
                     except BaseTimeoutException:
-                        claimed.insert(0, job_id)
+                        claimed.insert(0, claimed_id)
                         raise
                     except Exception:
-                        log.warning("%s: routing failed in a batch; its own job will try again", job_id,
+                        log.warning("%s: routing failed in a batch; its own job will try again", claimed_id,
                                     exc_info=True)
-                        failed.append(job_id)
+                        failed.append(claimed_id)
                         continue
                     notified = notified or outcome.notified
-                    finished.append((job_id, started, outcome.result))
+                    finished.append((claimed_id, started, outcome.result))
             finally:
                 _push(queue, claimed, at_front=True)  # not started: back where they were
                 _record_finished(finished, current)
@@ -122,7 +131,7 @@ def claim_waiting(queue, limit: int) -> list[str]:
     by this worker alone. [] if none, or if Redis fails (the jobs stay queued)."""
     try:
         heads = [i.decode() if isinstance(i, bytes) else i for i in queue.connection.lrange(queue.key, 0, limit - 1)]
-        heads = [i for i in heads if i.startswith("route-") and i.removeprefix("route-").isdigit()]
+        heads = [i for i in heads if report_id_of(i) is not None]
         if not heads:
             return []
         with queue.connection.pipeline(transaction=False) as pipe:
