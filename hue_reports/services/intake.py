@@ -34,7 +34,7 @@ from zoneinfo import ZoneInfo
 import redis
 from flask import current_app
 from geoalchemy2 import WKTElement
-from sqlalchemy import Float, Integer, String, bindparam, exists, func, select, text
+from sqlalchemy import ARRAY, Float, Integer, String, bindparam, exists, func, select, text
 
 from ..errors import ApiError
 from ..extensions import db, get_redis
@@ -92,41 +92,35 @@ def submit(sub: Submission) -> Outcome:
     key = _check_idempotency_key(sub.idempotency_key)
     base = f"{sub.channel}:{sub.client}" if sub.client else sub.channel
     scope = f"{base}:device:{data['device_id']}" if data.get("device_id") else f"{base}:anonymous"
-    first = bool(_sql(KEY_EXISTS_SQL, {"scope": scope, "key": key}).scalar()) if key else False
-    if not first:  # (a retry is not a new submission)
-        _enforce_rate_limit(sub, data.get("device_id"))
-
     if not 1 <= len(sub.uploads) <= config["MAX_PHOTOS"]:
         raise _error(422, "validation_error", f"Send 1 to {config['MAX_PHOTOS']} photos.",
                      f"Gửi từ 1 đến {config['MAX_PHOTOS']} ảnh.", "photos")
     tz = ZoneInfo(city.timezone)
     infos = inspect_uploads(sub.uploads, tz)
     fingerprint = _fingerprint(sub.channel, data, infos)
-    if first:  # a retry: answer as the first time, whatever changed since
-        return _replay(scope, key, fingerprint)
-    where = _location(data, infos, city)
+    try:
+        where = _location(data, infos, city)
+    except ApiError:
+        if key and _key_used(scope, key):
+            return _replay(scope, key, fingerprint)  # a retry: answer as the first time, whatever changed since
+        raise
     lat, lon = where.lat, where.lon
-    # One round trip: the service area, the category and the ward (an address's ward is the ward it names,
-    # not a lookup of its point).
+    shas = {info.sha256 for info in infos}
+    # One round trip: was the key used (a retry), is the point inside the city, the category and the ward
+    # (an address's ward is the ward it names, not a lookup of its point); and the photos' content locks
+    # (see LOCK_CONTENT_SQL), held until the end of the transaction.
     connection = db.session.connection()  # (the session's, in its transaction: fetched once)
     place = connection.execute(_place_statement(), {
         "lon": lon, "lat": lat, "city_area_id": city.area_id, "ward_id": where.ward_id,
-        "category": data["category"]}).first()
+        "category": data["category"], "scope": scope, "key": key, "shas": sorted(shas)}).first()
+    if key and (place.used if place is not None else _key_used(scope, key)):
+        return _replay(scope, key, fingerprint)  # a retry: answer as the first time, whatever changed since
+    _enforce_rate_limit(sub, data.get("device_id"))  # (after that: a retry is not a new submission)
     if place is None:
         raise _error(422, "validation_error", "Unknown service code.", "Không có lĩnh vực này.", "category")
     if not place.inside:
         raise ApiError(422, "outside_service_area", f"The location is outside {city.name_en}.",
                        message_vi=f"Vị trí nằm ngoài {city.name}.", fields={"location": [f"({lat:.6f}, {lon:.6f})"]})
-
-    shas = {info.sha256 for info in infos}
-    if key:
-        # One round trip: claim the key, then (if claimed) lock the photos' content hashes.
-        claimed = connection.execute(CLAIM_AND_LOCK_SQL, {"scope": scope, "key": key, "hash": fingerprint,
-                                                          "shas": sorted(shas)}).scalar()
-        if not claimed:
-            return _replay(scope, key, fingerprint)
-    else:
-        lock_content(*shas)
 
     created: list[str] = []
     try:
@@ -134,11 +128,19 @@ def submit(sub: Submission) -> Outcome:
         submitted_at = datetime.now(timezone.utc)
         store_originals(sub.uploads, infos, created)
         unique = _unique_photos(infos)
-        # One round trip: the public code's number (its counter row is locked until commit, so it is taken
-        # after the files are stored) and the ids of the rows, so that the answer is made before the insert.
+        # One round trip: claim the key (a request with the same key that has not ended makes this wait for
+        # its end) and, if claimed, the public code's number (its counter row is locked until commit, so it is
+        # taken after the files are stored) and the ids of the rows, so that the answer is made before the
+        # insert.
         year = submitted_at.astimezone(tz).year
-        numbers = connection.execute(NUMBERS_SQL, {"prefix": city.report_code_prefix, "year": year,
+        numbers = connection.execute(NUMBERS_SQL, {"scope": scope, "key": key, "hash": fingerprint,
+                                                   "prefix": city.report_code_prefix, "year": year,
                                                    "photos": len(unique)}).one()
+        if not numbers.claimed:  # a request with the same key committed first: answer as it did
+            db.session.rollback()
+            discard(created)
+            created.clear()
+            return _replay(scope, key, fingerprint)
         code = f"{city.report_code_prefix}-{year}-{numbers.number:06d}"
         token = tracking_token(code, scope, key)
         location = WKTElement(f"POINT({lon!r} {lat!r})", srid=SRID)
@@ -211,30 +213,48 @@ _PLACE: list = []
 
 def _place_statement():
     """Is the point inside the city, the active category by its code, and the ward: the one given
-    (:ward_id) or else the one covering the point. Built once; its parameters are bound per request."""
+    (:ward_id) or else the one covering the point; whether the Idempotency-Key (:scope, :key) was used; and
+    the content locks of the photos' hashes (:shas, sorted: LOCK_CONTENT_SQL). Built once; its parameters
+    are bound per request."""
     if not _PLACE:
         p = areas.point(bindparam("lon", type_=Float), bindparam("lat", type_=Float))
         inside, ward = areas.place_columns(bindparam("city_area_id", type_=Integer), p)
+        used = exists().where(IdempotencyKey.scope == bindparam("scope", type_=String),
+                              IdempotencyKey.key == bindparam("key", type_=String))
+        shas = select(func.unnest(bindparam("shas", type_=ARRAY(String))).label("sha")).order_by("sha").subquery()
+        locked = select(func.count(func.pg_advisory_xact_lock(func.hashtextextended(shas.c.sha, 0))))
         _PLACE.append(
             select(inside.label("inside"), Category.id.label("category_id"), Category.name.label("category_name"),
                    Category.name_en.label("category_name_en"), AdminArea.id.label("ward_id"),
                    AdminArea.code.label("ward_code"), AdminArea.name.label("ward_name"),
-                   AdminArea.name_en.label("ward_name_en"))
+                   AdminArea.name_en.label("ward_name_en"), used.label("used"),
+                   locked.scalar_subquery().label("locked"))
             .select_from(Category)
             .outerjoin(AdminArea, AdminArea.id == func.coalesce(bindparam("ward_id", type_=Integer), ward))
             .where(Category.code == bindparam("category", type_=String), Category.active))
     return _PLACE[0]
 
 
+def _key_used(scope: str, key: str) -> bool:
+    return bool(_sql(KEY_EXISTS_SQL, {"scope": scope, "key": key}).scalar())
+
+
+# Claim the key (if there is one), then, if claimed, the public code's number and the rows' ids.
 NUMBERS_SQL = text("""
-    WITH counter AS (
-        INSERT INTO report_code_counters AS c (prefix, year, last_value) VALUES (:prefix, :year, 1)
+    WITH claim AS (
+        INSERT INTO idempotency_keys (scope, key, request_hash)
+        SELECT :scope, CAST(:key AS text), :hash WHERE CAST(:key AS text) IS NOT NULL
+        ON CONFLICT DO NOTHING RETURNING key
+    ), go AS (
+        SELECT WHERE CAST(:key AS text) IS NULL OR EXISTS (SELECT FROM claim)
+    ), counter AS (
+        INSERT INTO report_code_counters AS c (prefix, year, last_value) SELECT :prefix, :year, 1 FROM go
         ON CONFLICT (prefix, year) DO UPDATE SET last_value = c.last_value + 1
         RETURNING last_value)
-    SELECT (SELECT last_value FROM counter) AS number,
-           nextval(pg_get_serial_sequence('reports', 'id')) AS report_id,
+    SELECT EXISTS (SELECT FROM go) AS claimed, (SELECT last_value FROM counter) AS number,
+           (SELECT nextval(pg_get_serial_sequence('reports', 'id')) FROM go) AS report_id,
            ARRAY(SELECT nextval(pg_get_serial_sequence('photos', 'id'))
-                 FROM generate_series(1, CAST(:photos AS integer))) AS photo_ids
+                 FROM go, generate_series(1, CAST(:photos AS integer))) AS photo_ids
 """)
 
 # (Rows written by one statement: the foreign keys are checked at its end, when the report exists.)
@@ -443,18 +463,11 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-CLAIM_SQL = """INSERT INTO idempotency_keys (scope, key, request_hash) VALUES (:scope, :key, :hash)
-                ON CONFLICT DO NOTHING RETURNING key"""
 # Serialises storing and removing these content hashes until the end of the transaction, in a fixed
-# order, so that two requests never wait for each other in a circle.
-LOCK_SQL = """SELECT count(pg_advisory_xact_lock(hashtextextended(sha, 0)))
-               FROM (SELECT sha FROM unnest(CAST(:shas AS text[])) AS sha ORDER BY sha) AS ordered"""
-LOCK_CONTENT_SQL = text(LOCK_SQL)
-# Claim the key, then (if claimed) lock the photos' content hashes.
-CLAIM_AND_LOCK_SQL = text(f"""
-    WITH claim AS ({CLAIM_SQL})
-    SELECT EXISTS (SELECT 1 FROM claim) AND ({LOCK_SQL}) IS NOT NULL
-""")
+# order, so that two requests never wait for each other in a circle. (Intake takes them in its first
+# statement, _place_statement, before the key and the code counter: always in that order.)
+LOCK_CONTENT_SQL = text("""SELECT count(pg_advisory_xact_lock(hashtextextended(sha, 0)))
+                           FROM (SELECT sha FROM unnest(CAST(:shas AS text[])) AS sha ORDER BY sha) AS ordered""")
 
 
 def lock_content(*sha256s: str) -> None:

@@ -24,13 +24,13 @@ import io
 import logging
 import math
 import mmap
-import re
 import zlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import BinaryIO
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import pillow_heif
 from flask import current_app
 from PIL import Image, ImageCms, ImageOps
@@ -139,10 +139,37 @@ def inspect_upload(stream: BinaryIO, *, field: str, max_bytes: int, max_pixels: 
 # keep a parser or decoder busy have millions of the first or thousands of the second.
 MAX_SEGMENTS = 10_000
 MAX_SCANS = 100
-# The next JPEG marker: FF, then neither 00 (a stuffed FF in image data), nor D0-D7 (restart markers
-# inside a scan), nor FF (fill: the marker follows). Starting with a literal keeps re's fast scan: 0.7 ms
-# over the Nokia photo's 2.2 MB.
-_JPEG_MARKER = re.compile(rb"\xff([^\x00\xd0-\xd7\xff])")
+
+
+class _JpegMarkers:
+    """Where the JPEG markers are: an FF followed by neither 00 (a stuffed FF in image data), nor D0-D7
+    (restart markers inside a scan), nor FF (fill: the marker follows). Found with NumPy a window at a time
+    (0.3 ms over the Nokia photo's 2.2 MB, where a regular expression's scan took 0.75 ms), so that a
+    hostile file full of markers costs at most a window's worth of memory."""
+
+    WINDOW = 1 << 20
+
+    def __init__(self, data: memoryview):
+        self.bytes = np.frombuffer(data, dtype=np.uint8)
+        self.start = -1
+        self.found = np.empty(0, dtype=np.intp)
+
+    def next(self, pos: int) -> int:
+        """The position of the FF of the first marker at or after `pos`, or -1."""
+        size = len(self.bytes)
+        while pos < size - 1:
+            start = pos - pos % self.WINDOW
+            if start != self.start:
+                window = self.bytes[start:start + self.WINDOW + 1]  # (one more: a marker's second byte)
+                after = window[1:]
+                self.found = np.flatnonzero((window[:-1] == 0xFF) & (after != 0) & (after != 0xFF)
+                                            & ((after & 0xF8) != 0xD0))
+                self.start = start
+            k = int(np.searchsorted(self.found, pos - start))
+            if k < len(self.found):
+                return start + int(self.found[k])
+            pos = start + self.WINDOW
+        return -1
 
 
 @contextlib.contextmanager
@@ -165,11 +192,12 @@ def _jpeg_problem(data: memoryview) -> str | None:
     """Walk every marker segment and scan to EOI. Returns what is wrong, or None."""
     pos, segments, scans = 2, 0, 0
     size = len(data)
+    markers = _JpegMarkers(data)
     while True:
-        match = _JPEG_MARKER.search(data, pos)
-        if match is None:
+        found = markers.next(pos)
+        if found < 0:
             return "no end of image (truncated)"
-        marker, pos = match.group(1)[0], match.end()
+        marker, pos = data[found + 1], found + 2
         segments += 1
         if segments > MAX_SEGMENTS:
             return "too many segments"
