@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import threading
 import time
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -526,6 +527,34 @@ def test_a_refresh_in_the_process_is_served_at_once(make_app, committed):
         metrics.refresh_results()
         assert len(metrics.served_answers()) == 0
         db.session.remove()
+
+
+def test_threads_share_the_copy(make_app, committed):
+    """As gunicorn's gthread workers do: threads asking at once each get the whole answer, and the database is
+    read at most once per thread that missed before the first read was kept."""
+    app = make_app(PUBLIC_METRICS_CACHE_SECONDS=30, DATABASE_POOL_SIZE=8)
+    assert app.test_client().get("/api/v1/public/metrics?group_by=category").status_code == 200  # (stored)
+    with app.app_context():
+        metrics.served_answers().clear()
+    seen = statements_of(app)
+    bodies: list[bytes] = []
+    start = threading.Barrier(8)
+
+    def ask():
+        client = app.test_client()
+        start.wait()
+        for _ in range(25):
+            response = client.get("/api/v1/public/metrics?group_by=category")
+            assert response.status_code == 200
+            bodies.append(response.data)
+
+    threads = [threading.Thread(target=ask) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(bodies) == 200 and len(set(bodies)) == 1
+    assert 1 <= sum("FROM metric_results" in s for s in seen) <= 8
 
 
 def test_the_copy_holds_a_bounded_number_of_answers_and_keeps_the_freshest_read():
