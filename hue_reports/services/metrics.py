@@ -8,7 +8,8 @@ Three layers, each recomputable from the one before:
    whose events arrived since the last refresh (a cursor on the events' transaction ids, so a late
    commit is never skipped) and is run by the scheduler every METRICS_REFRESH_SECONDS.
 3. **Answers** (`metric_results`): `compute` aggregates the facts (the counts in SQL, the curves in numpy)
-   for one grouping and period, as of an instant; the answer is stored and served until the next refresh recomputes it.
+   for one grouping and period, as of an instant; the answer is stored and served until the next refresh recomputes it
+   (each API process keeping the answers it served in memory for PUBLIC_METRICS_CACHE_SECONDS: `served`).
 
 The two clocks (README, "Methodology"):
 
@@ -38,8 +39,8 @@ from decimal import Decimal
 from time import monotonic
 from typing import Any
 
-import numpy as np
 import flask
+import numpy as np
 from sqlalchemy import delete, or_, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import SQLAlchemyError
