@@ -165,7 +165,12 @@ SETTINGS: tuple[Setting, ...] = (
             "at least 1.", int),
     Setting("METRICS_REFRESH_SECONDS", "60",
             "How often the scheduler brings the accountability metrics up to the new events and recomputes "
-            "the answers people asked for (the published figures are at most this old).", int),
+            "the answers people asked for (the published figures are at most this old, plus "
+            "PUBLIC_METRICS_CACHE_SECONDS).", int),
+    Setting("PUBLIC_METRICS_CACHE_SECONDS", "10",
+            "How long each API process serves a stored metrics answer (JSON and CSV) from its memory before "
+            "reading it again (a hit runs no SQL; the answer's `X-Database` is the database it was read from). "
+            "0 reads it on every request; at most 30, well inside the answers' `max-age=60`.", float),
     Setting("PUBLIC_CLUSTER_BELOW_ZOOM", "14",
             "The public map data answers clusters (counts by status per grid cell) below this zoom.", int),
     Setting("PUBLIC_MAP_POINTS_MAX", "1000",
@@ -271,6 +276,8 @@ def load_config(environ: Mapping[str, str] | None = None,
         raise ConfigError("S3_PRESIGN_SECONDS must be between 0 and 604800 (a presigned URL lives 7 days at most)")
     if not config["S3_TIMEOUT_SECONDS"] > 0:
         raise ConfigError("S3_TIMEOUT_SECONDS must be positive")
+    if not 0 <= config["PUBLIC_METRICS_CACHE_SECONDS"] <= 30:
+        raise ConfigError("PUBLIC_METRICS_CACHE_SECONDS must be between 0 and 30 (the answers' max-age is 60)")
     for name in ("REPLICA_MAX_LAG_SECONDS", "REPLICA_CHECK_SECONDS", "REPLICA_RETRY_SECONDS"):
         if config[name] < 0:
             raise ConfigError(f"{name} must not be negative")

@@ -54,6 +54,9 @@ def app_config(database_url, redis_url, tmp_path_factory):
         # Every test client comes from 127.0.0.1: the rate limit tests set their own limits.
         "RATE_LIMIT_PER_MINUTE": 0,
         "RATE_LIMIT_PER_DAY": 0,
+        # One app serves every test, each with data of its own: the metrics answers are read every time (the
+        # process's copy has its own tests, on apps of their own: tests/test_metrics.py).
+        "PUBLIC_METRICS_CACHE_SECONDS": 0,
     }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import threading
 import time
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -17,7 +18,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlalchemy import select, text
+from sqlalchemy import event, select, text
 
 from hue_reports.extensions import db
 from hue_reports.models import Agency, MetricCustody, MetricReport, Report, ReportEvent
@@ -448,6 +449,140 @@ def test_an_uncached_period_while_another_is_computed_answers_503_at_once(app, c
     assert busy.status_code == 503 and busy.get_json()["error"]["code"] == "busy" and busy.headers["Retry-After"]
     ok = client.get("/api/v1/public/metrics", query_string={"group_by": "month", "from": "2026-02-01"})
     assert ok.status_code == 200 and ok.get_json()["from"] == "2026-02-01"
+
+
+# --- each API process's copy of the answers (PUBLIC_METRICS_CACHE_SECONDS) ------------------------------------
+
+def statements_of(app) -> list[str]:
+    """Every statement the app's primary engine runs from now on (its replica's, if any, are not in it)."""
+    seen: list[str] = []
+    with app.app_context():
+        event.listen(db.engine, "before_cursor_execute", lambda conn, cursor, statement, *_: seen.append(statement))
+    return seen
+
+
+def test_an_answer_is_served_from_memory_for_its_ttl_then_read_again(make_app, committed):
+    app = make_app(PUBLIC_METRICS_CACHE_SECONDS=1)
+    client = app.test_client()
+    seen = statements_of(app)
+    first = client.get("/api/v1/public/metrics?group_by=agency")  # (computed and stored: the first time asked)
+    assert first.status_code == 200 and seen
+    # a hit: the same answer and ETag, no statement at all (JSON, 304 and CSV)
+    seen.clear()
+    again = client.get("/api/v1/public/metrics?group_by=agency")
+    assert (again.status_code, again.data, again.headers["ETag"]) == (200, first.data, first.headers["ETag"])
+    assert client.get("/api/v1/public/metrics?group_by=agency",
+                      headers={"If-None-Match": first.headers["ETag"]}).status_code == 304
+    sheet = client.get("/api/v1/public/metrics.csv?group_by=agency")
+    assert sheet.status_code == 200 and sheet.get_data(as_text=True).splitlines()[-1].startswith("all,")
+    assert seen == []
+    # another process's refresh changes the stored answer (and the period was last asked for two hours ago)
+    with app.app_context():
+        db.session.execute(text("UPDATE metric_results SET body = jsonb_set(body, '{total,received}', '999'), "
+                                "requested_at = now() - interval '2 hours' WHERE key = 'agency||'"))
+        db.session.commit()
+        db.session.remove()
+    seen.clear()
+    assert client.get("/api/v1/public/metrics?group_by=agency").data == first.data  # (within the TTL: as it was)
+    assert seen == []
+    time.sleep(1.05)
+    changed = client.get("/api/v1/public/metrics?group_by=agency", headers={"If-None-Match": first.headers["ETag"]})
+    assert changed.status_code == 200 and changed.get_json()["total"]["received"] == 999
+    assert changed.headers["ETag"] != first.headers["ETag"] and seen  # (read again)
+    # the miss noted that the period is still asked for (the scheduler keeps it refreshed)
+    with app.app_context():
+        assert db.session.scalar(text("SELECT requested_at > now() - interval '1 minute' FROM metric_results "
+                                      "WHERE key = 'agency||'")) is True
+        db.session.remove()
+    seen.clear()
+    csv_again = client.get("/api/v1/public/metrics.csv?group_by=agency").get_data(as_text=True)
+    assert csv_again.splitlines()[-1].startswith("all,") and ",999," in csv_again.splitlines()[-1] and seen == []
+
+
+def test_a_ttl_of_0_reads_the_stored_answer_on_every_request(make_app, committed):
+    app = make_app(PUBLIC_METRICS_CACHE_SECONDS=0)
+    client = app.test_client()
+    first = client.get("/api/v1/public/metrics?group_by=ward")
+    assert first.status_code == 200
+    seen = statements_of(app)
+    for _ in range(2):
+        assert client.get("/api/v1/public/metrics?group_by=ward",
+                          headers={"If-None-Match": first.headers["ETag"]}).status_code == 304
+    assert sum("FROM metric_results" in s for s in seen) == 2
+    with app.app_context():
+        db.session.execute(text("UPDATE metric_results SET body = jsonb_set(body, '{total,received}', '998') "
+                                "WHERE key = 'ward||'"))
+        db.session.commit()
+        assert len(metrics.served_answers()) == 0
+        db.session.remove()
+    assert client.get("/api/v1/public/metrics?group_by=ward").get_json()["total"]["received"] == 998
+
+
+def test_a_refresh_in_the_process_is_served_at_once(make_app, committed):
+    app = make_app(PUBLIC_METRICS_CACHE_SECONDS=30)
+    client = app.test_client()
+    assert client.get("/api/v1/public/metrics?group_by=month").status_code == 200
+    with app.app_context():
+        assert len(metrics.served_answers()) == 1
+        metrics.refresh_results()
+        assert len(metrics.served_answers()) == 0
+        db.session.remove()
+
+
+def test_threads_share_the_copy(make_app, committed):
+    """As gunicorn's gthread workers do: threads asking at once each get the whole answer, and the database is
+    read at most once per thread that missed before the first read was kept."""
+    app = make_app(PUBLIC_METRICS_CACHE_SECONDS=30, DATABASE_POOL_SIZE=8)
+    assert app.test_client().get("/api/v1/public/metrics?group_by=category").status_code == 200  # (stored)
+    with app.app_context():
+        metrics.served_answers().clear()
+    seen = statements_of(app)
+    bodies: list[bytes] = []
+    start = threading.Barrier(8)
+
+    def ask():
+        client = app.test_client()
+        start.wait()
+        for _ in range(25):
+            response = client.get("/api/v1/public/metrics?group_by=category")
+            assert response.status_code == 200
+            bodies.append(response.data)
+
+    threads = [threading.Thread(target=ask) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(bodies) == 200 and len(set(bodies)) == 1
+    assert 1 <= sum("FROM metric_results" in s for s in seen) <= 8
+
+
+def test_the_copy_holds_a_bounded_number_of_answers_and_keeps_the_freshest_read():
+    answers = metrics.ServedAnswers(2)
+
+    def answer(text_: str, read_at: float) -> metrics.Served:
+        return metrics.Served(text_, text_, None, read_at)
+
+    now = time.monotonic()
+    answers.put("a", answer("a", now))
+    answers.put("b", answer("b", now))
+    assert answers.get("a", 60).text == "a"  # (now the most recently served)
+    answers.put("c", answer("c", now))
+    assert len(answers) == 2 and answers.get("b", 60) is None and answers.get("a", 60).text == "a"
+    answers.put("a", answer("older", now - 1))  # a slower thread's older read does not replace it
+    assert answers.get("a", 60).text == "a"
+    assert answers.get("a", 0.5) is not None and answers.get("c", 60).text == "c"
+    answers.put("d", answer("d", now - 10))
+    assert answers.get("d", 5) is None  # read longer ago than the TTL
+
+
+@pytest.mark.parametrize("value", ["-1", "31", "nan", "ten"])
+def test_the_ttl_is_within_the_answers_max_age(value):
+    from hue_reports.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match="PUBLIC_METRICS_CACHE_SECONDS"):
+        load_config({"HUE_ENV": "testing", "PUBLIC_METRICS_CACHE_SECONDS": value})
+    assert load_config({"HUE_ENV": "testing"})["PUBLIC_METRICS_CACHE_SECONDS"] == 10
 
 
 @settings(max_examples=300, deadline=None)

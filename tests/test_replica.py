@@ -211,6 +211,43 @@ def test_a_lagging_replica_sends_public_reads_to_the_primary_until_it_catches_up
     assert report["code"] in codes
 
 
+def test_a_metrics_answer_kept_in_memory_says_the_database_it_was_read_from(
+        make_app, replica, replica_url, committed):
+    """PUBLIC_METRICS_CACHE_SECONDS: a hit reads neither database, and its X-Database is the one its copy came
+    from, even once the public reads have moved to the primary (a lagging replica)."""
+    from sqlalchemy import event
+
+    from hue_reports.extensions import db
+    from hue_reports.services import metrics
+
+    app = make_app(DATABASE_REPLICA_URL=replica_url, REPLICA_MAX_LAG_SECONDS=1, REPLICA_CHECK_SECONDS=0.1,
+                   PUBLIC_METRICS_CACHE_SECONDS=30)
+    client = app.test_client()
+    with app.app_context():
+        metrics.refresh_results()  # (the default answers stored)
+        db.session.remove()
+    caught_up(replica)
+    read: list[str] = []
+
+    def note(conn, cursor, statement, *_):
+        if "metric_results" in statement:
+            read.append(statement)
+
+    with app.app_context():
+        for engine in (db.engines[None], db.engines["replica"]):
+            event.listen(engine, "before_cursor_execute", note)
+    first = client.get("/api/v1/public/metrics?group_by=agency")
+    assert first.headers["X-Database"] == "replica" and len(read) == 1
+    pause(replica)
+    submit(client)
+    wait_until("public reads go to the primary", lambda: public_codes(client)[1] == "primary")
+    hit = client.get("/api/v1/public/metrics?group_by=agency")
+    assert (hit.data, hit.headers["X-Database"], len(read)) == (first.data, "replica", 1)
+    sheet = client.get("/api/v1/public/metrics.csv?group_by=ward")  # (not kept yet: read now, on the primary)
+    assert sheet.status_code == 200 and sheet.headers["X-Database"] == "primary" and len(read) == 2
+    resume(replica)
+
+
 def test_an_idle_primary_is_not_a_lagging_replica(make_app, replica, replica_url, committed):
     """Nothing committed for longer than the lag limit: the replica's last replayed commit is old, yet it
     has replayed all there is, so it is used."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from flask import jsonify, make_response, request
 from werkzeug.datastructures import MultiDict
 
@@ -20,15 +22,18 @@ blp = Blueprint("public", __name__, url_prefix="", description="Public: map data
 MAP_FILTERS = ("status", "category", "agency", "ward", "from", "to", "overdue")
 
 
-def _cacheable(body: dict | str, max_age: int = 60):
+def _cacheable(body: dict | str, max_age: int = 60, etag: str | None = None):
     """A public answer a CDN can hold: an ETag of its content, Cache-Control, and 304 when unchanged.
-    `body` is a dict, or JSON text already (as PostgreSQL renders it)."""
+    `body` is a dict, or JSON text already (as PostgreSQL renders it), whose `etag` may be known already."""
     if isinstance(body, str):
         response = make_response(body)
         response.mimetype = "application/json"
     else:
         response = make_response(jsonify(body))
-    response.add_etag()
+    if etag is None:
+        response.add_etag()
+    else:
+        response.set_etag(etag)
     response.headers["Cache-Control"] = f"public, max-age={max_age}"
     return response.make_conditional(request)
 
@@ -138,7 +143,8 @@ def public_metrics():
     counts, the resident's and the agency's clocks (median and 90th percentile, wall-clock and working
     hours, open reports censored), time to acknowledge, on-time, transfer and reopen rates, satisfaction.
     Methodology: README.md#methodology."""
-    return _cacheable(metrics.published_json(metrics.parse_period(request.args)))
+    answer = metrics.served(metrics.parse_period(request.args))
+    return _cacheable(answer.text, etag=answer.etag)
 
 
 @blp.route("/api/v1/public/metrics.csv")
@@ -151,7 +157,7 @@ def public_metrics_csv():
     """The same figures as CSV (UTF-8 with a byte order mark, for spreadsheets): a row per group, the city's
     total last."""
     period = metrics.parse_period(request.args)
-    body = metrics.published(period)
+    body = json.loads(metrics.served(period).text)
     response = make_response("\ufeff" + metrics.to_csv(body))
     response.mimetype = "text/csv"
     response.charset = "utf-8"

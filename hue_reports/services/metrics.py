@@ -8,7 +8,8 @@ Three layers, each recomputable from the one before:
    whose events arrived since the last refresh (a cursor on the events' transaction ids, so a late
    commit is never skipped) and is run by the scheduler every METRICS_REFRESH_SECONDS.
 3. **Answers** (`metric_results`): `compute` aggregates the facts (the counts in SQL, the curves in numpy)
-   for one grouping and period, as of an instant; the answer is stored and served until the next refresh recomputes it.
+   for one grouping and period, as of an instant; the answer is stored and served until the next refresh recomputes it
+   (each API process keeping the answers it served in memory for PUBLIC_METRICS_CACHE_SECONDS: `served`).
 
 The two clocks (README, "Methodology"):
 
@@ -29,16 +30,21 @@ import csv
 import io
 import json
 import logging
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
+from time import monotonic
 from typing import Any
 
+import flask
 import numpy as np
 from sqlalchemy import delete, or_, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.http import generate_etag
 from zoneinfo import ZoneInfo
 
 from ..errors import ApiError
@@ -799,6 +805,85 @@ def published_json(period: Period) -> str:
         return row[0]
 
 
+@dataclass(frozen=True)
+class Served:
+    """A stored answer as this process serves it (see `served`)."""
+
+    text: str  # the JSON, as PostgreSQL renders the stored JSONB
+    etag: str  # of `text` (werkzeug's, as add_etag would compute it)
+    database: str | None  # the X-Database of the request that read it (None without a replica)
+    read_at: float  # time.monotonic() just before it was read
+
+
+class ServedAnswers:
+    """This process's copy of the stored answers it served lately, each kept PUBLIC_METRICS_CACHE_SECONDS from
+    when it was read: a hit runs no SQL. At most `size` answers (the stored ones are bounded too: the 4
+    defaults and RESULTS_KEPT_MAX), the least recently served forgotten first. Shared by the process's threads
+    (gunicorn's gthread workers): a lock around the dictionary only, never around a read of the database (two
+    threads that miss together both read, and the fresher read stays)."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self._answers: OrderedDict[str, Served] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str, ttl: float) -> Served | None:
+        with self._lock:
+            answer = self._answers.get(key)
+            if answer is None or monotonic() - answer.read_at >= ttl:
+                return None
+            self._answers.move_to_end(key)
+            return answer
+
+    def put(self, key: str, answer: Served) -> None:
+        with self._lock:
+            before = self._answers.get(key)
+            if before is not None and before.read_at > answer.read_at:
+                return
+            self._answers[key] = answer
+            self._answers.move_to_end(key)
+            while len(self._answers) > self.size:
+                self._answers.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._answers.clear()
+
+    def __len__(self) -> int:
+        return len(self._answers)
+
+
+SERVED = "hue_metrics_served"  # app.extensions key of the app's ServedAnswers
+
+
+def served_answers() -> ServedAnswers:
+    """This app's (and process's) copy of the answers served lately."""
+    return flask.current_app.extensions.setdefault(SERVED, ServedAnswers(RESULTS_KEPT_MAX + len(GROUP_BYS)))
+
+
+def served(period: Period) -> Served:
+    """The answer the API serves for `period` (JSON and CSV): `published_json`, kept in this process's memory
+    for PUBLIC_METRICS_CACHE_SECONDS (0: read on every request), so that a hit costs no round trip. Nothing
+    is staler than the contract allows: a figure is at most METRICS_REFRESH_SECONDS plus this old (the
+    answers say `Cache-Control: max-age=60`, and their `as_of` says when they were computed). A period asked
+    for often still has its `requested_at` kept fresh: every miss (once a TTL) reads it and bumps it once it
+    is an hour old. A hit's `X-Database` is the database it was read from."""
+    ttl = flask.current_app.config["PUBLIC_METRICS_CACHE_SECONDS"]
+    answers = served_answers()
+    if ttl > 0:
+        answer = answers.get(period.key, ttl)
+        if answer is not None:
+            if answer.database is not None:
+                flask.g.hue_database = answer.database  # (the header of a replica-readable view, replica.py)
+            return answer
+    read_at = monotonic()
+    text_ = published_json(period)
+    answer = Served(text_, generate_etag(text_.encode()), flask.g.get("hue_database"), read_at)
+    if ttl > 0:
+        answers.put(period.key, answer)
+    return answer
+
+
 def default_periods() -> list[Period]:
     return [Period(group_by, None, None) for group_by in GROUP_BYS]
 
@@ -824,6 +909,8 @@ def refresh_results() -> int:
         for period, body in zip(batch, compute_many(batch), strict=True):
             _save(period, body, requested=False)
         db.session.commit()
+    if SERVED in flask.current_app.extensions:  # (this process's copies; the API's other processes wait their TTL)
+        flask.current_app.extensions[SERVED].clear()
     return len(periods)
 
 
