@@ -7,7 +7,7 @@ For each size N: starts the real stack (a throw-away database migrated and seede
 generates a realistic history of N reports (bench/generate.py: where, what and how long as in a city,
 with every report's events), and times each endpoint through the application (Flask's WSGI interface, in
 this process) beside its floor: the very SQL statements the request ran, captured as it ran them and
-replayed directly with psycopg (what psql would take). Prints p50 and p95 per endpoint, the floor's,
+replayed directly with psycopg as psql runs them (each on its own, in autocommit, parsed and planned each time). Prints p50 and p95 per endpoint, the floor's,
 and their ratio, and what the request adds to its SQL (/healthz, with no SQL, shows the framework's own
 cost). The stored metrics answers are kept in each process's memory (PUBLIC_METRICS_CACHE_SECONDS): their
 requests are timed as deployed (hits, no SQL) and with the cache off (read on every request), both beside
@@ -148,15 +148,15 @@ def measure(app, path: str, repeat: int, url: str, timings: list[float | None]
     floor = []
     if not statements:  # (an endpoint without SQL)
         return times, [0.0] * repeat, size
-    with psycopg.connect(url) as conn:
+    # As psql runs them: each statement on its own (autocommit: no BEGIN or ROLLBACK around them, as the
+    # public views read), parsed and planned each time (psql never prepares; psycopg would from the fifth run).
+    with psycopg.connect(url, autocommit=True, prepare_threshold=None) as conn:
         for statement, parameters in statements:  # warm up, as the request was
             conn.execute(statement, parameters).fetchall()
-        conn.rollback()
         for _ in range(repeat):
             started = time.perf_counter()
             for statement, parameters in statements:
                 conn.execute(statement, parameters).fetchall()
-            conn.rollback()
             floor.append(time.perf_counter() - started)
     return times, floor, size
 
