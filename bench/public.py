@@ -8,8 +8,8 @@ generates a realistic history of N reports (bench/generate.py: where, what and h
 with every report's events), and times each endpoint through the application (Flask's WSGI interface, in
 this process) beside its floor: the very SQL statements the request ran, captured as it ran them and
 replayed directly with psycopg as psql runs them (each on its own, in autocommit, parsed and planned each
-time). Prints p50 and p95 per endpoint, the floor's, and their ratio, and what the request adds to its SQL (/healthz, with no SQL, shows the framework's own
-cost). The stored metrics answers are kept in each process's memory (PUBLIC_METRICS_CACHE_SECONDS): their
+time). Prints p50 and p95 per endpoint, the floor's, and their ratio, and what the request adds to its
+SQL (/healthz, with no SQL, shows the framework's own cost). The stored metrics answers are kept in each process's memory (PUBLIC_METRICS_CACHE_SECONDS): their
 requests are timed as deployed (hits, no SQL) and with the cache off (read on every request), both beside
 the statement a miss runs. Goals (issue 6, at 1M reports): bbox, tiles and metrics p95 <= 50 ms, each within
 2x of its SQL.
