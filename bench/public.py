@@ -3,16 +3,16 @@
     python bench/public.py [--n 100000[,1000000,...]] [--repeat 30]      (or: make bench)
     python bench/public.py --database-url URL [--database-url URL2]      (databases generated before)
 
-For each size N: starts the real stack (a throw-away database migrated and seeded with the city),
-generates a realistic history of N reports (bench/generate.py: where, what and how long as in a city,
-with every report's events), and times each endpoint through the application (Flask's WSGI interface, in
-this process) beside its floor: the very SQL statements the request ran, captured as it ran them and
-replayed directly with psycopg as psql runs them (each on its own, in autocommit, parsed and planned each
-time). Prints p50 and p95 per endpoint, the floor's, and their ratio, and what the request adds to its
-SQL (/healthz, with no SQL, shows the framework's own cost). The stored metrics answers are kept in each process's memory (PUBLIC_METRICS_CACHE_SECONDS): their
-requests are timed as deployed (hits, no SQL) and with the cache off (read on every request), both beside
-the statement a miss runs. Goals (issue 6, at 1M reports): bbox, tiles and metrics p95 <= 50 ms, each within
-2x of its SQL.
+For each size N: starts the real stack (a throw-away database migrated and seeded with the city), generates a
+realistic history of N reports (bench/generate.py: where, what and how long as in a city, with every report's
+events), and times each endpoint through the application (Flask's WSGI interface, in this process) beside its
+floor: the very SQL statements the request ran, captured as it ran them and replayed directly with psycopg as
+psql runs them (each on its own, in autocommit, parsed and planned each time). Prints p50 and p95 per
+endpoint, the floor's, and their ratio, and what the request adds to its SQL (/healthz, with no SQL, shows the
+framework's own cost). The stored metrics answers are kept in each process's memory
+(PUBLIC_METRICS_CACHE_SECONDS): their requests are timed as deployed (hits, no SQL) and with the cache off
+(read on every request), both beside the statement a miss runs. Goals (issue 6, at 1M reports): bbox, tiles
+and metrics p95 <= 50 ms, each within 2x of its SQL.
 Also times the rollups the scheduler refreshes every METRICS_REFRESH_SECONDS: the metrics' full replay
 of the events, an incremental refresh, each grouping's answer, and the map's counts per grid cell.
 Several sizes (--n 100000,1000000) are printed side by side, to show how each cost grows with the data.
