@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import argparse
 import math
-import re
 import os
+import re
 import statistics
 import sys
 import time
@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import generate as generator  # noqa: E402
 from common import bench_stack, peak_rss_mb, percentile, record  # noqa: E402
+
 
 def metrics_build(app, replay: bool = True) -> list[tuple[str, float]]:
     """The rollups' costs: the first full replay of every report's events, an incremental refresh after a
