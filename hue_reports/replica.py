@@ -74,36 +74,14 @@ def _autocommit(engine: Engine) -> Engine:
     to the pool): a read-only view's statements each run on their own, without the two round trips of BEGIN and
     ROLLBACK. In READ COMMITTED each statement sees its own snapshot anyway, so reads see what they saw.
 
-    Nor are they planned differently: psycopg prepares a statement run 5 times on a connection, and forgets
-    them all at a ROLLBACK, so the reads, one transaction each, were never prepared; without the ROLLBACK they
-    would be, and PostgreSQL may then keep one generic plan for every tile and view (seen 4x faster for a
-    dense z15 tile at 100k, but chosen from the first requests' parameters: a decision of its own, not taken
-    here). The twin's connections do not prepare until they go back to the pool."""
+    psycopg prepares a statement run 5 times on a connection, so the public reads' statements are prepared
+    (their parse is saved); the connections' plan_cache_mode=force_custom_plan (config.py) has PostgreSQL plan
+    each run for its own parameters all the same, as for a statement sent afresh."""
     twin = _autocommit_engines.get(engine)
     if twin is None:
         twin = engine.execution_options(isolation_level="AUTOCOMMIT")
-        event.listen(twin, "engine_connect", _no_prepare)
-        event.listen(engine.pool, "checkin", _prepare_again)
         _autocommit_engines[engine] = twin
     return twin
-
-
-_PREPARE_THRESHOLD = "hue_prepare_threshold"  # connection record's info: psycopg's threshold before the twin's
-
-
-def _no_prepare(connection) -> None:
-    dbapi_connection = connection.connection.dbapi_connection
-    record = connection.connection._connection_record
-    if record is not None and _PREPARE_THRESHOLD not in record.info:
-        record.info[_PREPARE_THRESHOLD] = dbapi_connection.prepare_threshold
-    dbapi_connection.prepare_threshold = None
-
-
-def _prepare_again(dbapi_connection, record) -> None:
-    if _PREPARE_THRESHOLD in record.info:
-        threshold = record.info.pop(_PREPARE_THRESHOLD)
-        if dbapi_connection is not None:
-            dbapi_connection.prepare_threshold = threshold
 
 
 def _db():

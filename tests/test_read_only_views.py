@@ -1,7 +1,7 @@
 """The public reads' fixed cost without its risks (real engines, not the tests' shared connection): a read-only
-view's statements run in autocommit (no BEGIN and ROLLBACK), unprepared as before, and leave the pool's
-connections transactional; its
-writes (`with primary():`) run in a transaction; a pooled connection whose server session ended while it was
+view's statements run in autocommit (no BEGIN and ROLLBACK), prepared by the driver but planned for each run's
+own parameters, and leave the pool's connections transactional; its writes (`with primary():`) run in a
+transaction; a pooled connection whose server session ended while it was
 idle is replaced without a ping per checkout, and the request does not see it."""
 
 from __future__ import annotations
@@ -32,14 +32,31 @@ def test_a_public_read_runs_in_autocommit_and_the_pool_gets_its_connection_back_
     seen = _autocommit_spy(app)
     response = app.test_client().get(MAP)
     assert response.status_code == 200, response.get_json()
-    # every statement of the view without BEGIN and ROLLBACK, and never prepared (planned as it always was)
-    assert seen and all(seen_ == (True, None) for seen_ in seen)
+    # every statement of the view without BEGIN and ROLLBACK (prepared from its fifth run, as any)
+    assert seen and all(seen_ == (True, 5) for seen_ in seen)
     seen.clear()
     with app.app_context():
         db.session.execute(text("SELECT 1"))  # the same pooled connection, for anything else
         assert db.session.connection().connection.dbapi_connection.autocommit is False
         db.session.rollback()
-    assert seen == [(False, 5)]  # (psycopg's default threshold again)
+    assert seen == [(False, 5)]
+
+
+def test_public_reads_are_prepared_and_still_planned_for_each_run(app, make_app):
+    """psycopg prepares the map's statements from their fifth run (their parse is saved), and PostgreSQL plans
+    every run for its own parameters (plan_cache_mode=force_custom_plan): never one generic plan for every view."""
+    app = make_app(DATABASE_POOL_SIZE=1)
+    client = app.test_client()
+    for _ in range(12):
+        assert client.get(MAP).status_code == 200
+    with app.app_context():  # (the pool's one connection, the one the requests used)
+        assert db.session.scalar(text("SHOW plan_cache_mode")) == "force_custom_plan"
+        # (the statements with parameters: one without any has one plan, counted as generic)
+        generic, custom = db.session.execute(text(
+            "SELECT coalesce(sum(generic_plans), 0), coalesce(sum(custom_plans), 0) FROM pg_prepared_statements "
+            "WHERE cardinality(parameter_types) > 0")).one()
+        db.session.rollback()
+    assert custom >= 7 and generic == 0, (generic, custom)
 
 
 def test_writes_of_a_read_only_view_run_in_a_transaction(app, make_app, database_url):
