@@ -5,11 +5,11 @@
 
 For each size N: starts the real stack (a throw-away database migrated and seeded with the city), generates a
 realistic history of N reports (bench/generate.py: where, what and how long as in a city, with every report's
-events), and times each endpoint through the application (Flask's WSGI interface, in this process) beside its
-floor: the very SQL statements the request ran, captured as it ran them and replayed directly with psycopg as
-psql runs them (each on its own, in autocommit, parsed and planned each time). Prints p50 and p95 per
-endpoint, the floor's, and their ratio, and what the request adds to its SQL (/healthz, with no SQL, shows the
-framework's own cost). The stored metrics answers are kept in each process's memory
+events), and times each endpoint through the application (Flask's WSGI interface, in this process) alternately
+with its floor: the very SQL statements the request ran, captured as it ran them and replayed directly with
+psycopg as psql runs them (each on its own, in autocommit, parsed and planned each time). Prints p50 and p95
+per endpoint, the floor's, and their ratio, and what the request adds to its SQL (/healthz, with no SQL, shows
+the framework's own cost). The stored metrics answers are kept in each process's memory
 (PUBLIC_METRICS_CACHE_SECONDS): their requests are timed as deployed (hits, no SQL) and with the cache off
 (read on every request), both beside the statement a miss runs. Goals (issue 6, at 1M reports): bbox, tiles
 and metrics p95 <= 50 ms, each within 2x of its SQL.
@@ -108,8 +108,9 @@ def cases() -> list[tuple[str, str, dict[str, float | None]]]:
 
 def measure(app, path: str, repeat: int, url: str, timings: list[float | None]
             ) -> tuple[list[list[float]], list[float], int]:
-    """Times of the request (one list per PUBLIC_METRICS_CACHE_SECONDS in `timings`, None as configured; their
-    requests alternate), times of its SQL replayed with psycopg, and the answer's size. The SQL is captured
+    """Times of the request (one list per PUBLIC_METRICS_CACHE_SECONDS in `timings`, None as configured),
+    times of its SQL replayed with psycopg, and the answer's size. The requests and their SQL alternate, so
+    that a machine whose speed drifts (this one's moves by 2x over a day) slows both alike. The SQL is captured
     with the metrics answers read on every request (a hit in the process's memory runs none: its floor is
     the statement of the miss it saves)."""
     import psycopg
@@ -125,40 +126,38 @@ def measure(app, path: str, repeat: int, url: str, timings: list[float | None]
     client = app.test_client()
     configured = app.config["PUBLIC_METRICS_CACHE_SECONDS"]
     app.config["PUBLIC_METRICS_CACHE_SECONDS"] = 0  # (every request reads: the SQL of a miss)
-    try:
-        client.get(path)  # warm up (and the plan cache)
-        with app.app_context():
-            event.listen(db.engine, "before_cursor_execute", capture)
-            size = len(client.get(path).data)
-            event.remove(db.engine, "before_cursor_execute", capture)
-        ttls = [configured if ttl is None else ttl for ttl in timings]
-        for ttl in ttls:
-            app.config["PUBLIC_METRICS_CACHE_SECONDS"] = ttl
-            client.get(path)  # (a miss, kept in memory when the cache is on)
-        times: list[list[float]] = [[] for _ in ttls]
-        for _ in range(repeat):
-            for ttl, kept in zip(ttls, times, strict=True):
-                app.config["PUBLIC_METRICS_CACHE_SECONDS"] = ttl
-                started = time.perf_counter()
-                response = client.get(path)
-                response.close()
-                kept.append(time.perf_counter() - started)
-    finally:
-        app.config["PUBLIC_METRICS_CACHE_SECONDS"] = configured
-    statements = [(s, p) for s, p in captured if not s.lstrip().upper().startswith(("SELECT 1", "SET"))]
-    floor = []
-    if not statements:  # (an endpoint without SQL)
-        return times, [0.0] * repeat, size
     # As psql runs them: each statement on its own (autocommit: no BEGIN or ROLLBACK around them, as the
     # public views read), parsed and planned each time (psql never prepares; psycopg would from the fifth run).
     with psycopg.connect(url, autocommit=True, prepare_threshold=None) as conn:
-        for statement, parameters in statements:  # warm up, as the request was
-            conn.execute(statement, parameters).fetchall()
-        for _ in range(repeat):
-            started = time.perf_counter()
-            for statement, parameters in statements:
-                conn.execute(statement, parameters).fetchall()
-            floor.append(time.perf_counter() - started)
+        try:
+            client.get(path)  # warm up (and the plan cache)
+            with app.app_context():
+                event.listen(db.engine, "before_cursor_execute", capture)
+                size = len(client.get(path).data)
+                event.remove(db.engine, "before_cursor_execute", capture)
+            statements = [(s, p) for s, p in captured if not s.lstrip().upper().startswith(("SELECT 1", "SET"))]
+            ttls = [configured if ttl is None else ttl for ttl in timings]
+            for _ in range(5):  # warm up as deployed (the driver prepares a statement from its fifth run)
+                for ttl in ttls:
+                    app.config["PUBLIC_METRICS_CACHE_SECONDS"] = ttl
+                    client.get(path)  # (the first: a miss, kept in memory when the cache is on)
+                for statement, parameters in statements:
+                    conn.execute(statement, parameters).fetchall()
+            times: list[list[float]] = [[] for _ in ttls]
+            floor: list[float] = []
+            for _ in range(repeat):
+                for ttl, kept in zip(ttls, times, strict=True):
+                    app.config["PUBLIC_METRICS_CACHE_SECONDS"] = ttl
+                    started = time.perf_counter()
+                    response = client.get(path)
+                    response.close()
+                    kept.append(time.perf_counter() - started)
+                started = time.perf_counter()
+                for statement, parameters in statements:
+                    conn.execute(statement, parameters).fetchall()
+                floor.append(time.perf_counter() - started if statements else 0.0)  # (none: no SQL)
+        finally:
+            app.config["PUBLIC_METRICS_CACHE_SECONDS"] = configured
     return times, floor, size
 
 
