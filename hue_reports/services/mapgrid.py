@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from flask import current_app
-from sqlalchemy import Float, Integer, bindparam, event, func, literal_column, select, text
+from sqlalchemy import Float, Integer, bindparam, event, func, literal_column, select, text, true
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Select
 
@@ -265,6 +265,41 @@ def rollup_count(args: dict, cells: CellRange, codes=None) -> int | None:
         params).first()
     state = _remember_state(None if row is None else (row[0], row[1]))
     return None if _usable(args, cells.level, state) is None else row[2]
+
+
+def in_one_statement(args: dict, cells: CellRange, codes, key: tuple, answer, params: dict) -> tuple | None:
+    """An answer made from the rollup in one statement, with the rollup's state when this request has not read
+    it yet: one round trip where rollup_count (or cell_rows) and then the answer's own statement took two.
+    `answer(n, rows)` makes the answer's column from the rollup's count of the reports in `cells` (`n`) and its
+    rows there (`rows`, as cell_rows gives them); `key` names its shape. Returns (the answer,) when the rollup
+    can answer these filters at this level; None when it cannot (stale, too fine, filters it lacks: an answer
+    read with the state is dropped, and the caller asks as it would have)."""
+    if any(args.get(name) for name in LIVE_FILTERS):
+        return None
+    known = _known_state()
+    if known is not _UNKNOWN and _usable(args, cells.level, known) is None:  # type: ignore[arg-type]
+        return None
+    with_state = known is _UNKNOWN
+    shape = _rollup_shape(args)
+
+    def build():
+        c = _CELLS.c
+        counted = select(func.coalesce(func.sum(c.n), 0).label("n")).where(*_rollup_where(*shape)).subquery("counted")
+        rows = select(c.mx, c.my, c.status, c.overdue, c.n, c.sum_lon, c.sum_lat).where(*_rollup_where(*shape))
+        column = answer(counted.c.n, rows).label("answer")
+        if not with_state:
+            return select(column).select_from(counted)
+        state = _STATE_TABLE.c
+        return (select(column, state.finest_level, state.as_of)
+                .select_from(_STATE_TABLE.join(counted, true())).where(state.id == 1))
+
+    row = db.session.execute(statement(("in one", key, shape, with_state), build),
+                             {**params, **_rollup_params(codes or queue.resolve_codes(args), cells)}).first()
+    if with_state:
+        state = _remember_state(None if row is None else (row[1], row[2]))
+        if _usable(args, cells.level, state) is None:
+            return None
+    return (row[0],)
 
 
 def cell_rows(args: dict, cells: CellRange, now: datetime, live_where, codes=None

@@ -304,10 +304,24 @@ def tile(z: int, x: int, y: int, args: dict, now: datetime | None = None) -> byt
         # Few enough for points? The rollup's count of the tile's cells, else counted live (up to one over).
         cap = config["PUBLIC_TILE_POINTS_MAX"]
         level = min(z + mapgrid.TILE_LEVELS_UP, mapgrid.finest_level())
+        # One round trip when the rollup can answer: its state, its count, and the tile (PostgreSQL runs only
+        # the branch the count chooses).
+        answered = mapgrid.in_one_statement(
+            args, mapgrid.range_of_tile(z, x, y, level), codes, ("tile", shape),
+            lambda n, rows: case((n > bindparam("cap", type_=Integer), _tile_clusters(rows).scalar_subquery()),
+                                 else_=_tile_points(args, codes, open_first=False).scalar_subquery()),
+            {**params, "cap": cap})
+        if answered is not None:
+            return bytes(answered[0] or b"")
         counted = mapgrid.rollup_count(args, mapgrid.range_of_tile(z, x, y, level), codes)
         if not (counted > cap if counted is not None else more_than(_tile_where(args, codes), cap, params)):
             return _mvt(mapgrid.statement(("tile points", shape),
                                           lambda: _tile_points(args, codes, open_first=False)), params)
+    else:  # (clusters, from the rollup with its state in one round trip when it can answer)
+        answered = mapgrid.in_one_statement(args, mapgrid.range_of_tile(z, x, y), codes, ("tile clusters",),
+                                            lambda n, rows: _tile_clusters(rows).scalar_subquery(), params)
+        if answered is not None:
+            return bytes(answered[0] or b"")
     # Clusters: counts per cell (from the rollup when it can answer).
     rows, cell_params, _, cells_shape = mapgrid.cell_rows(args, mapgrid.range_of_tile(z, x, y, level), now,
                                                           lambda: _where(args, None, now, codes), codes)

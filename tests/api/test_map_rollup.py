@@ -8,7 +8,7 @@ import random
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from hue_reports.extensions import db
 from hue_reports.models import MapState
@@ -40,6 +40,22 @@ def scattered(db_session, app):
     made[0].status = "duplicate"
     db_session.flush()
     return made
+
+
+def statements_of(client, url: str) -> tuple[bytes, int]:
+    """The answer to `url` and how many statements it ran (not the tests' savepoints)."""
+    seen = []
+
+    def count(conn, cursor, statement, *_):
+        if not statement.startswith(("SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK TO SAVEPOINT")):
+            seen.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        data = client.get(url).data
+    finally:
+        event.remove(db.engine, "before_cursor_execute", count)
+    return data, len(seen)
 
 
 def clusters(client, **params) -> dict:
@@ -197,7 +213,17 @@ def test_a_tile_too_dense_for_points_holds_finer_clusters(client, db_session, ap
     live = client.get(url).data
     assert b"clusters" in live and made[0].public_code.encode() not in live
     mapgrid.refresh()
-    assert client.get(url).data == live  # the rollup's cells are the live count's
+    # From the rollup: its state, its count and the tile in one statement, the same tile as counted live; and the
+    # points when the rollup counts few enough.
+    assert statements_of(client, url) == (live, 1)
+    monkeypatch.setitem(app.config, "PUBLIC_TILE_POINTS_MAX", len(made))
+    assert statements_of(client, url) == (points, 1)
+    # A stale rollup's answer is dropped, and the tile counted live again.
+    monkeypatch.setitem(app.config, "PUBLIC_TILE_POINTS_MAX", len(made) - 1)
+    state = db.session.get(MapState, 1)
+    state.as_of = datetime.now(timezone.utc) - timedelta(seconds=app.config["MAP_ROLLUP_MAX_AGE_SECONDS"] + 5)
+    db.session.flush()
+    assert statements_of(client, url) == (live, 3)  # (the state with the tile, then counted and drawn live)
     z = app.config["PUBLIC_POINTS_ZOOM"]
     x, y = tile_of(16.4637, 107.5909, z)
     assert b"reports" in client.get(f"/api/v1/public/tiles/{z}/{x}/{y}.mvt").data  # always points there
