@@ -128,7 +128,8 @@ def measure(app, path: str, repeat: int, url: str, timings: list[float | None]
     app.config["PUBLIC_METRICS_CACHE_SECONDS"] = 0  # (every request reads: the SQL of a miss)
     # As psql runs them: each statement on its own (autocommit: no BEGIN or ROLLBACK around them, as the
     # public views read), parsed and planned each time (psql never prepares; psycopg would from the fifth run).
-    with psycopg.connect(url, autocommit=True, prepare_threshold=None) as conn:
+    # (With the application's server settings: JIT off, as its connections have it.)
+    with psycopg.connect(url, autocommit=True, prepare_threshold=None, options="-c jit=off") as conn:
         try:
             client.get(path)  # warm up (and the plan cache)
             with app.app_context():

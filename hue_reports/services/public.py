@@ -304,15 +304,8 @@ def tile(z: int, x: int, y: int, args: dict, now: datetime | None = None) -> byt
         # Few enough for points? The rollup's count of the tile's cells, else counted live (up to one over).
         cap = config["PUBLIC_TILE_POINTS_MAX"]
         level = min(z + mapgrid.TILE_LEVELS_UP, mapgrid.finest_level())
-        # One round trip when the rollup can answer: its state, its count, and the tile (PostgreSQL runs only
-        # the branch the count chooses).
-        answered = mapgrid.in_one_statement(
-            args, mapgrid.range_of_tile(z, x, y, level), codes, ("tile", shape),
-            lambda n, rows: case((n > bindparam("cap", type_=Integer), _tile_clusters(rows).scalar_subquery()),
-                                 else_=_tile_points(args, codes, open_first=False).scalar_subquery()),
-            {**params, "cap": cap})
-        if answered is not None:
-            return bytes(answered[0] or b"")
+        # (Not the count and both kinds of tile in one statement, CASE choosing: PostgreSQL then plans both on
+        # every run, and a dense z15 tile took twice as long.)
         counted = mapgrid.rollup_count(args, mapgrid.range_of_tile(z, x, y, level), codes)
         if not (counted > cap if counted is not None else more_than(_tile_where(args, codes), cap, params)):
             return _mvt(mapgrid.statement(("tile points", shape),
