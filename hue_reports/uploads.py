@@ -14,7 +14,8 @@ from .errors import ApiError
 # is left of it again: Werkzeug's 64 KiB reads of a 2.2 MB photo cost 6 ms of CPU when the body waited in the
 # socket (so the busier the worker, the more each read cost), 1 MiB reads 2.5 ms. The body is therefore read
 # READ_AHEAD at a time and handed to the parser in READ_CHUNK pieces (Werkzeug refuses a piece larger than
-# max_form_memory_size, 500 kB, as one event). At most READ_AHEAD of the body is held at once.
+# max_form_memory_size, 500 kB by default, as one event: smaller pieces under a lower limit). At most
+# READ_AHEAD of the body is held at once.
 READ_AHEAD = 1024 * 1024
 READ_CHUNK = 256 * 1024
 
@@ -37,8 +38,10 @@ class LargeReadsParser(FormDataParser):
     """Werkzeug's form parser, reading multipart bodies as READ_AHEAD says."""
 
     def _parse_multipart(self, stream, mimetype, content_length, options):
-        parser = MultiPartParser(stream_factory=self.stream_factory, max_form_memory_size=self.max_form_memory_size,
-                                 max_form_parts=self.max_form_parts, cls=self.cls, buffer_size=READ_CHUNK)
+        limit = self.max_form_memory_size
+        parser = MultiPartParser(stream_factory=self.stream_factory, max_form_memory_size=limit,
+                                 max_form_parts=self.max_form_parts, cls=self.cls,
+                                 buffer_size=min(READ_CHUNK, limit // 2) if limit else READ_CHUNK)
         boundary = options.get("boundary", "").encode("ascii")
         if not boundary:
             raise ValueError("Missing boundary")

@@ -64,3 +64,20 @@ def test_a_body_parses_the_same_wherever_a_piece_ends(app, edge, shift):
         for upload, sent in zip(uploaded, (first, photo), strict=True):
             upload.stream.seek(0)
             assert upload.stream.read() == sent
+
+
+def test_a_lower_form_memory_limit_gets_smaller_pieces(app, monkeypatch):
+    """Werkzeug refuses a piece over max_form_memory_size as one event (413): under a lower limit the pieces
+    shrink, and a photo larger than the limit still arrives whole."""
+    monkeypatch.setitem(app.config, "MAX_FORM_MEMORY_SIZE", 100_000)
+    boundary = "hue-test-boundary"
+    photo = os.urandom(uploads.READ_AHEAD + 4321)
+    body = multipart_body(boundary, b"x" * 1000, photo)
+    with app.test_request_context("/api/v1/reports", method="POST", data=body,
+                                  content_type=f"multipart/form-data; boundary={boundary}"):
+        from flask import request
+
+        assert request.max_form_memory_size == 100_000
+        uploaded = request.files.getlist("photos")
+        uploaded[1].stream.seek(0)
+        assert uploaded[1].stream.read() == photo

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from flask import current_app
-from sqlalchemy import Float, Integer, bindparam, event, func, literal_column, select, text, true
+from sqlalchemy import Float, Integer, bindparam, event, func, literal_column, select, text
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Select
 
@@ -268,12 +268,12 @@ def rollup_count(args: dict, cells: CellRange, codes=None) -> int | None:
 
 
 def in_one_statement(args: dict, cells: CellRange, codes, key: tuple, answer, params: dict) -> tuple | None:
-    """An answer made from the rollup in one statement, with the rollup's state when this request has not read
-    it yet: one round trip where rollup_count (or cell_rows) and then the answer's own statement took two.
-    `answer(n, rows)` makes the answer's column from the rollup's count of the reports in `cells` (`n`) and its
-    rows there (`rows`, as cell_rows gives them); `key` names its shape. Returns (the answer,) when the rollup
-    can answer these filters at this level; None when it cannot (stale, too fine, filters it lacks: an answer
-    read with the state is dropped, and the caller asks as it would have)."""
+    """An answer made from the rollup's rows in one statement with the rollup's state, when this request has not
+    read it yet: one round trip where cell_rows and then the answer's own statement took two. `answer(rows)`
+    makes the answer's column from the rollup's rows of `cells` (`rows`, as cell_rows gives them); `key` names
+    its shape. Returns (the answer,) when the rollup can answer these filters at this level; None when it cannot
+    (stale, too fine, filters it lacks: an answer read with the state is dropped, and the caller asks as it
+    would have)."""
     if any(args.get(name) for name in LIVE_FILTERS):
         return None
     known = _known_state()
@@ -284,14 +284,12 @@ def in_one_statement(args: dict, cells: CellRange, codes, key: tuple, answer, pa
 
     def build():
         c = _CELLS.c
-        counted = select(func.coalesce(func.sum(c.n), 0).label("n")).where(*_rollup_where(*shape)).subquery("counted")
         rows = select(c.mx, c.my, c.status, c.overdue, c.n, c.sum_lon, c.sum_lat).where(*_rollup_where(*shape))
-        column = answer(counted.c.n, rows).label("answer")
+        column = answer(rows).label("answer")
         if not with_state:
-            return select(column).select_from(counted)
+            return select(column)
         state = _STATE_TABLE.c
-        return (select(column, state.finest_level, state.as_of)
-                .select_from(_STATE_TABLE.join(counted, true())).where(state.id == 1))
+        return select(column, state.finest_level, state.as_of).where(state.id == 1)
 
     row = db.session.execute(statement(("in one", key, shape, with_state), build),
                              {**params, **_rollup_params(codes or queue.resolve_codes(args), cells)}).first()

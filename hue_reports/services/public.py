@@ -312,7 +312,7 @@ def tile(z: int, x: int, y: int, args: dict, now: datetime | None = None) -> byt
                                           lambda: _tile_points(args, codes, open_first=False)), params)
     else:  # (clusters, from the rollup with its state in one round trip when it can answer)
         answered = mapgrid.in_one_statement(args, mapgrid.range_of_tile(z, x, y), codes, ("tile clusters",),
-                                            lambda n, rows: _tile_clusters(rows).scalar_subquery(), params)
+                                            lambda rows: _tile_clusters(rows).scalar_subquery(), params)
         if answered is not None:
             return bytes(answered[0] or b"")
     # Clusters: counts per cell (from the rollup when it can answer).
