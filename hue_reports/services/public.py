@@ -10,7 +10,7 @@ import functools
 from datetime import datetime, timezone
 
 from flask import current_app, url_for
-from sqlalchemy import (Boolean, DateTime, Float, Integer, Numeric, Select, String, Text, bindparam, case, cast, func,
+from sqlalchemy import (BigInteger, Boolean, DateTime, Float, Integer, Numeric, Select, String, Text, bindparam, case, cast, func,
                         literal, literal_column, select, text)
 from sqlalchemy.dialects.postgresql import JSONB, aggregate_order_by
 from sqlalchemy.orm import aliased
@@ -87,13 +87,18 @@ def _coordinate(value):
     return cast(func.round(cast(value, Numeric), 6), Float)
 
 
+# The map's filters with the codes' ids and the instant bound at execution: statements built once per shape
+# (mapgrid.statement) whatever the tile, cells, codes or time.
+_NOW = bindparam("now", type_=DateTime(timezone=True))
+
+
 @functools.lru_cache(maxsize=8)
 def _feature_query(urls: tuple[str, str, str, str]) -> Select:
     """The reports with their GeoJSON feature, built once (a tree this size costs milliseconds to build):
     the instant that decides `overdue` is the bound parameter `now`."""
     photo_prefix, photo_suffix, page_prefix, page_suffix = urls
     ward = aliased(AdminArea)
-    overdue = queue.overdue_condition(bindparam("now", type_=DateTime(timezone=True)))
+    overdue = queue.overdue_condition(_NOW)
     thumb = queue.thumb_photo_id()
     name = lambda vi, en: func.json_build_object("vi", vi, "en", en)  # noqa: E731
     properties = func.json_build_object(
@@ -128,34 +133,45 @@ def _feature_query(urls: tuple[str, str, str, str]) -> Select:
 
 def features(args: dict, bbox, cursor: int, limit: int, now: datetime | None = None, codes=None) -> str:
     """A GeoJSON FeatureCollection of the reports, by id after `cursor`, at most `limit`, as JSON text:
-    PostgreSQL selects and renders the page in one statement (as fast as the query alone)."""
+    PostgreSQL selects and renders the page in one statement (as fast as the query alone), built once per shape
+    (the box, the cursor, the limit, the codes' ids and the instant are parameters)."""
     now = now or datetime.now(timezone.utc)
+    codes = codes if codes is not None else queue.resolve_codes(args)
     urls = (*_url_parts("photos.photo", 987654321, photo_id=987654321, size="thumb"),
             *_url_parts("public.public_report", "__code__", report_id="__code__"))
-    page = (_feature_query(urls).where(*_where(args, bbox, now, codes), Report.id > cursor)
-            .order_by(Report.id).limit(limit + 1)).subquery()
+    params = {**_bound_params(args, codes, now), "cursor": cursor, "limit": limit, "read": limit + 1}
+    if bbox is not None:
+        params.update(zip(("x0", "y0", "x1", "y1"), bbox))
+    return _scalar(("features", urls, _filter_shape(args, codes), bbox is not None),
+                   lambda: _features(args, codes, urls, bbox is not None), params)
+
+
+def _features(args: dict, codes, urls: tuple, in_box: bool) -> Select:
+    """The page of features (parameters: the filters', cursor, limit, read = limit + 1, and x0, y0, x1, y1 if
+    `in_box`)."""
+    where = _bound_where(args, codes)
+    if in_box:
+        where.append(Report.location.intersects(func.ST_MakeEnvelope(
+            *(bindparam(name, type_=Float) for name in ("x0", "y0", "x1", "y1")), SRID)))
+    limit = bindparam("limit", type_=Integer)
+    page = (_feature_query(urls).where(*where, Report.id > bindparam("cursor", type_=BigInteger))
+            .order_by(Report.id).limit(bindparam("read", type_=Integer))).subquery()
     numbered = select(page.c.id, page.c.feature, func.row_number().over(order_by=page.c.id).label("rn")).subquery()
-    page = numbered
     shown = numbered.c.rn <= limit  # (one more row was read to know whether there are more)
     more = func.count() > limit
     body = func.json_build_object(
         "type", "FeatureCollection",
-        "features", func.coalesce(func.json_agg(aggregate_order_by(page.c.feature, page.c.id)).filter(shown),
+        "features", func.coalesce(func.json_agg(aggregate_order_by(numbered.c.feature, numbered.c.id)).filter(shown),
                                   text("'[]'::json")),
         "count", func.least(func.count(), limit), "has_more", more,
-        "next_cursor", case((more, cast(func.max(page.c.id).filter(shown), String))))
-    return db.session.scalar(select(cast(body, Text)), {"now": now})
+        "next_cursor", case((more, cast(func.max(numbered.c.id).filter(shown), String))))
+    return select(cast(body, Text))
 
 
 def more_than(where: list, limit: int, params: dict | None = None) -> bool:
     """Whether more than `limit` reports meet `where` (reads at most limit + 1 of them)."""
     some = select(literal(1)).select_from(Report).where(*where).limit(limit + 1).subquery()
     return db.session.scalar(select(func.count()).select_from(some), params or {}) > limit
-
-
-# The map's filters with the codes' ids and the instant bound at execution: statements built once per shape
-# (mapgrid.statement) whatever the tile, cells, codes or time.
-_NOW = bindparam("now", type_=DateTime(timezone=True))
 
 
 def _filter_shape(args: dict, codes) -> tuple:
@@ -219,9 +235,7 @@ def clusters(args: dict, bbox, zoom: int, now: datetime | None = None, level: in
     rows, params, as_of, shape = mapgrid.cell_rows(args, cells, now, lambda: _where(args, None, now, codes), codes)
     params = {**params, "zoom": zoom, "dense": dense, "cell_level": cells.level,
               "counted_at": as_of.isoformat() if as_of else None}
-    stmt = (mapgrid.statement(("clusters", shape), lambda: _clusters(rows)) if shape is not None
-            else _clusters(rows))
-    return db.session.scalar(stmt, params)
+    return _scalar(("clusters", shape) if shape is not None else None, lambda: _clusters(rows), params)
 
 
 def _clusters(rows: Select) -> Select:
@@ -299,8 +313,8 @@ def tile(z: int, x: int, y: int, args: dict, now: datetime | None = None) -> byt
     if z >= config["PUBLIC_CLUSTER_BELOW_ZOOM"]:
         if z >= config["PUBLIC_POINTS_ZOOM"]:
             # Points however dense; over the cap, the open reports and the newest are kept.
-            return _mvt(mapgrid.statement(("tile points, open first", shape),
-                                          lambda: _tile_points(args, codes, open_first=True)), params)
+            return _mvt(("tile points, open first", shape), lambda: _tile_points(args, codes, open_first=True),
+                        params)
         # Few enough for points? The rollup's count of the tile's cells, else counted live (up to one over).
         cap = config["PUBLIC_TILE_POINTS_MAX"]
         level = min(z + mapgrid.TILE_LEVELS_UP, mapgrid.finest_level())
@@ -308,8 +322,7 @@ def tile(z: int, x: int, y: int, args: dict, now: datetime | None = None) -> byt
         # every run, and a dense z15 tile took twice as long.)
         counted = mapgrid.rollup_count(args, mapgrid.range_of_tile(z, x, y, level), codes)
         if not (counted > cap if counted is not None else more_than(_tile_where(args, codes), cap, params)):
-            return _mvt(mapgrid.statement(("tile points", shape),
-                                          lambda: _tile_points(args, codes, open_first=False)), params)
+            return _mvt(("tile points", shape), lambda: _tile_points(args, codes, open_first=False), params)
     else:  # (clusters, from the rollup with its state in one round trip when it can answer)
         answered = mapgrid.in_one_statement(args, mapgrid.range_of_tile(z, x, y), codes, ("tile clusters",),
                                             lambda rows: _tile_clusters(rows).scalar_subquery(), params)
@@ -318,9 +331,8 @@ def tile(z: int, x: int, y: int, args: dict, now: datetime | None = None) -> byt
     # Clusters: counts per cell (from the rollup when it can answer).
     rows, cell_params, _, cells_shape = mapgrid.cell_rows(args, mapgrid.range_of_tile(z, x, y, level), now,
                                                           lambda: _where(args, None, now, codes), codes)
-    stmt = (mapgrid.statement(("tile clusters", cells_shape), lambda: _tile_clusters(rows))
-            if cells_shape is not None else _tile_clusters(rows))
-    return _mvt(stmt, {**params, **cell_params})
+    return _mvt(("tile clusters", cells_shape) if cells_shape is not None else None, lambda: _tile_clusters(rows),
+                {**params, **cell_params})
 
 
 # The tile z/x/y as parameters.
@@ -385,8 +397,16 @@ def _mvt_of(rows: Select, layer: str) -> Select:
     return select(_st_asmvt(t, layer)).select_from(t)
 
 
-def _mvt(stmt: Select, params: dict) -> bytes:
-    return bytes(db.session.scalar(stmt, params) or b"")
+def _mvt(key: tuple | None, build, params: dict) -> bytes:
+    return bytes(_scalar(key, build, params) or b"")
+
+
+def _scalar(key: tuple | None, build, params: dict):
+    """The value of the statement `build()` makes: of the shape `key`, built and rendered once
+    (mapgrid.execute); None: a statement of this request's own (counted live, its values written in)."""
+    if key is None:
+        return db.session.scalar(build(), params)
+    return mapgrid.execute(key, build, params).scalar()
 
 
 def check_tile(z: int, x: int, y: int) -> None:

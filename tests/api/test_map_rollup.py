@@ -227,3 +227,67 @@ def test_a_tile_too_dense_for_points_holds_finer_clusters(client, db_session, ap
     z = app.config["PUBLIC_POINTS_ZOOM"]
     x, y = tile_of(16.4637, 107.5909, z)
     assert b"reports" in client.get(f"/api/v1/public/tiles/{z}/{x}/{y}.mvt").data  # always points there
+
+
+def test_a_statement_rendered_once_answers_as_sqlalchemy_does(client, scattered, app):
+    """mapgrid.execute: a shape's first run goes through SQLAlchemy, its later runs send the SQL text it rendered
+    with their own parameters. Each answer must equal SQLAlchemy's for the same request, whichever request of the
+    shape rendered it; a shape whose lists SQLAlchemy expands (a ward's areas) always goes through it."""
+    mapgrid.refresh()
+    ward = db.session.execute(text("SELECT w.code FROM admin_areas w JOIN reports r ON r.ward_id = w.id "
+                                   "LIMIT 1")).scalar_one()
+    (lat, lon), (lat2, lon2) = db.session.execute(text(
+        "SELECT ST_Y(location), ST_X(location) FROM reports WHERE status = 'routed' ORDER BY id LIMIT 2")).all()
+    cluster_z = app.config["PUBLIC_CLUSTER_BELOW_ZOOM"] - 2
+    points_z = app.config["PUBLIC_POINTS_ZOOM"]
+
+    def tile(z, dx=0, query="", at=(lat, lon)):
+        x, y = tile_of(*at, z)
+        return f"/api/v1/public/tiles/{z}/{x + dx}/{y}.mvt{query}"
+
+    def page(query):
+        return f"/api/v1/public/reports?bbox=107.5,16.38,107.7,16.55&{query}"
+
+    pairs = [  # (a request, another of the same shape with other values)
+        (tile(cluster_z), tile(cluster_z, 1)),
+        (tile(cluster_z - 3), tile(cluster_z - 3, 1)),
+        (tile(cluster_z + 2), tile(cluster_z + 2, 1)),
+        (tile(points_z), tile(points_z, at=(lat2, lon2))),
+        (tile(points_z, 0, "?status=routed"), tile(points_z, 0, "?status=routed", (lat2, lon2))),
+        (page("zoom=9"), page("zoom=12")),
+        (page("zoom=9&category=flooding"), page("zoom=12&category=flooding")),
+        (page("limit=5"), page("limit=7&cursor=3")),
+        (page("limit=4&status=resolved"), page("limit=9&status=resolved")),
+        (page("limit=5&overdue=true"), page("limit=6&overdue=true")),
+    ]
+    expanded = (page(f"limit=5&ward={ward}"), page(f"limit=5&ward={ward}&cursor=1000000000"))
+
+    def answer(url):
+        """The answer, and for each statement whether SQLAlchemy compiled it (False: sent as rendered)."""
+        compiled = []
+
+        def seen(conn, cursor, statement, parameters, context, executemany):
+            if not statement.startswith(("SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK TO SAVEPOINT")):
+                compiled.append(context.compiled is not None)
+
+        event.listen(db.engine, "before_cursor_execute", seen)
+        try:
+            response = client.get(url)
+        finally:
+            event.remove(db.engine, "before_cursor_execute", seen)
+        assert response.status_code in (200, 204), url
+        return response.data, compiled
+
+    for first, second in [*pairs, expanded]:
+        mapgrid._rendered.clear()
+        second_by_sqlalchemy, compiled = answer(second)
+        assert all(compiled)
+        first_as_rendered, compiled = answer(first)
+        mapgrid._rendered.clear()
+        first_by_sqlalchemy, _ = answer(first)
+        second_as_rendered, compiled_again = answer(second)
+        assert first_as_rendered == first_by_sqlalchemy, first
+        assert second_as_rendered == second_by_sqlalchemy, second
+        assert first_by_sqlalchemy != second_by_sqlalchemy, (first, second)  # (the values count)
+        rendered = [not c for c in compiled + compiled_again]
+        assert any(rendered) if first != expanded[0] else not any(rendered), first
