@@ -176,7 +176,7 @@ def _state() -> tuple[int, datetime] | None:
     to twice; as the ORM's identity map did). A plain statement: the ORM's get() cost 0.3 ms more CPU."""
     state = _known_state()
     if state is _UNKNOWN:
-        row = db.session.execute(_STATE).first()
+        row = execute(("state",), lambda: _STATE, {}).first()
         state = _remember_state(None if row is None else (row[0], row[1]))
     return state  # type: ignore[return-value]
 
