@@ -267,3 +267,57 @@ def test_a_multi_picture_jpeg_renders_upright_in_draft_mode(client, db_session, 
     run_jobs()
     with Image.open(io.BytesIO(_derivative(client, photo["id"]))) as display:
         assert display.size == (1600, 686)
+
+
+def _reference_jpeg_problem(data: bytes) -> str | None:
+    """The same walk as photos._jpeg_problem, one byte at a time (slow and plain): the reference."""
+    pos, segments, scans = 2, 0, 0
+    while True:
+        found = next((i for i in range(pos, len(data) - 1) if data[i] == 0xFF
+                      and data[i + 1] not in (0x00, 0xFF) and not 0xD0 <= data[i + 1] <= 0xD7), -1)
+        if found < 0:
+            return "no end of image (truncated)"
+        marker, pos = data[found + 1], found + 2
+        segments += 1
+        if segments > photos.MAX_SEGMENTS:
+            return "too many segments"
+        if marker == 0xD9:
+            return None
+        if marker == 0xD8:
+            return "another image starts inside this one (damaged)"
+        if marker == 0x01:
+            continue
+        if pos + 2 > len(data):
+            return "truncated inside a segment header"
+        length = int.from_bytes(data[pos:pos + 2], "big")
+        if length < 2 or pos + length > len(data):
+            return "a segment runs past the end (truncated)"
+        if marker == 0xDA:
+            scans += 1
+            if scans > photos.MAX_SCANS:
+                return "too many progressive scans"
+        pos += length
+
+
+def test_the_jpeg_walk_finds_what_a_plain_walk_finds_across_its_windows(monkeypatch):
+    """The marker search works a window at a time: a marker, fill bytes or a stuffed FF across a window's edge,
+    truncations anywhere and damage must give the plain walk's verdict, with windows small enough that every
+    file crosses many of them."""
+    small = [Image.new("RGB", (40 + n, 30), (n * 40 % 256, 90, 200)) for n in range(3)]
+    files = []
+    for n, im in enumerate(small):
+        out = io.BytesIO()
+        im.save(out, "JPEG", quality=90, progressive=bool(n % 2), restart_marker_blocks=1 if n == 2 else 0)
+        files.append(out.getvalue())
+    head = files[0][:files[0].find(b"\xff\xda")]
+    variants = []
+    for data in files:
+        variants += [data, data[:len(data) // 2], data[:-1], data + b"trailer\xff\xd9", data[:-2] + b"\xff\xff\xff\xd9",
+                     data[:40] + b"\xff\xd8" + data[40:], head + b"\xff\x01" * 30 + data[len(head):],
+                     bytes(b if i % 97 else 0xFF for i, b in enumerate(data))]
+    for window in (16, 17, 64, 1 << 18):
+        monkeypatch.setattr(photos._JpegMarkers, "WINDOW", window)
+        for data in variants:
+            assert photos._jpeg_problem(memoryview(data)) == _reference_jpeg_problem(data), (window, len(data))
+    verdicts = {_reference_jpeg_problem(data) for data in variants}
+    assert None in verdicts and len(verdicts) >= 3  # (the variants reach several verdicts)
