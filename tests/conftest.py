@@ -255,7 +255,9 @@ def run_jobs(app, redis_conn):
 @pytest.fixture
 def committed(app, redis_conn):
     """For tests that need data committed for real (threads, other processes): the report tables are
-    emptied afterwards."""
+    emptied before (reports another test's extra app committed must not count: a sweep queues every report
+    still waiting) and afterwards."""
+    remove_reports(app)
     yield
     remove_reports(app)
 
