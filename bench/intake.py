@@ -1,4 +1,5 @@
-"""Intake benchmark: report submissions against gunicorn, beside a floor that only stores the upload.
+"""Intake benchmark: report submissions against gunicorn, beside a floor that only stores the upload
+(and a second floor that also writes the report's rows).
 
     python bench/intake.py [--requests 200] [--concurrency 8]      (or: make bench)
 
@@ -53,7 +54,8 @@ def multipart_parts(boundary: str) -> tuple[bytes, bytes]:
     return head, f"\r\n--{boundary}--\r\n".encode()
 
 
-def load(port: int, requests: int, concurrency: int, photo: bytes) -> tuple[float, list[float], int]:
+def load(port: int, requests: int, concurrency: int, photo: bytes, path: str = "/api/v1/reports"
+         ) -> tuple[float, list[float], int]:
     """Send `requests` submissions from `concurrency` keep-alive clients; (wall seconds, latencies, errors)."""
     boundary = "hue-bench-" + secrets.token_hex(8)
     head, tail = multipart_parts(boundary)
@@ -72,7 +74,7 @@ def load(port: int, requests: int, concurrency: int, photo: bytes) -> tuple[floa
                 break
             body = head + photo + secrets.token_bytes(16) + tail  # unique content per request
             started = time.perf_counter()
-            conn.request("POST", "/api/v1/reports", body=body, headers={
+            conn.request("POST", path, body=body, headers={
                 "Content-Type": f"multipart/form-data; boundary={boundary}",
                 "Idempotency-Key": uuid.uuid4().hex})
             response = conn.getresponse()
@@ -231,16 +233,18 @@ def measure(args, env: dict[str, str], photo: bytes, procs: list[subprocess.Pope
     wait_ready(floor_port, "", procs[1])
 
     warmup = max(args.concurrency * 2, 10)
-    targets = (("floor", floor_port, procs[1]), ("intake", api_port, procs[0]))
+    # (the floor that also writes the rows: its own rounds, on the floor's workers)
+    paths = {"floor": "/api/v1/reports", "floor+rows": "/api/v1/reports/rows", "intake": "/api/v1/reports"}
+    targets = (("floor", floor_port, procs[1]), ("floor+rows", floor_port, procs[1]), ("intake", api_port, procs[0]))
     idle = {name: worker_memory_mb(proc.pid, "VmRSS") for name, _, proc in targets}  # booted, no request yet
-    for _, port, _ in targets:
-        load(port, warmup, args.concurrency, photo)  # warm up: connections, caches
-    rounds: dict[str, list[dict]] = {"floor": [], "intake": []}
+    for name, port, _ in targets:
+        load(port, warmup, args.concurrency, photo, paths[name])  # warm up: connections, caches
+    rounds: dict[str, list[dict]] = {name: [] for name, _, _ in targets}
     servers = server_pids(env)
-    for _ in range(args.rounds):  # alternate, so that both see the same machine
+    for _ in range(args.rounds):  # alternate, so that all see the same machine
         for name, port, _ in targets:
             cpu_before = cpu_by_component(procs[0].pid, procs[1].pid, servers)
-            wall, latencies, errors = load(port, args.requests, args.concurrency, photo)
+            wall, latencies, errors = load(port, args.requests, args.concurrency, photo, paths[name])
             cpu_after = cpu_by_component(procs[0].pid, procs[1].pid, servers)
             rounds[name].append({
                 "rate": len(latencies) / wall, "p50": percentile(latencies, 50) * 1000,
@@ -288,6 +292,14 @@ def measure(args, env: dict[str, str], photo: bytes, procs: list[subprocess.Pope
     print(f"submissions per second in each round: intake {', '.join(f'{r:.1f}' for r in intake['rates'])}; "
           f"floor {', '.join(f'{r:.1f}' for r in floor['rates'])}")
     print(f"intake costs {floor['rate'] / intake['rate']:.2f}x the floor in throughput (goal: at most 1.5x)")
+    rows = results["floor+rows"]
+    cpu = " + ".join(f"{k} {v:.1f}" for k, v in rows["cpu_ms"].items() if v)
+    print(f"the floor that also writes the report's rows (one statement, psycopg): {rows['rate']:.1f}/s "
+          f"(rounds {', '.join(f'{r:.1f}' for r in rows['rates'])}), p50 {rows['p50']:.1f} ms, p95 "
+          f"{rows['p95']:.1f} ms, errors {rows['errors']}; CPU ms per submission: {cpu}")
+    print(f"intake costs {rows['rate'] / intake['rate']:.2f}x that floor in throughput")
+    record("intake", "submissions per second, beside the floor that also writes the rows", intake["rate"],
+           rows["rate"], "/s", True, peak_mb=intake["peak"])
     return 0
 
 
