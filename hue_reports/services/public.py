@@ -10,8 +10,8 @@ import functools
 from datetime import datetime, timezone
 
 from flask import current_app, url_for
-from sqlalchemy import (BigInteger, Boolean, DateTime, Float, Integer, Numeric, Select, String, Text, bindparam, case, cast, func,
-                        literal, literal_column, select, text)
+from sqlalchemy import (BigInteger, Boolean, DateTime, Float, Integer, Numeric, Select, String, Text, bindparam, case,
+                        cast, func, literal, literal_column, select, text)
 from sqlalchemy.dialects.postgresql import JSONB, aggregate_order_by
 from sqlalchemy.orm import aliased
 
