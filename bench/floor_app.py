@@ -41,7 +41,8 @@ ROWS_SQL = """
         RETURNING id
     ), photo AS (
         INSERT INTO photos (report_id, kind, storage_key, sha256, content_type, size_bytes, width, height)
-        SELECT id, 'evidence', %(key)s, %(key)s, 'image/jpeg', %(size)s, 1, 1 FROM report
+        SELECT id, 'evidence', p.key, p.key, 'image/jpeg', p.size, 1, 1
+        FROM report, unnest(CAST(%(keys)s AS text[]), CAST(%(sizes)s AS bigint[])) AS p(key, size)
     ), event AS (
         INSERT INTO report_events (report_id, type, actor_kind, to_status, public)
         SELECT id, 'submitted', 'resident', 'submitted', true FROM report
@@ -80,10 +81,9 @@ def receive_with_rows():
     fields = request.form.to_dict()
     uploads = request.files.getlist("photos")
     receive()
-    report_id = None
-    for upload in uploads:
-        report_id = _connection().execute(ROWS_SQL, {
-            "code": uuid.uuid4().hex, "category": fields["category"], "description": fields["description"],
-            "lon": float(fields["lon"]), "lat": float(fields["lat"]), "key": os.path.basename(upload.stream.name),
-            "size": os.fstat(upload.stream.fileno()).st_size}).fetchone()[0]
+    report_id = _connection().execute(ROWS_SQL, {
+        "code": uuid.uuid4().hex, "category": fields["category"], "description": fields["description"],
+        "lon": float(fields["lon"]), "lat": float(fields["lat"]),
+        "keys": [os.path.basename(u.stream.name) for u in uploads],
+        "sizes": [os.fstat(u.stream.fileno()).st_size for u in uploads]}).fetchone()[0]
     return {"stored": True, "id": report_id}, 201

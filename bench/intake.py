@@ -144,12 +144,13 @@ def server_pids(env: dict[str, str]) -> tuple[int | None, str | None]:
     return postmaster, f":{redis_port}" if redis_port else None
 
 
-def cpu_by_component(api_pid: int, floor_pid: int, servers: tuple[int | None, str | None]) -> dict[str, float]:
+def cpu_by_component(api_pid: int, floor_pids: tuple[int, ...], servers: tuple[int | None, str | None]
+                     ) -> dict[str, float]:
     me = os.getpid()
     postmaster, redis_port = servers
     return {
         "API workers": cpu_seconds(lambda cmd, pid, ppid: "wsgi:app" in cmd and "gunicorn" in cmd and pid != api_pid),
-        "floor workers": cpu_seconds(lambda cmd, pid, ppid: "floor_app:app" in cmd and pid != floor_pid),
+        "floor workers": cpu_seconds(lambda cmd, pid, ppid: "floor_app:app" in cmd and pid not in floor_pids),
         "PostgreSQL": cpu_seconds(lambda cmd, pid, ppid: postmaster in (pid, ppid) if postmaster
                                   else cmd.startswith("postgres")),
         "Redis": cpu_seconds(lambda cmd, pid, ppid: "redis-server" in cmd
@@ -225,17 +226,19 @@ def main() -> int:
 
 
 def measure(args, env: dict[str, str], photo: bytes, procs: list[subprocess.Popen]) -> int:
-    api_port, floor_port = free_port(), free_port()
+    api_port, floor_port, rows_port = free_port(), free_port(), free_port()
     logs = Path(tempfile.mkdtemp(prefix="hue-bench-logs-"))
     procs.append(gunicorn("wsgi:app", api_port, env, logs / "api.log"))
     procs.append(gunicorn("floor_app:app", floor_port, env, logs / "floor.log"))
+    procs.append(gunicorn("floor_app:app", rows_port, env, logs / "floor-rows.log"))  # (its own memory figures)
     wait_ready(api_port, "/healthz", procs[0])
     wait_ready(floor_port, "", procs[1])
+    wait_ready(rows_port, "", procs[2])
 
     warmup = max(args.concurrency * 2, 10)
-    # (the floor that also writes the rows: its own rounds, on the floor's workers)
+    # (the floor that also writes the rows: its own server, whose workers count as floor workers in its rounds)
     paths = {"floor": "/api/v1/reports", "floor+rows": "/api/v1/reports/rows", "intake": "/api/v1/reports"}
-    targets = (("floor", floor_port, procs[1]), ("floor+rows", floor_port, procs[1]), ("intake", api_port, procs[0]))
+    targets = (("floor", floor_port, procs[1]), ("floor+rows", rows_port, procs[2]), ("intake", api_port, procs[0]))
     idle = {name: worker_memory_mb(proc.pid, "VmRSS") for name, _, proc in targets}  # booted, no request yet
     for name, port, _ in targets:
         load(port, warmup, args.concurrency, photo, paths[name])  # warm up: connections, caches
@@ -243,9 +246,9 @@ def measure(args, env: dict[str, str], photo: bytes, procs: list[subprocess.Pope
     servers = server_pids(env)
     for _ in range(args.rounds):  # alternate, so that all see the same machine
         for name, port, _ in targets:
-            cpu_before = cpu_by_component(procs[0].pid, procs[1].pid, servers)
+            cpu_before = cpu_by_component(procs[0].pid, (procs[1].pid, procs[2].pid), servers)
             wall, latencies, errors = load(port, args.requests, args.concurrency, photo, paths[name])
-            cpu_after = cpu_by_component(procs[0].pid, procs[1].pid, servers)
+            cpu_after = cpu_by_component(procs[0].pid, (procs[1].pid, procs[2].pid), servers)
             rounds[name].append({
                 "rate": len(latencies) / wall, "p50": percentile(latencies, 50) * 1000,
                 "p95": percentile(latencies, 95) * 1000, "errors": errors,

@@ -291,3 +291,10 @@ def test_a_statement_rendered_once_answers_as_sqlalchemy_does(client, scattered,
         assert first_by_sqlalchemy != second_by_sqlalchemy, (first, second)  # (the values count)
         rendered = [not c for c in compiled + compiled_again]
         assert any(rendered) if first != expanded[0] else not any(rendered), first
+    # A page without a box is a shape of its own: never the boxed page's SQL (which would want the box).
+    unboxed = "/api/v1/public/reports?limit=5"
+    mapgrid._rendered.clear()
+    by_sqlalchemy, _ = answer(unboxed)
+    mapgrid._rendered.clear()
+    answer(page("limit=5"))
+    assert answer(unboxed)[0] == answer(unboxed)[0] == by_sqlalchemy

@@ -315,6 +315,9 @@ def test_the_jpeg_walk_finds_what_a_plain_walk_finds_across_its_windows(monkeypa
         variants += [data, data[:len(data) // 2], data[:-1], data + b"trailer\xff\xd9", data[:-2] + b"\xff\xff\xff\xd9",
                      data[:40] + b"\xff\xd8" + data[40:], head + b"\xff\x01" * 30 + data[len(head):],
                      bytes(b if i % 97 else 0xFF for i, b in enumerate(data))]
+    # A comment segment of every length from 0 to 40 after SOI: each later marker lands at every offset of a
+    # small window once, its FF the first or the last byte of one among them.
+    variants += [files[0][:2] + b"\xff\xfe" + (2 + n).to_bytes(2, "big") + b"c" * n + files[0][2:] for n in range(41)]
     for window in (16, 17, 64, 1 << 18):
         monkeypatch.setattr(photos._JpegMarkers, "WINDOW", window)
         for data in variants:
