@@ -231,8 +231,8 @@ def execute(key: tuple, build, params: dict):
     """Run the statement of shape `key` (statement(key, build)) with `params` on the session's connection,
     as a CursorResult. The first run goes through SQLAlchemy, which renders its SQL; the later runs send that
     text as it is with the constants it rendered and this run's `params` (exec_driver_sql: no cache key over
-    the statement's tree, no compiled-cache lookup, no ORM step: 0.5-0.6 ms less CPU a statement, as much as
-    PostgreSQL takes to run a tile's). The connection, its events (the statements seen by tests and the
+    the statement's tree, no compiled-cache lookup, no ORM step: 0.5-0.6 ms less CPU a statement, beside the
+    1.5-5 ms PostgreSQL takes for a tile's). The connection, its events (the statements seen by tests and the
     benchmark) and its errors (the replica's fall-back) are the same. A shape whose parameters SQLAlchemy does
     not pass through as given (a list expanded, a value converted) or whose result it converts always goes
     through SQLAlchemy."""
