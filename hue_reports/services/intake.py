@@ -108,7 +108,7 @@ def submit(sub: Submission) -> Outcome:
     shas = {info.sha256 for info in infos}
     # One round trip: was the key used (a retry), is the point inside the city, the category and the ward
     # (an address's ward is the ward it names, not a lookup of its point); and the photos' content locks
-    # (see LOCK_CONTENT_SQL), held until the end of the transaction.
+    # (see CONTENT_LOCKS), held until the end of the transaction.
     connection = db.session.connection()  # (the session's, in its transaction: fetched once)
     place = connection.execute(_place_statement(), {
         "lon": lon, "lat": lat, "city_area_id": city.area_id, "ward_id": where.ward_id,
@@ -206,6 +206,12 @@ def _sql(statement, params: dict[str, Any]):
     return db.session.connection().execute(statement, params)
 
 
+# Serialises storing and removing these content hashes (:shas) until the end of the transaction, in a fixed
+# order, so that two requests never wait for each other in a circle: one definition for every caller (intake
+# takes them in its first statement, _place_statement, before the key and the code counter: always in that order).
+_SHAS = select(func.unnest(bindparam("shas", type_=ARRAY(String))).label("sha")).order_by("sha").subquery()
+CONTENT_LOCKS = select(func.count(func.pg_advisory_xact_lock(func.hashtextextended(_SHAS.c.sha, 0))))
+
 KEY_EXISTS_SQL = text("SELECT EXISTS (SELECT 1 FROM idempotency_keys WHERE scope = :scope AND key = :key)")
 
 _PLACE: list = []
@@ -214,21 +220,19 @@ _PLACE: list = []
 def _place_statement():
     """Is the point inside the city, the active category by its code, and the ward: the one given
     (:ward_id) or else the one covering the point; whether the Idempotency-Key (:scope, :key) was used; and
-    the content locks of the photos' hashes (:shas, sorted: LOCK_CONTENT_SQL). Built once; its parameters
+    the content locks of the photos' hashes (:shas: CONTENT_LOCKS). Built once; its parameters
     are bound per request."""
     if not _PLACE:
         p = areas.point(bindparam("lon", type_=Float), bindparam("lat", type_=Float))
         inside, ward = areas.place_columns(bindparam("city_area_id", type_=Integer), p)
         used = exists().where(IdempotencyKey.scope == bindparam("scope", type_=String),
                               IdempotencyKey.key == bindparam("key", type_=String))
-        shas = select(func.unnest(bindparam("shas", type_=ARRAY(String))).label("sha")).order_by("sha").subquery()
-        locked = select(func.count(func.pg_advisory_xact_lock(func.hashtextextended(shas.c.sha, 0))))
         _PLACE.append(
             select(inside.label("inside"), Category.id.label("category_id"), Category.name.label("category_name"),
                    Category.name_en.label("category_name_en"), AdminArea.id.label("ward_id"),
                    AdminArea.code.label("ward_code"), AdminArea.name.label("ward_name"),
                    AdminArea.name_en.label("ward_name_en"), used.label("used"),
-                   locked.scalar_subquery().label("locked"))
+                   CONTENT_LOCKS.scalar_subquery().label("locked"))
             .select_from(Category)
             .outerjoin(AdminArea, AdminArea.id == func.coalesce(bindparam("ward_id", type_=Integer), ward))
             .where(Category.code == bindparam("category", type_=String), Category.active))
@@ -463,15 +467,8 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-# Serialises storing and removing these content hashes until the end of the transaction, in a fixed
-# order, so that two requests never wait for each other in a circle. (Intake takes them in its first
-# statement, _place_statement, before the key and the code counter: always in that order.)
-LOCK_CONTENT_SQL = text("""SELECT count(pg_advisory_xact_lock(hashtextextended(sha, 0)))
-                           FROM (SELECT sha FROM unnest(CAST(:shas AS text[])) AS sha ORDER BY sha) AS ordered""")
-
-
 def lock_content(*sha256s: str) -> None:
-    _sql(LOCK_CONTENT_SQL, {"shas": sorted(sha256s)})
+    _sql(CONTENT_LOCKS, {"shas": sorted(sha256s)})
 
 
 def discard(keys: list[str]) -> None:
